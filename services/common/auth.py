@@ -1,0 +1,94 @@
+"""The caller's identity (sub, role, sites, person_id) and the correlation id, carried from the
+gateway over RPC and into events as Nameko context data, and checked again in every service."""
+import uuid
+from dataclasses import asdict, dataclass, field
+
+from nameko.extensions import DependencyProvider
+
+from services.common.errors import Forbidden
+
+ROLES = (
+    "resident", "agent", "technician", "supervisor", "quality_supervisor",
+    "manager", "hq", "legal", "ops_admin",
+)
+STAFF_ROLES = tuple(r for r in ROLES if r != "resident")
+ALL_SITES = "*"
+
+IDENTITY_KEY = "identity"
+CORRELATION_KEY = "correlation_id"
+
+
+@dataclass(frozen=True)
+class Identity:
+    sub: str
+    role: str
+    sites: tuple = field(default_factory=tuple)
+    person_id: str | None = None
+
+    @classmethod
+    def from_context(cls, data):
+        """From Nameko context data. A call without one comes from inside the cluster (an ops
+        script over RPC, a timer): broker access is the credential, so it acts as ops."""
+        if not data:
+            return SYSTEM
+        return cls(
+            sub=str(data["sub"]), role=data["role"],
+            sites=tuple(data.get("sites") or ()), person_id=data.get("person_id"),
+        )
+
+    def to_context(self):
+        return {k: (list(v) if isinstance(v, tuple) else v)
+                for k, v in asdict(self).items() if v is not None}
+
+    @property
+    def is_resident(self):
+        return self.role == "resident"
+
+    def can_see_site(self, site):
+        return ALL_SITES in self.sites or site in self.sites
+
+    def require_site(self, site):
+        if not self.can_see_site(site):
+            raise Forbidden(f"{self.sub} has no access to site {site}", {"site": site})
+
+    def require_role(self, action, *roles):
+        if self.role not in roles:
+            raise Forbidden(
+                f"role {self.role} may not {action}",
+                {"action": action, "allowed_roles": list(roles)},
+            )
+
+    def visible_sites(self):
+        """None means every site."""
+        return None if ALL_SITES in self.sites else list(self.sites)
+
+
+SYSTEM = Identity(sub="system", role="ops_admin", sites=(ALL_SITES,))
+
+
+class CallContext:
+    def __init__(self, worker_ctx):
+        self._data = worker_ctx.context_data
+
+    @property
+    def identity(self) -> Identity:
+        return Identity.from_context(self._data.get(IDENTITY_KEY))
+
+    @property
+    def correlation_id(self) -> str:
+        """Kept across every hop; a call entering without one starts a new chain."""
+        if not self._data.get(CORRELATION_KEY):
+            self._data[CORRELATION_KEY] = uuid.uuid4().hex
+        return self._data[CORRELATION_KEY]
+
+    def act_as(self, identity: Identity, correlation_id: str | None = None):
+        """Used by the gateway: what it sets here travels with every RPC it makes."""
+        self._data[IDENTITY_KEY] = identity.to_context()
+        self._data[CORRELATION_KEY] = correlation_id or uuid.uuid4().hex
+
+
+class Caller(DependencyProvider):
+    """`self.caller.identity`, `self.caller.correlation_id` for the current worker."""
+
+    def get_dependency(self, worker_ctx):
+        return CallContext(worker_ctx)

@@ -1,0 +1,90 @@
+"""Versioned payload schemas of every bus event, shared by sender and receivers.
+
+An event on the wire is an envelope: {id, event, version, source, occurred_at, site,
+correlation_id, data}. The sender validates `data` against the schema of (event, version)
+before it writes the outbox row; a receiver loads it with the same schema. A breaking change
+adds a new version and keeps the old one until no sender uses it.
+"""
+from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
+
+from services.common.errors import ValidationFailed
+
+SITE_CODE = validate.Regexp(r"^\d{3}$", error="site code is 3 digits")
+UNIT_CODE = validate.Regexp(r"^\d{10}$", error="unit code is 10 digits")
+
+
+class Envelope(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+    id = fields.String(required=True)
+    event = fields.String(required=True)
+    version = fields.Integer(required=True)
+    source = fields.String(required=True)
+    occurred_at = fields.AwareDateTime(required=True)
+    site = fields.String(allow_none=True, validate=SITE_CODE)
+    correlation_id = fields.String(allow_none=True)
+    data = fields.Dict(required=True)
+
+
+class Contact(Schema):
+    name = fields.String(allow_none=True)
+    phone = fields.String(allow_none=True)
+    email = fields.String(allow_none=True)
+    person_id = fields.String(allow_none=True)
+
+
+class CallbackDueV1(Schema):
+    """A repair was completed or a complaint resolved: the resident must be called back."""
+    ticket_id = fields.String(required=True)
+    code = fields.String(required=True)
+    kind = fields.String(required=True, validate=validate.OneOf(["repair", "complaint"]))
+    unit = fields.String(allow_none=True, validate=UNIT_CODE)
+    first_contact_owner = fields.String(required=True)
+    reporter = fields.Nested(Contact, allow_none=True)
+    due_at = fields.AwareDateTime(required=True)
+    completed_at = fields.AwareDateTime(required=True)
+    important = fields.Boolean(load_default=False)
+    description = fields.String(load_default="")
+
+
+class UnitChangedV1(Schema):
+    unit = fields.String(required=True, validate=UNIT_CODE)
+    change = fields.String(required=True, validate=validate.OneOf(["created", "updated", "deactivated"]))
+    usage = fields.String(allow_none=True)
+    area_m2 = fields.Decimal(as_string=True, allow_none=True)
+    owner = fields.Nested(Contact, allow_none=True)
+
+
+SCHEMAS = {
+    ("ticketing.callback_due", 1): CallbackDueV1,
+    ("registry.unit_changed", 1): UnitChangedV1,
+}
+
+LATEST = {}
+for (_name, _version) in SCHEMAS:
+    LATEST[_name] = max(_version, LATEST.get(_name, 0))
+
+
+def dump_payload(event, data, version=None):
+    """Validate and serialise `data` for the outbox; raises on a contract breach, so a bad event
+    fails the transaction that would have caused it instead of a consumer later."""
+    version = version or LATEST[event]
+    schema = SCHEMAS[(event, version)]()
+    errors = schema.validate(schema.dump(data))
+    if errors:
+        raise ValueError(f"{event} v{version} payload breaks its contract: {errors}")
+    return version, schema.dump(data)
+
+
+def load_event(body):
+    """Envelope and payload as the receiver sees them, both validated."""
+    try:
+        envelope = Envelope().load(body)
+        schema = SCHEMAS[(envelope["event"], envelope["version"])]()
+        envelope["data"] = schema.load(envelope["data"], unknown=EXCLUDE)
+    except KeyError as exc:
+        raise ValidationFailed(f"unknown event contract {exc}") from exc
+    except ValidationError as exc:
+        raise ValidationFailed.from_messages(exc.messages) from exc
+    return envelope

@@ -1,0 +1,315 @@
+"""Storage plumbing every service shares: engines, one unit of work per Nameko worker, the
+transactional outbox and its relay, idempotent event handling, cursor pagination.
+
+A service's entrypoint changes state and records the events that change causes in the same
+transaction (`uow.add_event`), then `uow.commit()`s. Only after the commit does the relay publish
+the recorded events to RabbitMQ (and mark them published), so an event goes out if and only if
+its change committed. A crash between commit and publish leaves the row unpublished; the relay
+of the restarted (or any other) replica finds it and sends it. Receivers de-duplicate on the
+event id (`uow.first_time`), which makes the at-least-once relay exactly-once in effect.
+"""
+import base64
+import json
+import logging
+import os
+import secrets
+import time
+import uuid
+from datetime import timezone
+
+import eventlet
+from eventlet.queue import Empty, LightQueue
+from nameko.amqp.publish import Publisher
+from nameko.constants import AMQP_URI_CONFIG_KEY
+from nameko.events import get_event_exchange
+from nameko.extensions import DependencyProvider
+from prometheus_client import Counter, Gauge
+from sqlalchemy import (
+    JSON, Column, DateTime, Index, Integer, MetaData, String, Table, create_engine, event,
+    func, insert, select, update,
+)
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import DeclarativeBase, Session
+from sqlalchemy.types import TypeDecorator
+
+from services.common import contracts
+from services.common.auth import CallContext
+from services.common.clock import as_utc, utcnow
+from services.common.errors import ValidationFailed
+from services.common.metrics import registry_for
+
+log = logging.getLogger(__name__)
+
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class UTCDateTime(TypeDecorator):
+    """Instants are stored in UTC and always come back timezone-aware (SQLite keeps no offset)."""
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is None:
+            return None
+        value = as_utc(value)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value, dialect):
+        if value is None:
+            return None
+        return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else as_utc(value)
+
+
+def new_id():
+    """Sortable by creation time (48-bit milliseconds) and unique across replicas."""
+    return f"{int(time.time() * 1000):012x}{secrets.token_hex(6)}"
+
+
+def declarative_base():
+    """A service's own declarative base: its metadata also carries the outbox and the
+    processed-events table, so Alembic migrates them with the service's schema."""
+    metadata = MetaData(naming_convention=NAMING)
+    Table(
+        "outbox", metadata,
+        Column("id", Integer, primary_key=True, autoincrement=True),
+        Column("event_id", String(36), nullable=False, unique=True),
+        Column("event", String(80), nullable=False),
+        Column("body", JSON, nullable=False),
+        Column("created_at", UTCDateTime, nullable=False),
+        Column("published_at", UTCDateTime, nullable=True),
+        Index("ix_outbox_unpublished", "published_at", "id"),
+    )
+    Table(
+        "processed_events", metadata,
+        Column("event_id", String(36), primary_key=True),
+        Column("handler", String(120), primary_key=True),
+        Column("processed_at", UTCDateTime, nullable=False),
+    )
+
+    class Base(DeclarativeBase):
+        pass
+
+    Base.metadata = metadata
+    Base.registry.metadata = metadata
+    return Base
+
+
+def make_engine(url, **kwargs):
+    if url.startswith("sqlite"):
+        path = url.split("///", 1)[-1]
+        if path and path != ":memory:":
+            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        engine = create_engine(url, connect_args={"timeout": 30}, **kwargs)
+
+        @event.listens_for(engine, "connect")
+        def _pragmas(dbapi_conn, _record):
+            cursor = dbapi_conn.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.close()
+
+        return engine
+    if "poolclass" not in kwargs:
+        kwargs.update(pool_size=10, max_overflow=10, pool_pre_ping=True)
+    return create_engine(url, **kwargs)
+
+
+def locking(stmt, engine):
+    """Row locks that other replicas skip, where the database has them (PostgreSQL); SQLite
+    serialises writers anyway, and unique constraints keep each step single there."""
+    return stmt.with_for_update(skip_locked=True) if engine.dialect.name == "postgresql" else stmt
+
+
+class UnitOfWork:
+    """One per worker: the session, the events its change raises, and event de-duplication."""
+
+    def __init__(self, provider, worker_ctx):
+        self._provider = provider
+        self._context = CallContext(worker_ctx)
+        self.session = Session(provider.engine, expire_on_commit=False)
+
+    def add_event(self, event, data, *, site=None, occurred_at=None):
+        """Record `event` (e.g. 'ticketing.callback_due') to publish once this unit commits."""
+        version, payload = contracts.dump_payload(event, data)
+        event_id = str(uuid.uuid4())
+        now = utcnow()
+        body = {
+            "id": event_id, "event": event, "version": version,
+            "source": event.split(".", 1)[0],
+            "occurred_at": (occurred_at or now).isoformat(),
+            "site": site, "correlation_id": self._context.correlation_id, "data": payload,
+        }
+        self.session.execute(insert(self._provider.outbox).values(
+            event_id=event_id, event=event, body=body, created_at=now))
+        return event_id
+
+    def first_time(self, event_id, handler):
+        """True the first time `handler` sees `event_id` in a committed unit; False on any
+        redelivery. Claims the pair inside this unit, so the claim and the effect commit together."""
+        table = self._provider.processed
+        seen = self.session.execute(select(table.c.event_id).where(
+            table.c.event_id == event_id, table.c.handler == handler)).first()
+        if seen:
+            return False
+        self.session.execute(insert(table).values(
+            event_id=event_id, handler=handler, processed_at=utcnow()))
+        return True
+
+    def commit(self):
+        self.session.commit()
+        self._provider.relay.kick()
+
+    def close(self, failed):
+        if failed:
+            self.session.rollback()
+        self.session.close()
+
+
+class Database(DependencyProvider):
+    """`self.uow` in a service: a UnitOfWork per worker, rolled back if the worker fails and
+    closed when it ends. The engine URL is `DB_URIS[<service>]` in config.yml."""
+
+    def __init__(self, base):
+        self.base = base
+        self.units = {}
+
+    def setup(self):
+        service = self.container.service_name
+        self.url = self.container.config["DB_URIS"][service]
+        self.engine = make_engine(self.url)
+        tables = self.base.metadata.tables
+        self.outbox, self.processed = tables["outbox"], tables["processed_events"]
+        self.relay = OutboxRelay(self.engine, self.outbox, self.container.config, service)
+
+    def start(self):
+        self.relay.start()
+
+    def stop(self):
+        self.relay.stop()
+        self.engine.dispose()
+
+    def kill(self):
+        self.stop()
+
+    def get_dependency(self, worker_ctx):
+        unit = UnitOfWork(self, worker_ctx)
+        self.units[worker_ctx] = unit
+        return unit
+
+    def worker_result(self, worker_ctx, result=None, exc_info=None):
+        unit = self.units.pop(worker_ctx, None)
+        if unit is not None:
+            unit.close(failed=exc_info is not None)
+
+
+class OutboxRelay:
+    """Publishes committed outbox rows to the source service's Nameko event exchange, in order,
+    with publisher confirms; woken after each commit and polling for rows left by a crash."""
+
+    BATCH = 200
+
+    def __init__(self, engine, table, config, service):
+        self.engine, self.table, self.service = engine, table, service
+        self.poll_seconds = float(config.get("OUTBOX_POLL_SECONDS", 2))
+        self.publisher = Publisher(config[AMQP_URI_CONFIG_KEY], use_confirms=True)
+        self.exchange = get_event_exchange(service, config)
+        self.wakeups = LightQueue(maxsize=1)
+        self.thread = None
+        registry = registry_for(service)
+        self.published = Counter("propdesk_outbox_published", "Events relayed to RabbitMQ",
+                                 ["service"], registry=registry).labels(service)
+        self.pending = Gauge("propdesk_outbox_pending", "Committed events not yet relayed",
+                             ["service"], registry=registry).labels(service)
+
+    def start(self):
+        self.thread = eventlet.spawn(self._run)
+
+    def stop(self):
+        if self.thread is not None:
+            self.thread.kill()
+            self.thread = None
+
+    def kick(self):
+        if self.wakeups.empty():
+            try:
+                self.wakeups.put_nowait(True)
+            except Exception:  # already woken
+                pass
+
+    def _run(self):
+        failures = 0
+        while True:
+            try:
+                self.wakeups.get(timeout=self.poll_seconds)
+            except Empty:
+                pass
+            try:
+                while self.flush() == self.BATCH:
+                    pass
+                failures = 0
+            except Exception:
+                failures += 1
+                log.exception("outbox relay of %s failed; will retry", self.service)
+                eventlet.sleep(min(30, 0.5 * 2 ** failures))
+
+    def flush(self):
+        """Publish one batch; returns how many rows went out."""
+        table = self.table
+        with self.engine.begin() as conn:
+            stmt = locking(select(table.c.id, table.c.event, table.c.body)
+                           .where(table.c.published_at.is_(None))
+                           .order_by(table.c.id).limit(self.BATCH), self.engine)
+            rows = conn.execute(stmt).all()
+            for row in rows:
+                self.publisher.publish(
+                    row.body, exchange=self.exchange,
+                    routing_key=row.event.split(".", 1)[1],
+                    extra_headers={"nameko.correlation_id": row.body.get("correlation_id") or ""},
+                )
+            if rows:
+                conn.execute(update(table).where(table.c.id.in_([r.id for r in rows]))
+                             .values(published_at=utcnow()))
+            else:
+                self.pending.set(conn.execute(select(func.count()).select_from(table)
+                                              .where(table.c.published_at.is_(None))).scalar())
+        self.published.inc(len(rows))
+        return len(rows)
+
+
+def encode_cursor(value):
+    return base64.urlsafe_b64encode(json.dumps(value).encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor):
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        return json.loads(base64.urlsafe_b64decode(padded.encode()))
+    except (ValueError, TypeError) as exc:
+        raise ValidationFailed("invalid cursor", {"errors": {"cursor": ["not a cursor"]}}) from exc
+
+
+def paginate(session, stmt, id_column, cursor=None, limit=50):
+    """Keyset pagination on a unique, creation-ordered id: ({'items': rows, 'next_cursor'})."""
+    if cursor:
+        stmt = stmt.where(id_column > decode_cursor(cursor))
+    rows = session.scalars(stmt.order_by(id_column).limit(limit + 1)).all()
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return rows, (encode_cursor(getattr(rows[-1], id_column.key)) if more else None)
+
+
+def insert_once(session, stmt):
+    """Run an INSERT guarded by a unique constraint; False if the row was already there."""
+    try:
+        with session.begin_nested():
+            session.execute(stmt)
+        return True
+    except IntegrityError:
+        return False

@@ -1,0 +1,80 @@
+"""Errors that cross Nameko RPC as themselves (not as RemoteError), so that the gateway can map
+each to its HTTP status and problem type without parsing strings."""
+from nameko.exceptions import deserialize_to_instance
+
+
+class ProblemError(Exception):
+    """Base for every error a caller is expected to handle. `detail` is human-readable;
+    `extra` is a JSON-serialisable dict merged into the problem document."""
+
+    status = 500
+    type = "about:blank"
+    title = "Error"
+
+    def __init__(self, detail, extra=None):
+        super().__init__(detail, extra or {})
+        self.detail = detail
+        self.extra = extra or {}
+
+    def __str__(self):
+        return self.detail
+
+
+@deserialize_to_instance
+class ValidationFailed(ProblemError):
+    status = 422
+    type = "https://propdesk.dev/problems/validation"
+    title = "Invalid request"
+
+    @classmethod
+    def from_messages(cls, messages):
+        """`messages` as marshmallow gives them: {field: [msg, ...] | nested}."""
+        fields = ", ".join(sorted(messages))
+        return cls(f"invalid fields: {fields}", {"errors": messages})
+
+
+@deserialize_to_instance
+class Unauthorized(ProblemError):
+    status = 401
+    type = "https://propdesk.dev/problems/unauthorized"
+    title = "Authentication required"
+
+
+@deserialize_to_instance
+class Forbidden(ProblemError):
+    status = 403
+    type = "https://propdesk.dev/problems/forbidden"
+    title = "Forbidden"
+
+
+@deserialize_to_instance
+class NotFound(ProblemError):
+    status = 404
+    type = "https://propdesk.dev/problems/not-found"
+    title = "Not found"
+
+
+@deserialize_to_instance
+class Conflict(ProblemError):
+    status = 409
+    type = "https://propdesk.dev/problems/conflict"
+    title = "Conflict"
+
+
+@deserialize_to_instance
+class IllegalTransition(Conflict):
+    type = "https://propdesk.dev/problems/illegal-transition"
+    title = "Action not allowed in this state"
+
+    def __init__(self, detail, extra=None):
+        super().__init__(detail, extra)
+
+    @classmethod
+    def build(cls, action, status, allowed):
+        return cls(
+            f"cannot {action} a ticket that is {status}; allowed: {', '.join(allowed) or 'none'}",
+            {"action": action, "status": status, "allowed_actions": list(allowed)},
+        )
+
+
+EXPECTED = (ProblemError,)

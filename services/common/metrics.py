@@ -1,0 +1,65 @@
+"""Prometheus metrics per service: every entrypoint's latency and errors, plus whatever a
+service adds to its registry. Each service serves them at `/metrics` on its WEB_SERVER_ADDRESS."""
+import time
+
+from nameko.extensions import DependencyProvider
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from werkzeug.wrappers import Response
+
+_registries = {}
+
+LATENCY_BUCKETS = (.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30)
+
+
+def registry_for(service):
+    """One registry per service name, so that tests running several containers in one process
+    (or one container restarted) do not collide in the global registry."""
+    if service not in _registries:
+        registry = CollectorRegistry()
+        _registries[service] = {
+            "registry": registry,
+            "latency": Histogram(
+                "propdesk_entrypoint_duration_seconds", "Worker latency per entrypoint",
+                ["service", "entrypoint", "kind"], buckets=LATENCY_BUCKETS, registry=registry),
+            "errors": Counter(
+                "propdesk_entrypoint_errors", "Workers that ended in an error",
+                ["service", "entrypoint", "error"], registry=registry),
+        }
+    return _registries[service]["registry"]
+
+
+def _metric(service, name):
+    registry_for(service)
+    return _registries[service][name]
+
+
+class Metrics(DependencyProvider):
+    """Times every worker of the service; `self.metrics.expose()` renders the registry."""
+
+    def __init__(self):
+        self.started = {}
+
+    def setup(self):
+        self.service = self.container.service_name
+        self.registry = registry_for(self.service)
+
+    def worker_setup(self, worker_ctx):
+        self.started[worker_ctx] = time.perf_counter()
+
+    def worker_result(self, worker_ctx, result=None, exc_info=None):
+        started = self.started.pop(worker_ctx, None)
+        if started is None:
+            return
+        entrypoint = worker_ctx.entrypoint
+        name, kind = entrypoint.method_name, type(entrypoint).__name__.lower()
+        _metric(self.service, "latency").labels(self.service, name, kind).observe(
+            time.perf_counter() - started)
+        if exc_info is not None:
+            _metric(self.service, "errors").labels(self.service, name, exc_info[0].__name__).inc()
+
+    def get_dependency(self, worker_ctx):
+        return self
+
+    def expose(self):
+        return Response(generate_latest(self.registry), content_type=CONTENT_TYPE_LATEST)

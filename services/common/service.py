@@ -1,0 +1,39 @@
+"""What every propdesk Nameko service exposes besides its own entrypoints: `ping` and `echo`
+over RPC (readiness checks and the bench baseline) and `/metrics` over HTTP."""
+from marshmallow import ValidationError
+from nameko.rpc import rpc
+from nameko.web.handlers import http
+
+from services.common.errors import EXPECTED, ValidationFailed
+from services.common.metrics import Metrics
+
+
+class ServiceBase:
+    metrics = Metrics()
+
+    @rpc
+    def ping(self):
+        return {"service": self.name, "ok": True}
+
+    @rpc
+    def echo(self, payload=None):
+        return payload
+
+    @http("GET", "/metrics")
+    def serve_metrics(self, request):
+        return self.metrics.expose()
+
+
+def command(method=None, **kwargs):
+    """`@rpc` for entrypoints that raise ProblemErrors as answers, not as faults: they are
+    sent back to the caller as themselves and not logged with a traceback."""
+    return rpc(method, expected_exceptions=EXPECTED, **kwargs) if method else \
+        rpc(expected_exceptions=EXPECTED, **kwargs)
+
+
+def load(schema, payload, **kwargs):
+    """Validate `payload` with a marshmallow schema; a ValidationFailed naming every bad field."""
+    try:
+        return schema.load(payload or {}, **kwargs)
+    except ValidationError as exc:
+        raise ValidationFailed.from_messages(exc.messages) from exc

@@ -1,0 +1,77 @@
+"""Registry's commands and answers, used by the service and by the gateway (validation, OpenAPI)."""
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+
+from services.common.contracts import SITE_CODE
+from services.registry.domain import USAGES, unit_code_problem
+
+
+class SiteIn(Schema):
+    code = fields.String(required=True, validate=SITE_CODE)
+    name = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    timezone = fields.String(load_default="Asia/Shanghai", validate=validate.Length(max=64))
+
+    @validates_schema
+    def known_zone(self, data, **_):
+        from zoneinfo import ZoneInfo
+        try:
+            ZoneInfo(data.get("timezone") or "Asia/Shanghai")
+        except Exception as exc:
+            raise ValidationError("unknown time zone", "timezone") from exc
+
+
+class PersonIn(Schema):
+    name = fields.String(required=True, validate=validate.Length(min=1, max=100))
+    phone = fields.String(required=True, validate=validate.Regexp(r"^\+?\d{7,15}$", error="phone is 7-15 digits"))
+    email = fields.Email(load_default=None, allow_none=True)
+    id_number = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=32))
+    major_customer = fields.Boolean(load_default=False)
+
+
+class UnitIn(Schema):
+    code = fields.String(required=True)
+    usage = fields.String(required=True, validate=validate.OneOf(USAGES))
+    area_m2 = fields.Decimal(required=True, places=2, as_string=True,
+                             validate=validate.Range(min=0, min_inclusive=False))
+    handover_date = fields.Date(load_default=None, allow_none=True)
+    meters = fields.Dict(keys=fields.String(), values=fields.String(), load_default=dict)
+    owner = fields.Nested(PersonIn, required=True)
+
+    @validates_schema
+    def code_shape(self, data, **_):
+        problem = unit_code_problem(data.get("code"), None)
+        if problem:
+            raise ValidationError(problem, "code")
+
+
+class PersonReadIn(Schema):
+    reason = fields.String(required=True, validate=validate.Length(min=3, max=500))
+
+
+class SiteOut(Schema):
+    code = fields.String()
+    name = fields.String()
+    timezone = fields.String()
+    created_at = fields.AwareDateTime()
+
+
+class PersonOut(Schema):
+    id = fields.String()
+    name = fields.String()
+    phone = fields.String(allow_none=True)
+    email = fields.String(allow_none=True)
+    id_number = fields.String(allow_none=True)
+    major_customer = fields.Boolean()
+    relation = fields.String()
+
+
+class UnitOut(Schema):
+    code = fields.String()
+    site = fields.String()
+    usage = fields.String()
+    area_m2 = fields.String()
+    handover_date = fields.Date(allow_none=True)
+    meters = fields.Dict()
+    active = fields.Boolean()
+    transfer_watch = fields.Boolean()
+    people = fields.List(fields.Nested(PersonOut), metadata={"description": "phone and ID masked"})
+    created_at = fields.AwareDateTime()

@@ -1,0 +1,167 @@
+"""registry: sites, units and the people in them (SPEC §1)."""
+from sqlalchemy import select
+
+from services.common.auth import Caller
+from services.common.clock import Clock
+from services.common.db import Database, new_id, paginate
+from services.common.errors import Conflict, NotFound, ValidationFailed
+from services.common.service import ServiceBase, command, load
+from services.registry import domain
+from services.registry.schemas import PersonOut, PersonReadIn, SiteIn, SiteOut, UnitIn, UnitOut
+from services.registry.storage import AccessLog, Base, Occupancy, Person, Site, Unit
+
+SITE_ADMINS = ("manager", "hq", "ops_admin")
+UNIT_EDITORS = ("agent", "supervisor", "manager", "hq", "ops_admin")
+
+
+class RegistryService(ServiceBase):
+    name = "registry"
+
+    uow = Database(Base)
+    caller = Caller()
+    clock = Clock()
+
+    @command
+    def create_site(self, payload):
+        self.caller.identity.require_role("create sites", *SITE_ADMINS)
+        data = load(SiteIn(), payload)
+        self.caller.identity.require_site(data["code"])
+        session = self.uow.session
+        if session.get(Site, data["code"]):
+            raise Conflict(f"site {data['code']} already exists", {"code": data["code"]})
+        site = Site(**data, created_at=self.clock())
+        session.add(site)
+        self.uow.commit()
+        return SiteOut().dump(site)
+
+    @command
+    def get_site(self, code):
+        self.caller.identity.require_site(code)
+        return SiteOut().dump(self._site(code))
+
+    @command
+    def list_sites(self, cursor=None, limit=50):
+        stmt = select(Site)
+        visible = self.caller.identity.visible_sites()
+        if visible is not None:
+            stmt = stmt.where(Site.code.in_(visible))
+        rows, next_cursor = paginate(self.uow.session, stmt, Site.code, cursor, limit)
+        return {"items": SiteOut(many=True).dump(rows), "next_cursor": next_cursor}
+
+    @command
+    def create_unit(self, payload):
+        identity = self.caller.identity
+        identity.require_role("register units", *UNIT_EDITORS)
+        data = load(UnitIn(), payload)
+        site_code = domain.site_of_unit(data["code"])
+        identity.require_site(site_code)
+        session = self.uow.session
+        if session.get(Site, site_code) is None:
+            raise ValidationFailed.from_messages({"code": [f"no site {site_code} for this unit code"]})
+        if session.get(Unit, data["code"]):
+            raise Conflict(f"unit {data['code']} already exists", {"code": data["code"]})
+        now = self.clock()
+        owner_data = data.pop("owner")
+        unit = Unit(**data, site=site_code, created_at=now)
+        owner = Person(id=new_id(), created_at=now, **owner_data)
+        session.add_all([unit, owner])
+        session.flush()
+        session.add(Occupancy(unit=unit.code, person_id=owner.id, relation="owner"))
+        self.uow.add_event("registry.unit_changed", {
+            "unit": unit.code, "change": "created", "usage": unit.usage, "area_m2": unit.area_m2,
+            "owner": {"name": owner.name, "phone": owner.phone, "email": owner.email,
+                      "person_id": owner.id},
+        }, site=site_code)
+        self.uow.commit()
+        return self._unit_out(unit)
+
+    @command
+    def get_unit(self, code):
+        unit = self._visible_unit(code)
+        return self._unit_out(unit)
+
+    @command
+    def list_units(self, site, cursor=None, limit=50):
+        identity = self.caller.identity
+        identity.require_site(site)
+        stmt = select(Unit).where(Unit.site == site)
+        if identity.is_resident:
+            stmt = stmt.where(Unit.code.in_(self._units_of(identity.person_id)))
+        rows, next_cursor = paginate(self.uow.session, stmt, Unit.code, cursor, limit)
+        return {"items": [self._unit_out(u) for u in rows], "next_cursor": next_cursor}
+
+    @command
+    def get_person(self, person_id, payload):
+        """The full record (phone, ID number); the read is written to the access log."""
+        identity = self.caller.identity
+        reason = load(PersonReadIn(), payload)["reason"]
+        session = self.uow.session
+        person = session.get(Person, person_id)
+        if person is None:
+            raise NotFound(f"no person {person_id}")
+        units = self._units_of(person_id)
+        if identity.is_resident:
+            if identity.person_id != person_id:
+                raise NotFound(f"no person {person_id}")
+        else:
+            identity.require_role("read full personal records", *domain.FULL_RECORD_ROLES)
+            if not any(identity.can_see_site(domain.site_of_unit(u)) for u in units):
+                raise NotFound(f"no person {person_id}")
+        session.add(AccessLog(id=new_id(), person_id=person_id, read_by=identity.sub,
+                              role=identity.role, reason=reason, at=self.clock()))
+        self.uow.commit()
+        return {**PersonOut().dump(person), "units": units}
+
+    @command
+    def access_log(self, person_id, cursor=None, limit=50):
+        self.caller.identity.require_role("read the access log", "manager", "hq", "ops_admin")
+        stmt = select(AccessLog).where(AccessLog.person_id == person_id)
+        rows, next_cursor = paginate(self.uow.session, stmt, AccessLog.id, cursor, limit)
+        return {"items": [{"person_id": r.person_id, "read_by": r.read_by, "role": r.role,
+                           "reason": r.reason, "at": r.at.isoformat()} for r in rows],
+                "next_cursor": next_cursor}
+
+    @command
+    def unit_contact(self, code):
+        """The owner's contact for services that write to residents (ticketing, notifications)."""
+        unit = self._visible_unit(code)
+        row = self.uow.session.execute(
+            select(Person).join(Occupancy, Occupancy.person_id == Person.id)
+            .where(Occupancy.unit == unit.code, Occupancy.relation == "owner")).scalars().first()
+        site = self._site(unit.site)
+        contact = None if row is None else {
+            "name": row.name, "phone": row.phone, "email": row.email, "person_id": row.id}
+        return {"unit": unit.code, "site": unit.site, "timezone": site.timezone, "owner": contact}
+
+    def _site(self, code):
+        site = self.uow.session.get(Site, code)
+        if site is None:
+            raise NotFound(f"no site {code}", {"site": code})
+        return site
+
+    def _units_of(self, person_id):
+        return list(self.uow.session.scalars(
+            select(Occupancy.unit).where(Occupancy.person_id == person_id)))
+
+    def _visible_unit(self, code):
+        """A unit the caller may see; anyone else's is answered as if it did not exist."""
+        identity = self.caller.identity
+        unit = self.uow.session.get(Unit, code)
+        if unit is None or not identity.can_see_site(unit.site) or (
+                identity.is_resident and code not in self._units_of(identity.person_id)):
+            raise NotFound(f"no unit {code}", {"unit": code})
+        return unit
+
+    def _unit_out(self, unit):
+        people = self.uow.session.execute(
+            select(Person, Occupancy.relation).join(Occupancy, Occupancy.person_id == Person.id)
+            .where(Occupancy.unit == unit.code)).all()
+        out = UnitOut().dump({**{c: getattr(unit, c) for c in (
+            "code", "site", "usage", "area_m2", "handover_date", "meters", "active",
+            "transfer_watch", "created_at")}, "people": []})
+        out["people"] = [{
+            "id": p.id, "name": p.name, "relation": relation, "major_customer": p.major_customer,
+            "phone": domain.mask_phone(p.phone), "email": p.email,
+            "id_number": domain.mask_id_number(p.id_number),
+        } for p, relation in people]
+        return out
