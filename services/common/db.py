@@ -270,7 +270,7 @@ class OutboxRelay:
             for row in rows:
                 self.publisher.publish(
                     row.body, exchange=self.exchange,
-                    routing_key=row.event.split(".", 1)[1],
+                    routing_key=row.event.split(".", 1)[1], declare=[self.exchange],
                     extra_headers={"nameko.correlation_id": row.body.get("correlation_id") or ""},
                 )
             if rows:

@@ -5,7 +5,8 @@ from services.common.auth import Caller
 from services.common.clock import Clock
 from services.common.db import Database, new_id, paginate
 from services.common.errors import Conflict, NotFound, ValidationFailed
-from services.common.service import ServiceBase, command, load
+from services.common import entrypoints
+from services.common.entrypoints import command, load
 from services.registry import domain
 from services.registry.schemas import PersonOut, PersonReadIn, SiteIn, SiteOut, UnitIn, UnitOut
 from services.registry.storage import AccessLog, Base, Occupancy, Person, Site, Unit
@@ -14,7 +15,7 @@ SITE_ADMINS = ("manager", "hq", "ops_admin")
 UNIT_EDITORS = ("agent", "supervisor", "manager", "hq", "ops_admin")
 
 
-class RegistryService(ServiceBase):
+class RegistryService(entrypoints.ServiceBase):
     name = "registry"
 
     uow = Database(Base)

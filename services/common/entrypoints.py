@@ -27,8 +27,8 @@ class ServiceBase:
 def command(method=None, **kwargs):
     """`@rpc` for entrypoints that raise ProblemErrors as answers, not as faults: they are
     sent back to the caller as themselves and not logged with a traceback."""
-    return rpc(method, expected_exceptions=EXPECTED, **kwargs) if method else \
-        rpc(expected_exceptions=EXPECTED, **kwargs)
+    decorator = rpc(expected_exceptions=EXPECTED, **kwargs)
+    return decorator(method) if method else decorator
 
 
 def load(schema, payload, **kwargs):
