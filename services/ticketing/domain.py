@@ -194,7 +194,8 @@ class Ticket:
         self.result = {k: data.get(k) for k in ("result", "materials", "signed_off")}
         if data.get("fee") is not None:
             self.fee = str(Decimal(data["fee"]))
-        self._set_deadline("callback", calendar.add_hours(now, policy.callback_hours))
+        callback_due = calendar.add_hours(now, policy.callback_hours)
+        self._set_deadline("callback", callback_due)
         if self.important:
             self._set_deadline("second_callback", calendar.add_months(
                 now, policy.second_callback_months, self.timezone))
@@ -202,7 +203,7 @@ class Ticket:
         self.events.append(("ticketing.callback_due", {
             "ticket_id": self.id, "code": self.code, "kind": self.kind, "unit": self.unit,
             "first_contact_owner": self.first_contact_owner, "reporter": self.reporter,
-            "due_at": self.deadlines["callback"], "completed_at": now.isoformat(),
+            "due_at": callback_due, "completed_at": now,
             "important": self.important, "description": self.description,
         }))
 

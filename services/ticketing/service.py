@@ -133,7 +133,7 @@ class TicketingService(entrypoints.ServiceBase):
         return reporter if any(reporter.values()) else None
 
     def _out(self, ticket):
-        out = TicketOut().dump(ticket)
+        out = TicketOut(exclude=("allowed_actions",)).dump(ticket)
         out["allowed_actions"] = ticket.allowed_actions(self.caller.identity.role)
         return out
 
