@@ -10,7 +10,8 @@ from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
 from services.common.errors import ValidationFailed
 
 SITE_CODE = validate.Regexp(r"^\d{3}$", error="site code is 3 digits")
-UNIT_CODE = validate.Regexp(r"^\d{10}$", error="unit code is 10 digits")
+UNIT_CODE = validate.Regexp(
+    r"^\d{10}$", error="unit code is 10 digits: 3 project + 1 group + 2 building + 4 room")
 
 
 class Envelope(Schema):

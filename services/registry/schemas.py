@@ -1,7 +1,7 @@
 """Registry's commands and answers, used by the service and by the gateway (validation, OpenAPI)."""
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from services.common.contracts import SITE_CODE
+from services.common.contracts import SITE_CODE, UNIT_CODE
 from services.registry.domain import USAGES, unit_code_problem
 
 
@@ -28,7 +28,9 @@ class PersonIn(Schema):
 
 
 class UnitIn(Schema):
-    code = fields.String(required=True)
+    code = fields.String(required=True, validate=UNIT_CODE)
+    site = fields.String(load_default=None, validate=SITE_CODE,
+                         metadata={"description": "optional; when given, the code must start with it"})
     usage = fields.String(required=True, validate=validate.OneOf(USAGES))
     area_m2 = fields.Decimal(required=True, places=2, as_string=True,
                              validate=validate.Range(min=0, min_inclusive=False))
@@ -37,8 +39,8 @@ class UnitIn(Schema):
     owner = fields.Nested(PersonIn, required=True)
 
     @validates_schema
-    def code_shape(self, data, **_):
-        problem = unit_code_problem(data.get("code"), None)
+    def code_of_site(self, data, **_):
+        problem = unit_code_problem(data["code"], data.get("site"))
         if problem:
             raise ValidationError(problem, "code")
 

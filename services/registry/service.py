@@ -54,6 +54,7 @@ class RegistryService(entrypoints.ServiceBase):
         identity = self.caller.identity
         identity.require_role("register units", *UNIT_EDITORS)
         data = load(UnitIn(), payload)
+        data.pop("site")
         site_code = domain.site_of_unit(data["code"])
         identity.require_site(site_code)
         session = self.uow.session
