@@ -1,0 +1,115 @@
+# propdesk: `make run` sets up this machine and runs everything; `make test` runs every test.
+# See docs/OPERATIONS.md for configuration, ports and logs.
+
+SHELL := bash
+.SHELLFLAGS := -euo pipefail -c
+.ONESHELL:
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3.11
+VENV := .venv
+INSTALLED := $(VENV)/.installed
+LAUNCH := $(VENV)/bin/python deploy/local/launch.py
+PID_FILE := var/launch.pid
+LOG_DIR := var/log
+READY_TIMEOUT ?= 90
+# Passed to the launcher by run/up, e.g. LAUNCH_ARGS="--replicas ticketing=2" or "--only registry,gateway".
+LAUNCH_ARGS ?=
+
+export PROPDESK_GATEWAY_PORT ?= 8000
+export PROPDESK_JWT_SECRET ?= dev-secret-change-me
+GATEWAY_URL := http://127.0.0.1:$(PROPDESK_GATEWAY_PORT)
+
+# `make run` and `make up` work on SQLite alone; the tests need PostgreSQL as well.
+run up: BROKER_FLAGS := --postgres-optional
+
+.PHONY: help venv install broker migrate demo run up down test bench
+
+help:
+	@echo "make run      set up everything and run every service in the foreground (DEMO=1 loads demo data)"
+	echo "make test     the whole test suite (ARGS='-k ticket -x' to narrow it)"
+	echo "make up/down  start/stop the same system in the background (logs in $(LOG_DIR)/)"
+	echo "make install | broker | migrate | bench"
+
+venv install: $(INSTALLED)
+
+# Re-installs only when the dependencies change.
+$(INSTALLED): pyproject.toml constraints.txt
+	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -c constraints.txt -e '.[test]'
+	touch $@
+
+broker:
+	@deploy/local/broker.sh $(BROKER_FLAGS)
+
+migrate: install
+	@mkdir -p var
+	$(VENV)/bin/python -m services.common.migrate
+
+demo: install
+	@if [[ "$(DEMO)" != 1 ]]; then exit 0; fi
+	if [[ -e services/common/demo.py || -e services/common/demo/__init__.py ]]; then
+		$(VENV)/bin/python -m services.common.demo
+	else
+		echo "DEMO=1: no demo data yet (services/common/demo is not written)"
+	fi
+
+run: install broker migrate demo
+	@echo
+	echo "propdesk gateway: $(GATEWAY_URL)/api/v1   (OpenAPI: $(GATEWAY_URL)/api/v1/openapi.json)"
+	echo "JWT secret: $(PROPDESK_JWT_SECRET)   (set PROPDESK_JWT_SECRET to change it)"
+	echo "a token:    $(VENV)/bin/propdesk-token --sub alice --role agent --sites 001"
+	echo "Ctrl-C stops every service."
+	echo
+	exec $(LAUNCH) $(LAUNCH_ARGS)
+
+up: install broker migrate demo
+	@mkdir -p $(LOG_DIR)
+	if [[ -f $(PID_FILE) ]] && kill -0 "$$(cat $(PID_FILE))" 2>/dev/null; then
+		echo "propdesk is already running (launcher pid $$(cat $(PID_FILE)))"
+	else
+		nohup $(LAUNCH) --logdir $(LOG_DIR) $(LAUNCH_ARGS) </dev/null >>$(LOG_DIR)/launch.log 2>&1 &
+		echo $$! > $(PID_FILE)
+		echo "propdesk starting (launcher pid $$!, logs in $(LOG_DIR)/)"
+	fi
+	deadline=$$((SECONDS + $(READY_TIMEOUT)))
+	until $(VENV)/bin/python -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=2)' \
+			$(GATEWAY_URL)/ready 2>/dev/null; do
+		if ! kill -0 "$$(cat $(PID_FILE))" 2>/dev/null; then
+			rm -f $(PID_FILE)
+			tail -n 30 $(LOG_DIR)/*.log
+			echo "propdesk stopped while starting (logs above, in $(LOG_DIR)/)" >&2
+			exit 1
+		fi
+		if ((SECONDS >= deadline)); then
+			tail -n 30 $(LOG_DIR)/*.log
+			echo "$(GATEWAY_URL)/ready did not answer 200 within $(READY_TIMEOUT) s (logs above);" \
+				"still running: make down to stop it" >&2
+			exit 1
+		fi
+		sleep 1
+	done
+	echo "propdesk is up: $(GATEWAY_URL)/api/v1   (JWT secret: $(PROPDESK_JWT_SECRET))"
+
+down:
+	@if [[ ! -f $(PID_FILE) ]]; then echo "propdesk is not running (no $(PID_FILE))"; exit 0; fi
+	pid=$$(cat $(PID_FILE))
+	if kill -TERM "$$pid" 2>/dev/null; then
+		echo "stopping propdesk (launcher pid $$pid)"
+		for ((waited = 0; waited < 80; waited++)); do
+			kill -0 "$$pid" 2>/dev/null || break
+			sleep 0.5
+		done
+		if kill -0 "$$pid" 2>/dev/null; then
+			echo "the launcher (pid $$pid) has not stopped after 40 s; see $(LOG_DIR)/launch.log" >&2
+			exit 1
+		fi
+	fi
+	rm -f $(PID_FILE)
+	echo "propdesk stopped"
+
+test: install broker
+	@$(VENV)/bin/pytest $(ARGS)
+
+bench: install broker
+	@$(VENV)/bin/python -m bench $(ARGS)
