@@ -17,7 +17,7 @@ READY_TIMEOUT ?= 90
 LAUNCH_ARGS ?=
 
 export PROPDESK_GATEWAY_PORT ?= 8000
-export PROPDESK_JWT_SECRET ?= dev-secret-change-me
+export PROPDESK_JWT_SECRET ?= dev-secret-change-me-at-least-32-bytes
 GATEWAY_URL := http://127.0.0.1:$(PROPDESK_GATEWAY_PORT)
 
 # `make run` and `make up` work on SQLite alone; the tests need PostgreSQL as well.

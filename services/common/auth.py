@@ -68,7 +68,9 @@ SYSTEM = Identity(sub="system", role="ops_admin", sites=(ALL_SITES,))
 
 class CallContext:
     def __init__(self, worker_ctx):
-        self._data = worker_ctx.context_data
+        # worker_ctx.context_data is a fresh copy on every read; `data` is what Nameko sends
+        # on with each RPC call and event the worker makes.
+        self._data = worker_ctx.data
 
     @property
     def identity(self) -> Identity:

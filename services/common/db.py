@@ -36,7 +36,7 @@ from services.common import contracts
 from services.common.auth import CallContext
 from services.common.clock import as_utc, utcnow
 from services.common.errors import ValidationFailed
-from services.common.metrics import registry_for
+from services.common.metrics import metric
 
 log = logging.getLogger(__name__)
 
@@ -222,11 +222,12 @@ class OutboxRelay:
         self.exchange = get_event_exchange(service, config)
         self.wakeups = LightQueue(maxsize=1)
         self.thread = None
-        registry = registry_for(service)
-        self.published = Counter("propdesk_outbox_published", "Events relayed to RabbitMQ",
-                                 ["service"], registry=registry).labels(service)
-        self.pending = Gauge("propdesk_outbox_pending", "Committed events not yet relayed",
-                             ["service"], registry=registry).labels(service)
+        self.published = metric(service, "outbox_published", lambda registry: Counter(
+            "propdesk_outbox_published", "Events relayed to RabbitMQ",
+            ["service"], registry=registry)).labels(service)
+        self.pending = metric(service, "outbox_pending", lambda registry: Gauge(
+            "propdesk_outbox_pending", "Committed events not yet relayed",
+            ["service"], registry=registry)).labels(service)
 
     def start(self):
         self.thread = eventlet.spawn(self._run)

@@ -66,15 +66,21 @@ class IllegalTransition(Conflict):
     type = "https://propdesk.dev/problems/illegal-transition"
     title = "Action not allowed in this state"
 
-    def __init__(self, detail, extra=None):
-        super().__init__(detail, extra)
-
     @classmethod
     def build(cls, action, status, allowed):
         return cls(
             f"cannot {action} a ticket that is {status}; allowed: {', '.join(allowed) or 'none'}",
-            {"action": action, "status": status, "allowed_actions": list(allowed)},
+            {"action": action, "current_status": status, "allowed_actions": list(allowed)},
         )
+
+
+@deserialize_to_instance
+class ServiceUnavailable(ProblemError):
+    """A service (or the broker, or a store) is down or did not answer in time. Nothing was
+    written for the request, so the client may retry it."""
+    status = 503
+    type = "https://propdesk.dev/problems/service-unavailable"
+    title = "Service unavailable"
 
 
 EXPECTED = (ProblemError,)

@@ -29,9 +29,13 @@ def registry_for(service):
     return _registries[service]["registry"]
 
 
-def _metric(service, name):
-    registry_for(service)
-    return _registries[service][name]
+def metric(service, name, make=None):
+    """The metric `name` of `service`'s registry, made once by `make(registry)` on first use."""
+    registry = registry_for(service)
+    metrics = _registries[service]
+    if name not in metrics:
+        metrics[name] = make(registry)
+    return metrics[name]
 
 
 class Metrics(DependencyProvider):
@@ -53,10 +57,10 @@ class Metrics(DependencyProvider):
             return
         entrypoint = worker_ctx.entrypoint
         name, kind = entrypoint.method_name, type(entrypoint).__name__.lower()
-        _metric(self.service, "latency").labels(self.service, name, kind).observe(
+        metric(self.service, "latency").labels(self.service, name, kind).observe(
             time.perf_counter() - started)
         if exc_info is not None:
-            _metric(self.service, "errors").labels(self.service, name, exc_info[0].__name__).inc()
+            metric(self.service, "errors").labels(self.service, name, exc_info[0].__name__).inc()
 
     def get_dependency(self, worker_ctx):
         return self

@@ -1,5 +1,4 @@
 """ticketing: repairs (SPEC §2.2) — complaints, inquiries and suggestions grow here."""
-from nameko.rpc import RpcProxy
 from sqlalchemy import select
 
 from services.common import entrypoints
@@ -7,6 +6,7 @@ from services.common.auth import Caller
 from services.common.clock import Clock
 from services.common.db import Database, new_id, paginate
 from services.common.entrypoints import command, load
+from services.common.rpc import TimedRpc
 from services.common.errors import Forbidden, NotFound, ValidationFailed
 from services.ticketing import domain
 from services.ticketing.schemas import ACTION_SCHEMAS, TicketFilters, TicketIn, TicketOut
@@ -21,7 +21,7 @@ class TicketingService(entrypoints.ServiceBase):
     uow = Database(Base)
     caller = Caller()
     clock = Clock()
-    registry = RpcProxy("registry")
+    rpc = TimedRpc()
 
     @command
     def create_ticket(self, payload):
@@ -113,8 +113,8 @@ class TicketingService(entrypoints.ServiceBase):
         the caller may not see) is the caller's mistake, named by its field."""
         try:
             if unit:
-                return self.registry.unit_contact(unit)
-            return {"timezone": self.registry.get_site(site)["timezone"], "owner": None}
+                return self.rpc.registry.unit_contact(unit)
+            return {"timezone": self.rpc.registry.get_site(site)["timezone"], "owner": None}
         except NotFound as exc:
             field = "unit" if unit else "site"
             raise ValidationFailed.from_messages({field: [str(exc)]}) from exc

@@ -79,7 +79,7 @@ def test_a_technician_cannot_dispatch_and_a_resident_cannot_complete():
         ticket.apply("dispatch", {"assignee": "t"}, now=MONDAY_0900, by="x", role="technician")
     with pytest.raises(IllegalTransition) as refused:
         ticket.apply("arrive", {}, now=MONDAY_0900, by="x", role="technician")
-    assert refused.value.extra["status"] == "received"
+    assert refused.value.extra["current_status"] == "received"
 
 
 def test_second_missed_appointment_escalates_to_the_supervisor_once():

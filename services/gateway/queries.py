@@ -1,0 +1,41 @@
+"""What the gateway's own endpoints accept beyond the services' schemas: query strings of the
+lists (cursor pagination and filters) and the admin echo."""
+from marshmallow import Schema, fields, validate
+
+from services.common.contracts import SITE_CODE, UNIT_CODE
+from services.ticketing.schemas import TicketFilters
+
+MAX_LIMIT = 200
+
+
+class Page(Schema):
+    cursor = fields.String(load_default=None, metadata={"description": "next_cursor of the previous page"})
+    limit = fields.Integer(load_default=50, validate=validate.Range(
+        1, MAX_LIMIT, error=f"between 1 and {MAX_LIMIT}"))
+
+
+class UnitQuery(Page):
+    site = fields.String(required=True, validate=SITE_CODE)
+
+
+class TicketQuery(TicketFilters, Page):
+    pass
+
+
+class MessageQuery(Page):
+    ticket_id = fields.String(load_default=None)
+    unit = fields.String(load_default=None, validate=UNIT_CODE)
+    recipient = fields.String(load_default=None, metadata={"description": "a phone, an email or a staff sub"})
+    channel = fields.String(load_default=None)
+    site = fields.String(load_default=None, validate=SITE_CODE)
+
+
+class EchoIn(Schema):
+    service = fields.String(load_default="registry", metadata={"description": "whose echo to call"})
+    payload = fields.Raw(load_default=None, allow_none=True)
+
+
+def page_args(query):
+    """(filters, cursor, limit) of a loaded list query; filters without the empty ones."""
+    filters = {k: v for k, v in query.items() if k not in ("cursor", "limit") and v is not None}
+    return filters, query["cursor"], query["limit"]

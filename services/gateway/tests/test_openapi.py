@@ -1,0 +1,86 @@
+"""The OpenAPI 3 document: every route is in it, with the services' own schemas."""
+import re
+
+import pytest
+
+from services.gateway.openapi import build
+from services.gateway.routing import routes_of
+from services.gateway.service import GatewayService
+from services.ticketing.schemas import ACTION_SCHEMAS
+
+ROUTES = [r for r in routes_of(GatewayService) if r.documented]
+DOCUMENT = build(ROUTES)
+
+EXPECTED = {
+    ("post", "/api/v1/sites"), ("get", "/api/v1/sites"), ("get", "/api/v1/sites/{code}"),
+    ("post", "/api/v1/units"), ("get", "/api/v1/units"), ("get", "/api/v1/units/{code}"),
+    ("get", "/api/v1/persons/{person_id}"),
+    ("post", "/api/v1/tickets"), ("get", "/api/v1/tickets"), ("get", "/api/v1/tickets/{ticket_id}"),
+    *{("post", f"/api/v1/tickets/{{ticket_id}}/{action}") for action in ACTION_SCHEMAS},
+    ("get", "/api/v1/messages"), ("post", "/api/v1/admin/echo"), ("get", "/api/v1/openapi.json"),
+    ("get", "/health"), ("get", "/ready"), ("get", "/metrics"),
+}
+
+
+def operations(document):
+    return {(method, path) for path, item in document["paths"].items() for method in item}
+
+
+def test_it_is_an_openapi_3_document():
+    assert DOCUMENT["openapi"].startswith("3.")
+    assert DOCUMENT["info"]["title"] and DOCUMENT["info"]["version"]
+
+
+def test_every_route_is_documented():
+    assert operations(DOCUMENT) == EXPECTED
+
+
+def test_every_reference_resolves():
+    text = repr(DOCUMENT)
+    schemas = DOCUMENT["components"]["schemas"]
+    for name in re.findall(r"#/components/schemas/([\w.-]+)", text):
+        assert name in schemas, name
+
+
+def test_every_path_parameter_is_declared():
+    for path, item in DOCUMENT["paths"].items():
+        for operation in item.values():
+            declared = {p["name"] for p in operation.get("parameters", []) if p["in"] == "path"}
+            assert declared == set(re.findall(r"{(\w+)}", path)), path
+
+
+def test_request_bodies_are_the_services_schemas():
+    body = DOCUMENT["paths"]["/api/v1/tickets"]["post"]["requestBody"]["content"]["application/json"]
+    assert body["schema"] == {"$ref": "#/components/schemas/TicketIn"}
+    ticket_in = DOCUMENT["components"]["schemas"]["TicketIn"]
+    assert {"kind", "site", "channel", "description"} <= set(ticket_in["required"])
+    dispatch = DOCUMENT["paths"]["/api/v1/tickets/{ticket_id}/dispatch"]["post"]["requestBody"]
+    assert dispatch["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/DispatchIn"}
+
+
+def test_lists_are_pages_and_limit_is_bounded():
+    listing = DOCUMENT["paths"]["/api/v1/tickets"]["get"]
+    page = listing["responses"]["200"]["content"]["application/json"]["schema"]
+    assert set(DOCUMENT["components"]["schemas"][page["$ref"].rsplit("/", 1)[1]]["properties"]) == {
+        "items", "next_cursor"}
+    limit = next(p for p in listing["parameters"] if p["name"] == "limit")
+    assert (limit["schema"]["minimum"], limit["schema"]["maximum"]) == (1, 200)
+    assert {p["name"] for p in listing["parameters"]} >= {
+        "site", "kind", "status", "overdue", "callback_due_before", "cursor"}
+
+
+def test_creations_answer_201_and_errors_are_problems():
+    responses = DOCUMENT["paths"]["/api/v1/sites"]["post"]["responses"]
+    assert "201" in responses
+    for status in ("401", "403", "422", "503"):
+        assert "application/problem+json" in responses[status]["content"]
+
+
+def test_api_operations_need_a_bearer_token_and_probes_do_not():
+    assert DOCUMENT["paths"]["/api/v1/units"]["get"]["security"] == [{"bearer": []}]
+    assert "security" not in DOCUMENT["paths"]["/ready"]["get"]
+
+
+def test_it_passes_the_openapi_specification_validator():
+    validator = pytest.importorskip("openapi_spec_validator")
+    validator.validate(DOCUMENT)

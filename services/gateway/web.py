@@ -1,0 +1,146 @@
+"""Requests in and responses out: JSON bodies, query strings, correlation ids, and RFC 9457
+problem documents for every error the gateway answers."""
+import json
+import re
+import uuid
+from datetime import date, datetime
+
+from marshmallow import Schema, ValidationError, fields
+from sqlalchemy.exc import SQLAlchemyError
+from werkzeug.wrappers import Response
+
+from services.common.errors import ProblemError, ServiceUnavailable, ValidationFailed
+
+JSON = "application/json"
+PROBLEM_JSON = "application/problem+json"
+CORRELATION_HEADER = "X-Correlation-Id"
+MAX_BODY_BYTES = 1 << 20
+_CORRELATION = re.compile(r"[A-Za-z0-9._:-]{1,100}")
+PROBLEMS = "https://propdesk.dev/problems/"
+
+
+class MalformedRequest(ProblemError):
+    status = 400
+    type = PROBLEMS + "malformed-request"
+    title = "Malformed request"
+
+
+class MethodNotAllowed(ProblemError):
+    status = 405
+    type = PROBLEMS + "method-not-allowed"
+    title = "Method not allowed"
+
+
+class PayloadTooLarge(ProblemError):
+    status = 413
+    type = PROBLEMS + "payload-too-large"
+    title = "Request body too large"
+
+
+class InternalError(ProblemError):
+    status = 500
+    type = PROBLEMS + "internal"
+    title = "Internal error"
+
+
+class Problem(Schema):
+    """RFC 9457 problem document (OpenAPI only; answers are built by `problem_response`)."""
+    type = fields.String(required=True)
+    title = fields.String(required=True)
+    status = fields.Integer(required=True)
+    detail = fields.String()
+    instance = fields.String()
+    correlation_id = fields.String()
+    errors = fields.Dict(metadata={"description": "422: {field: [message, ...]} for every offending field"})
+    service = fields.String(metadata={"description": "503: the service that is down or timed out"})
+
+
+def correlation_id_of(request):
+    """The caller's X-Correlation-Id when it is a sane token, else a new one."""
+    given = request.headers.get(CORRELATION_HEADER, "")
+    return given if _CORRELATION.fullmatch(given) else uuid.uuid4().hex
+
+
+def as_problem(exc):
+    """Every exception as the problem the client sees; anything unexpected becomes a 500
+    without internals (and is logged with its traceback by the caller)."""
+    if isinstance(exc, ProblemError):
+        return exc
+    if isinstance(exc, SQLAlchemyError):
+        return ServiceUnavailable("the gateway's idempotency store is unavailable",
+                                  {"service": "gateway-db"})
+    return InternalError("an unexpected error occurred; quote the correlation id when reporting it")
+
+
+def problem_response(problem, instance, correlation_id):
+    document = {**problem.extra, "type": problem.type, "title": problem.title,
+                "status": problem.status, "detail": problem.detail, "instance": instance,
+                "correlation_id": correlation_id}
+    headers = {}
+    if problem.status == 401:
+        headers["WWW-Authenticate"] = 'Bearer realm="propdesk"'
+    if problem.status == 405:
+        headers["Allow"] = ", ".join(problem.extra.get("allowed_methods", ()))
+    if problem.status == 503:
+        headers["Retry-After"] = "1"
+    return Response(_dumps(document), status=problem.status, headers=headers,
+                    content_type=PROBLEM_JSON)
+
+
+def json_response(data, status=200):
+    return Response(_dumps(data), status=status, content_type=JSON)
+
+
+def read_body(request):
+    """The raw body, at most MAX_BODY_BYTES (also when sent chunked)."""
+    if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
+        raise PayloadTooLarge(f"the body may be at most {MAX_BODY_BYTES} bytes")
+    raw = request.stream.read(MAX_BODY_BYTES + 1)
+    if len(raw) > MAX_BODY_BYTES:
+        raise PayloadTooLarge(f"the body may be at most {MAX_BODY_BYTES} bytes")
+    return raw
+
+
+def parse_json(raw):
+    """The JSON document of a body; an empty body is an empty object."""
+    if not raw.strip():
+        return {}
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise MalformedRequest(f"the body is not valid JSON: {exc}") from exc
+
+
+def validate(schema_cls, data):
+    """Check `data` with the owning service's schema; a 422 naming every offending field.
+    The caller forwards the document as sent: the service loads (and checks) it again."""
+    errors = schema_cls().validate(data) if isinstance(data, dict) else {
+        "_schema": ["the body must be a JSON object"]}
+    if errors:
+        raise ValidationFailed.from_messages(errors)
+
+
+def load_query(schema_cls, args):
+    """Query parameters loaded with `schema_cls` and made JSON-friendly for RPC (instants as
+    ISO strings); unknown parameters are refused by name, so that a typo is not ignored."""
+    try:
+        data = schema_cls().load(_repair_plus(args.to_dict()))
+    except ValidationError as exc:
+        raise ValidationFailed.from_messages(exc.messages) from exc
+    return {k: _jsonable(v) for k, v in data.items()}
+
+
+def _repair_plus(params):
+    # A '+' in an unencoded offset (…T09:00:00+08:00) arrives as a space.
+    return {k: (v.replace(" ", "+") if _LOOKS_LIKE_INSTANT.match(v) else v) for k, v in params.items()}
+
+
+_LOOKS_LIKE_INSTANT = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)? \d{2}:?\d{2}$")
+
+
+def _jsonable(value):
+    return value.isoformat() if isinstance(value, (datetime, date)) else value
+
+
+def _dumps(data):
+    return json.dumps(data, ensure_ascii=False, default=str).encode("utf-8")

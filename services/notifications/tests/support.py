@@ -1,0 +1,28 @@
+"""Events as ticketing's outbox sends them, for the notifications tests."""
+import uuid
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from services.common.contracts import dump_payload
+
+SH = ZoneInfo("Asia/Shanghai")
+COMPLETED = datetime(2026, 11, 23, 10, 0, tzinfo=SH)
+
+REPORTER = {"name": "张三", "phone": "13812341234", "email": None, "person_id": "p-zhang"}
+
+
+def callback_due_body(event_id=None, reporter=REPORTER, **changes):
+    """The envelope `UnitOfWork.add_event` writes for a repair completed at 10:00 Shanghai time."""
+    data = {
+        "ticket_id": "t-0001", "code": "001-R-00007", "kind": "repair", "unit": "0011020304",
+        "first_contact_owner": "agent-li", "reporter": reporter,
+        "due_at": COMPLETED + timedelta(hours=24), "completed_at": COMPLETED,
+        "important": False, "description": "厨房水管漏水",
+        **changes,
+    }
+    version, payload = dump_payload("ticketing.callback_due", data)
+    return {
+        "id": event_id or str(uuid.uuid4()), "event": "ticketing.callback_due",
+        "version": version, "source": "ticketing", "occurred_at": COMPLETED.isoformat(),
+        "site": "001", "correlation_id": "corr-1", "data": payload,
+    }
