@@ -47,6 +47,9 @@ class CallbackDueV1(Schema):
     completed_at = fields.AwareDateTime(required=True)
     important = fields.Boolean(load_default=False)
     description = fields.String(load_default="")
+    # Optional in v1 (senders before them omit them): site time zone and repair priority.
+    timezone = fields.String(load_default="Asia/Shanghai")
+    priority = fields.String(load_default="normal", validate=validate.OneOf(["normal", "urgent"]))
 
 
 class UnitChangedV1(Schema):

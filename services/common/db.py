@@ -296,8 +296,23 @@ def decode_cursor(cursor):
         raise ValidationFailed("invalid cursor", {"errors": {"cursor": ["not a cursor"]}}) from exc
 
 
+MAX_PAGE = 200
+
+
+def page_size(limit):
+    """`limit` as an int within 1..MAX_PAGE; a ValidationFailed naming `limit` otherwise."""
+    try:
+        size = int(limit)
+    except (TypeError, ValueError):
+        size = 0
+    if not 1 <= size <= MAX_PAGE:
+        raise ValidationFailed.from_messages({"limit": [f"between 1 and {MAX_PAGE}"]})
+    return size
+
+
 def paginate(session, stmt, id_column, cursor=None, limit=50):
-    """Keyset pagination on a unique, creation-ordered id: ({'items': rows, 'next_cursor'})."""
+    """Keyset pagination on a unique, creation-ordered id: (rows, next_cursor)."""
+    limit = page_size(limit)
     if cursor:
         stmt = stmt.where(id_column > decode_cursor(cursor))
     rows = session.scalars(stmt.order_by(id_column).limit(limit + 1)).all()

@@ -2,16 +2,16 @@
 lists (cursor pagination and filters) and the admin echo."""
 from marshmallow import Schema, fields, validate
 
-from services.common.contracts import SITE_CODE, UNIT_CODE
+from services.common.contracts import SITE_CODE
+from services.common.db import MAX_PAGE
+from services.notifications.schemas import MessageFilters
 from services.ticketing.schemas import TicketFilters
-
-MAX_LIMIT = 200
 
 
 class Page(Schema):
     cursor = fields.String(load_default=None, metadata={"description": "next_cursor of the previous page"})
     limit = fields.Integer(load_default=50, validate=validate.Range(
-        1, MAX_LIMIT, error=f"between 1 and {MAX_LIMIT}"))
+        1, MAX_PAGE, error=f"between 1 and {MAX_PAGE}"))
 
 
 class UnitQuery(Page):
@@ -22,12 +22,8 @@ class TicketQuery(TicketFilters, Page):
     pass
 
 
-class MessageQuery(Page):
-    ticket_id = fields.String(load_default=None)
-    unit = fields.String(load_default=None, validate=UNIT_CODE)
-    recipient = fields.String(load_default=None, metadata={"description": "a phone, an email or a staff sub"})
-    channel = fields.String(load_default=None)
-    site = fields.String(load_default=None, validate=SITE_CODE)
+class MessageQuery(MessageFilters, Page):
+    pass
 
 
 class EchoIn(Schema):

@@ -8,13 +8,13 @@ from services.common import entrypoints
 from services.common.auth import Caller
 from services.common.clock import utcnow
 from services.common.db import Database
-from services.common.errors import ProblemError, ValidationFailed
+from services.common.errors import ProblemError, ServiceUnavailable, ValidationFailed
+from services.common.rpc import TimedRpc
 from services.gateway import access, idempotency
 from services.gateway.queries import EchoIn, MessageQuery, Page, TicketQuery, UnitQuery, page_args
 from services.gateway.routing import Api, fallback, route
-from services.common.rpc import TimedRpc
 from services.gateway.storage import Base
-from services.common.errors import ServiceUnavailable
+from services.notifications.schemas import MessageOut
 from services.registry.schemas import PersonOut, PersonReadIn, SiteIn, SiteOut, UnitIn, UnitOut
 from services.ticketing.schemas import ACTION_SCHEMAS, TicketIn, TicketOut
 
@@ -139,7 +139,7 @@ class GatewayService(entrypoints.ServiceBase):
 
     # -- notifications -------------------------------------------------------------------
 
-    @route("GET", "/messages", query=MessageQuery, tag="notifications",
+    @route("GET", "/messages", query=MessageQuery, response=MessageOut, many=True, tag="notifications",
            summary="Messages sent, by ticket, unit, recipient, channel or site")
     def list_messages(self, call):
         filters, cursor, limit = page_args(call.query)

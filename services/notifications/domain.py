@@ -27,10 +27,12 @@ class Draft:
     person_id: str | None = None
 
 
-def callback_due_messages(envelope, tz=DEFAULT_TZ):
+def callback_due_messages(envelope):
     """A repair completed or a complaint resolved (SPEC §2.2): a callback task for the staff member
-    who took the first contact, and a satisfaction SMS for the reporter when a phone is known."""
+    who took the first contact, and a satisfaction SMS for the reporter when a phone is known.
+    Times read as the site's clock shows them."""
     data = envelope["data"]
+    tz = data.get("timezone") or DEFAULT_TZ
     reporter = data.get("reporter") or {}
     context = {
         "code": data["code"],

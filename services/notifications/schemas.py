@@ -4,9 +4,6 @@ from marshmallow import Schema, fields, validate
 from services.common.contracts import SITE_CODE, UNIT_CODE
 from services.notifications.domain import CHANNELS, STATUSES
 
-MAX_PAGE = 200
-
-
 class MessageFilters(Schema):
     ticket_id = fields.String(load_default=None, allow_none=True)
     unit = fields.String(load_default=None, allow_none=True, validate=UNIT_CODE)
@@ -14,11 +11,6 @@ class MessageFilters(Schema):
                               metadata={"description": "a phone, an email or a staff sub"})
     channel = fields.String(load_default=None, allow_none=True, validate=validate.OneOf(CHANNELS))
     site = fields.String(load_default=None, allow_none=True, validate=SITE_CODE)
-
-
-class PageSize(Schema):
-    limit = fields.Integer(required=True, validate=validate.Range(
-        1, MAX_PAGE, error=f"between 1 and {MAX_PAGE}"))
 
 
 class MessageOut(Schema):

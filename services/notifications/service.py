@@ -14,7 +14,7 @@ from services.common.errors import ValidationFailed
 from services.notifications import domain
 from services.notifications.providers import Providers
 from services.notifications.rendering import render
-from services.notifications.schemas import MessageFilters, MessageOut, PageSize
+from services.notifications.schemas import MessageFilters, MessageOut
 from services.notifications.storage import Base, Message
 
 log = logging.getLogger(__name__)
@@ -41,7 +41,6 @@ class NotificationsService(entrypoints.ServiceBase):
     def list_messages(self, filters=None, cursor=None, limit=50):
         """Staff see their sites' messages; a resident only the messages addressed to them."""
         identity = self.caller.identity
-        limit = load(PageSize(), {"limit": limit})["limit"]
         f = load(MessageFilters(), filters or {})
         stmt = select(Message)
         if f["site"]:
@@ -67,8 +66,9 @@ class NotificationsService(entrypoints.ServiceBase):
         try:
             return load_event(body)
         except ValidationFailed as exc:
+            event_id = body.get("id") if isinstance(body, dict) else None
             log.error("dropped an event that breaks its contract: %s", exc,
-                      extra={"event_id": (body or {}).get("id"), "errors": exc.extra})
+                      extra={"event_id": event_id, **exc.extra})
             return None
 
     def _send(self, envelope, drafts):

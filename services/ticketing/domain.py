@@ -205,6 +205,7 @@ class Ticket:
             "first_contact_owner": self.first_contact_owner, "reporter": self.reporter,
             "due_at": callback_due, "completed_at": now,
             "important": self.important, "description": self.description,
+            "timezone": self.timezone, "priority": self.priority,
         }))
 
     def _record_callback(self, data, *, now, by, role):
