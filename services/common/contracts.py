@@ -5,6 +5,8 @@ correlation_id, data}. The sender validates `data` against the schema of (event,
 before it writes the outbox row; a receiver loads it with the same schema. A breaking change
 adds a new version and keeps the old one until no sender uses it.
 """
+import uuid
+
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
 
 from services.common.errors import ValidationFailed
@@ -79,6 +81,16 @@ def dump_payload(event, data, version=None):
     if errors:
         raise ValueError(f"{event} v{version} payload breaks its contract: {errors}")
     return version, schema.dump(data)
+
+
+def envelope(event, data, *, site=None, correlation_id=None, occurred_at, event_id=None):
+    """The wire form of an event: its validated payload in the envelope every receiver reads."""
+    version, payload = dump_payload(event, data)
+    return {
+        "id": event_id or str(uuid.uuid4()), "event": event, "version": version,
+        "source": event.split(".", 1)[0], "occurred_at": occurred_at.isoformat(),
+        "site": site, "correlation_id": correlation_id, "data": payload,
+    }
 
 
 def load_event(body):

@@ -14,7 +14,6 @@ import logging
 import os
 import secrets
 import time
-import uuid
 from datetime import timezone
 
 import eventlet
@@ -137,15 +136,10 @@ class UnitOfWork:
 
     def add_event(self, event, data, *, site=None, occurred_at=None):
         """Record `event` (e.g. 'ticketing.callback_due') to publish once this unit commits."""
-        version, payload = contracts.dump_payload(event, data)
-        event_id = str(uuid.uuid4())
         now = utcnow()
-        body = {
-            "id": event_id, "event": event, "version": version,
-            "source": event.split(".", 1)[0],
-            "occurred_at": (occurred_at or now).isoformat(),
-            "site": site, "correlation_id": self._context.correlation_id, "data": payload,
-        }
+        body = contracts.envelope(event, data, site=site, occurred_at=occurred_at or now,
+                                  correlation_id=self._context.correlation_id)
+        event_id = body["id"]
         self.session.execute(insert(self._provider.outbox).values(
             event_id=event_id, event=event, body=body, created_at=now))
         return event_id

@@ -1,9 +1,8 @@
 """Events as ticketing's outbox sends them, for the notifications tests."""
-import uuid
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from services.common.contracts import dump_payload
+from services.common.contracts import envelope
 
 SH = ZoneInfo("Asia/Shanghai")
 COMPLETED = datetime(2026, 11, 23, 10, 0, tzinfo=SH)
@@ -20,9 +19,5 @@ def callback_due_body(event_id=None, reporter=REPORTER, **changes):
         "important": False, "description": "厨房水管漏水",
         **changes,
     }
-    version, payload = dump_payload("ticketing.callback_due", data)
-    return {
-        "id": event_id or str(uuid.uuid4()), "event": "ticketing.callback_due",
-        "version": version, "source": "ticketing", "occurred_at": COMPLETED.isoformat(),
-        "site": "001", "correlation_id": "corr-1", "data": payload,
-    }
+    return envelope("ticketing.callback_due", data, site="001", correlation_id="corr-1",
+                    occurred_at=COMPLETED, event_id=event_id)
