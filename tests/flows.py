@@ -1,0 +1,71 @@
+"""What several tests do the same way, whichever door they come in by (RPC or HTTP): the data a
+site, a unit and a repair need, the steps that take a repair to completion, and waiting for
+what a flow causes in another service."""
+import time
+import uuid
+from collections import defaultdict
+
+SITE = "001"
+OTHER_SITE = "002"
+AGENT = "agent-ann"          # the desk agent who opens tickets: their first-contact owner
+TECHNICIAN = "tech1"
+CALLBACK_EVENT = "ticketing.callback_due"
+# After the awaited messages arrived, how long nothing more may arrive: several outbox polls
+# (0.5 s in tests), so that a second delivery of the event would be seen and counted.
+SETTLE_SECONDS = 2.0
+
+# (action, payload, role of whoever takes the step), from a new repair to a completed one.
+REPAIR_TO_COMPLETION = (
+    ("dispatch", {"assignee": TECHNICIAN}, "agent"),
+    ("arrive", {}, "technician"),
+    ("complete", {"result": "fixed"}, "technician"),
+)
+SUB_OF_ROLE = {"agent": AGENT, "technician": TECHNICIAN}
+
+
+def unique(text):
+    """`text` made unique, to find exactly the records one test wrote."""
+    return f"{text} {uuid.uuid4().hex[:8]}"
+
+
+def site_payload(code, name=None):
+    return {"code": code, "name": name or f"Garden Court {code}", "timezone": "Asia/Shanghai"}
+
+
+def unit_payload(code, phone, owner="Li Wei", id_number="110101199001011234", area="89.50"):
+    return {"code": code, "usage": "residential", "area_m2": area,
+            "owner": {"name": owner, "phone": phone, "id_number": id_number}}
+
+
+def repair_payload(unit, description):
+    return {"kind": "repair", "site": unit[:3], "unit": unit, "channel": "phone",
+            "description": description}
+
+
+def eventually(probe, done=bool, timeout=20.0, interval=0.25, what="the condition"):
+    """The first answer of `probe()` that is `done`, polled until `timeout` seconds have passed;
+    the failure shows the last answer."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = probe()
+        if done(last):
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"{what} did not happen within {timeout} s; last seen: {last!r}")
+
+
+def callback_messages(list_messages, ticket_id, timeout=20.0):
+    """The messages `ticketing.callback_due` caused for `ticket_id`, by channel, once the staff
+    message and the SMS are both there and nothing more arrived for SETTLE_SECONDS.
+    `list_messages(ticket_id)` is the message list as the caller's door answers it."""
+    def of_callback():
+        return [m for m in list_messages(ticket_id) if m["event"] == CALLBACK_EVENT]
+
+    eventually(of_callback, lambda seen: {"staff", "sms"} <= {m["channel"] for m in seen},
+               timeout=timeout, what=f"the callback messages of ticket {ticket_id}")
+    time.sleep(SETTLE_SECONDS)
+    by_channel = defaultdict(list)
+    for message in of_callback():
+        by_channel[message["channel"]].append(message)
+    return dict(by_channel)

@@ -1,0 +1,114 @@
+"""The transactional outbox on the real broker: an event goes out to `<service>.events` if and
+only if its change committed, exactly once, and waits out a broker that cannot be reached."""
+import time
+from datetime import datetime, timezone
+
+import pytest
+
+from services.registry.storage import Base, Site
+from tests.flows import eventually
+from tests.infra import migrated
+
+pytestmark = pytest.mark.integration
+
+# Long enough for several polls (0.5 s) and publish attempts while the broker is unreachable.
+OUTAGE_SECONDS = 3
+EVENTS = 30
+
+
+class Failure(Exception):
+    """Raised inside a unit of work, as a failing worker would."""
+
+
+@pytest.fixture
+def registry_db(bound_database, service_config, vhost, broker_link):
+    """Registry's Database dependency on the test's vhost, its relay running and reaching the
+    broker through `broker_link`."""
+    config = dict(service_config, AMQP_URI=vhost.amqp_uri_at(broker_link.server))
+    database = bound_database("registry", Base, config)
+    database.start_relay()
+    return database
+
+
+def record_unit_created(database, unit):
+    """Commit a change (the unit's site) with its registry.unit_changed event; the event id."""
+    with database.unit() as uow:
+        uow.session.add(Site(code=unit[:3], name="Garden Court", timezone="Asia/Shanghai",
+                             created_at=datetime.now(timezone.utc)))
+        event_id = uow.add_event("registry.unit_changed", {"unit": unit, "change": "created"},
+                                 site=unit[:3])
+        uow.commit()
+    return event_id
+
+
+def test_a_committed_event_is_published_once_under_its_name(registry_db, event_tap):
+    tap = event_tap("registry")
+
+    event_id = record_unit_created(registry_db, "0010101001")
+
+    [(routing_key, body)] = tap.collect(expected=1)
+    assert routing_key == "unit_changed"
+    assert body["id"] == event_id
+    assert (body["event"], body["source"], body["site"]) == ("registry.unit_changed", "registry", "001")
+    assert body["data"]["unit"] == "0010101001"
+    [row] = registry_db.outbox_rows()
+    assert row.published_at is not None
+
+
+def test_a_rolled_back_change_publishes_nothing(registry_db, event_tap):
+    tap = event_tap("registry")
+
+    with pytest.raises(Failure):
+        with registry_db.unit() as uow:
+            uow.add_event("registry.unit_changed", {"unit": "0010101001", "change": "created"})
+            raise Failure("the worker failed after recording its event")
+    committed = record_unit_created(registry_db, "0020101001")
+
+    assert [body["id"] for _, body in tap.collect(expected=1)] == [committed]
+
+
+def test_an_event_waits_while_the_broker_is_unreachable_and_then_goes_out_once(
+        registry_db, event_tap, broker_link):
+    tap = event_tap("registry")
+    first = record_unit_created(registry_db, "0010101001")
+    assert [body["id"] for _, body in tap.collect(expected=1, quiet=0)] == [first]
+
+    broker_link.cut()  # the relay's open connection drops; new ones are refused
+    second = record_unit_created(registry_db, "0020101001")
+    time.sleep(OUTAGE_SECONDS)
+    assert [row.published_at is None for row in registry_db.outbox_rows()] == [False, True]
+
+    broker_link.restore()
+    assert [body["id"] for _, body in tap.collect(expected=1, timeout=60)] == [second]
+    eventually(registry_db.outbox_rows, lambda rows: all(r.published_at for r in rows),
+               what="the outbox row marked published")
+
+
+def test_an_event_left_behind_by_a_dead_relay_is_sent_by_the_next_one(
+        bound_database, service_config, event_tap):
+    tap = event_tap("registry")
+    died_after_commit = bound_database("registry", Base, service_config)  # its relay never ran
+    left_behind = record_unit_created(died_after_commit, "0010101001")
+
+    bound_database("registry", Base, service_config).start_relay()
+
+    assert [body["id"] for _, body in tap.collect(expected=1)] == [left_behind]
+
+
+def test_two_replicas_relaying_one_outbox_publish_each_event_once(
+        bound_database, service_config, db_url, event_tap, request):
+    if db_url.startswith("sqlite"):
+        request.applymarker(pytest.mark.xfail(strict=True, reason=(
+            "known defect: on SQLite both relays read the same unpublished rows before either "
+            "marks them (no SKIP LOCKED, deferred transactions), so events go out twice; "
+            "receivers' de-duplication hides it, the doubled bus traffic remains")))
+    config = dict(service_config, DB_URIS={"registry": migrated("registry", db_url)})
+    tap = event_tap("registry")
+    replicas = [bound_database("registry", Base, config) for _ in range(2)]
+    for replica in replicas:
+        replica.start_relay()
+
+    sent = [record_unit_created(replicas[n % 2], f"{n + 1:03d}0101001") for n in range(EVENTS)]
+
+    received = [body["id"] for _, body in tap.collect(expected=EVENTS)]
+    assert sorted(received) == sorted(sent)
