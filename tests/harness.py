@@ -15,11 +15,10 @@ from collections import deque
 
 import requests
 
+from services.common import SERVICES  # start order: the gateway last
 from tests.infra import free_port, migrated, sqlite_url
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-# Start order: the gateway last, so that its /ready sees every service it checks.
-SERVICES = ("registry", "ticketing", "notifications", "gateway")
 CONFIG = os.path.join(ROOT, "config.yml")
 READY_TIMEOUT = 60
 STOP_TIMEOUT = 20

@@ -96,12 +96,7 @@ def test_an_event_left_behind_by_a_dead_relay_is_sent_by_the_next_one(
 
 
 def test_two_replicas_relaying_one_outbox_publish_each_event_once(
-        bound_database, service_config, db_url, event_tap, request):
-    if db_url.startswith("sqlite"):
-        request.applymarker(pytest.mark.xfail(strict=True, reason=(
-            "known defect: on SQLite both relays read the same unpublished rows before either "
-            "marks them (no SKIP LOCKED, deferred transactions), so events go out twice; "
-            "receivers' de-duplication hides it, the doubled bus traffic remains")))
+        bound_database, service_config, db_url, event_tap):
     config = dict(service_config, DB_URIS={"registry": migrated("registry", db_url)})
     tap = event_tap("registry")
     replicas = [bound_database("registry", Base, config) for _ in range(2)]

@@ -16,10 +16,11 @@ import sys
 import threading
 import time
 
+# Every service `make run` starts, in start order (the gateway last, so /ready comes up green).
+from services.common import SERVICES  # import-light: no Nameko, no eventlet
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-# Every service `make run` starts, in start order (the gateway last, so /ready comes up green).
-SERVICES = ["registry", "ticketing", "notifications", "gateway"]
 METRICS_PORTS = {"registry": 8101, "ticketing": 8102, "notifications": 8103,
                  "renovation": 8104, "billing": 8105}
 # Replica n (from 0) of a service serves /metrics on its port + n * REPLICA_PORT_STEP.

@@ -14,7 +14,8 @@ import logging
 import os
 import secrets
 import time
-from datetime import timezone
+import uuid
+from datetime import timedelta, timezone
 
 import eventlet
 from eventlet.queue import Empty, LightQueue
@@ -25,7 +26,7 @@ from nameko.extensions import DependencyProvider
 from prometheus_client import Counter, Gauge
 from sqlalchemy import (
     JSON, Column, DateTime, Index, Integer, MetaData, String, Table, create_engine, event,
-    func, insert, select, update,
+    func, insert, or_, select, update,
 )
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Session
@@ -82,6 +83,8 @@ def declarative_base():
         Column("body", JSON, nullable=False),
         Column("created_at", UTCDateTime, nullable=False),
         Column("published_at", UTCDateTime, nullable=True),
+        Column("claim", String(32), nullable=True),
+        Column("claimed_at", UTCDateTime, nullable=True),
         Index("ix_outbox_unpublished", "published_at", "id"),
     )
     Table(
@@ -186,8 +189,10 @@ class Database(DependencyProvider):
         self.relay.start()
 
     def stop(self):
-        self.relay.stop()
-        self.engine.dispose()
+        # setup() may have failed before making them; its error is the one worth seeing
+        if getattr(self, "relay", None) is not None:
+            self.relay.stop()
+            self.engine.dispose()
 
     def kill(self):
         self.stop()
@@ -212,6 +217,10 @@ class OutboxRelay:
     def __init__(self, engine, table, config, service):
         self.engine, self.table, self.service = engine, table, service
         self.poll_seconds = float(config.get("OUTBOX_POLL_SECONDS", 2))
+        # How long a claimed batch stays another relay's: long enough for a healthy publish of
+        # one batch, short enough that a crashed relay's events go out soon after a restart.
+        # A slow relay overtaken after it is only duplicates events, which receivers ignore.
+        self.lease = timedelta(seconds=float(config.get("OUTBOX_LEASE_SECONDS", 10)))
         self.publisher = Publisher(config[AMQP_URI_CONFIG_KEY], use_confirms=True)
         self.exchange = get_event_exchange(service, config)
         self.wakeups = LightQueue(maxsize=1)
@@ -255,27 +264,54 @@ class OutboxRelay:
                 eventlet.sleep(min(30, 0.5 * 2 ** failures))
 
     def flush(self):
-        """Publish one batch; returns how many rows went out."""
-        table = self.table
-        with self.engine.begin() as conn:
-            stmt = locking(select(table.c.id, table.c.event, table.c.body)
-                           .where(table.c.published_at.is_(None))
-                           .order_by(table.c.id).limit(self.BATCH), self.engine)
-            rows = conn.execute(stmt).all()
+        """Publish one batch; returns how many rows went out.
+
+        The batch is first claimed in a short write transaction (a lease), so that replicas
+        sharing the database never publish the same row, on SQLite as on PostgreSQL, and no
+        write of the service waits on the broker. A relay that dies holding a claim lets it
+        lapse after its lease; one whose publish fails marks what went out and releases the rest."""
+        claim, rows = self._claim_batch()
+        sent = []
+        try:
             for row in rows:
                 self.publisher.publish(
                     row.body, exchange=self.exchange,
                     routing_key=row.event.split(".", 1)[1], declare=[self.exchange],
                     extra_headers={"nameko.correlation_id": row.body.get("correlation_id") or ""},
                 )
+                sent.append(row.id)
+        finally:
             if rows:
-                conn.execute(update(table).where(table.c.id.in_([r.id for r in rows]))
-                             .values(published_at=utcnow()))
-            else:
+                self._settle(claim, sent)
+        self.published.inc(len(sent))
+        return len(sent)
+
+    def _claim_batch(self):
+        table, now, claim = self.table, utcnow(), uuid.uuid4().hex
+        claimable = locking(
+            select(table.c.id).where(
+                table.c.published_at.is_(None),
+                or_(table.c.claimed_at.is_(None), table.c.claimed_at < now - self.lease))
+            .order_by(table.c.id).limit(self.BATCH), self.engine)
+        with self.engine.begin() as conn:
+            claimed = conn.execute(update(table).where(table.c.id.in_(claimable.scalar_subquery()))
+                                   .values(claim=claim, claimed_at=now)).rowcount
+            if not claimed:
                 self.pending.set(conn.execute(select(func.count()).select_from(table)
                                               .where(table.c.published_at.is_(None))).scalar())
-        self.published.inc(len(rows))
-        return len(rows)
+                return claim, []
+            rows = conn.execute(select(table.c.id, table.c.event, table.c.body)
+                                .where(table.c.claim == claim).order_by(table.c.id)).all()
+        return claim, rows
+
+    def _settle(self, claim, sent):
+        table = self.table
+        with self.engine.begin() as conn:
+            if sent:
+                conn.execute(update(table).where(table.c.id.in_(sent))
+                             .values(published_at=utcnow()))
+            conn.execute(update(table).where(table.c.claim == claim, table.c.published_at.is_(None))
+                         .values(claim=None, claimed_at=None))
 
 
 def encode_cursor(value):

@@ -10,11 +10,12 @@ from alembic import command, context
 from alembic.config import Config
 from sqlalchemy import pool
 
+from services.common import SERVICES
 from services.common.config import load_config
 from services.common.db import UTCDateTime, make_engine
 
 SERVICES_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-MIGRATED = ("registry", "ticketing", "notifications", "gateway")
+MIGRATED = SERVICES
 
 
 def alembic_config(service, url):

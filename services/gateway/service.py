@@ -4,7 +4,7 @@ from kombu import Connection
 from nameko.constants import AMQP_URI_CONFIG_KEY
 from nameko.timer import timer
 
-from services.common import entrypoints
+from services.common import BACKEND_SERVICES, entrypoints
 from services.common.auth import Caller
 from services.common.clock import utcnow
 from services.common.db import Database
@@ -18,8 +18,6 @@ from services.notifications.schemas import MessageOut
 from services.registry.schemas import PersonOut, PersonReadIn, SiteIn, SiteOut, UnitIn, UnitOut
 from services.ticketing.schemas import ACTION_SCHEMAS, TicketIn, TicketOut
 
-# The services behind the gateway, checked by /ready; config SERVICES overrides.
-DEFAULT_SERVICES = ("registry", "ticketing", "notifications")
 READY_TIMEOUT = 2.0
 ECHO_ROLES = ("ops_admin", "hq")
 
@@ -160,7 +158,7 @@ class GatewayService(entrypoints.ServiceBase):
         idempotency.purge(self.uow.session, utcnow(), self.api.retention)
 
     def _services(self):
-        return tuple(self.api.config.get("SERVICES") or DEFAULT_SERVICES)
+        return tuple(self.api.config.get("SERVICES") or BACKEND_SERVICES)
 
     def _check(self, name):
         try:
