@@ -351,6 +351,16 @@ def paginate(session, stmt, id_column, cursor=None, limit=50):
     return rows, (encode_cursor(getattr(rows[-1], id_column.key)) if more else None)
 
 
+def within_sites(stmt, site_column, identity, site=None):
+    """Narrow a query to `site` (which the caller must be allowed to see), or else to every
+    site the caller sees."""
+    if site:
+        identity.require_site(site)
+        return stmt.where(site_column == site)
+    visible = identity.visible_sites()
+    return stmt if visible is None else stmt.where(site_column.in_(visible))
+
+
 def insert_once(session, stmt):
     """Run an INSERT guarded by a unique constraint; False if the row was already there."""
     try:

@@ -2,6 +2,8 @@
 each to its HTTP status and problem type without parsing strings."""
 from nameko.exceptions import deserialize_to_instance
 
+PROBLEMS = "https://propdesk.dev/problems/"
+
 
 class ProblemError(Exception):
     """Base for every error a caller is expected to handle. `detail` is human-readable;
@@ -23,7 +25,7 @@ class ProblemError(Exception):
 @deserialize_to_instance
 class ValidationFailed(ProblemError):
     status = 422
-    type = "https://propdesk.dev/problems/validation"
+    type = PROBLEMS + "validation"
     title = "Invalid request"
 
     @classmethod
@@ -36,34 +38,34 @@ class ValidationFailed(ProblemError):
 @deserialize_to_instance
 class Unauthorized(ProblemError):
     status = 401
-    type = "https://propdesk.dev/problems/unauthorized"
+    type = PROBLEMS + "unauthorized"
     title = "Authentication required"
 
 
 @deserialize_to_instance
 class Forbidden(ProblemError):
     status = 403
-    type = "https://propdesk.dev/problems/forbidden"
+    type = PROBLEMS + "forbidden"
     title = "Forbidden"
 
 
 @deserialize_to_instance
 class NotFound(ProblemError):
     status = 404
-    type = "https://propdesk.dev/problems/not-found"
+    type = PROBLEMS + "not-found"
     title = "Not found"
 
 
 @deserialize_to_instance
 class Conflict(ProblemError):
     status = 409
-    type = "https://propdesk.dev/problems/conflict"
+    type = PROBLEMS + "conflict"
     title = "Conflict"
 
 
 @deserialize_to_instance
 class IllegalTransition(Conflict):
-    type = "https://propdesk.dev/problems/illegal-transition"
+    type = PROBLEMS + "illegal-transition"
     title = "Action not allowed in this state"
 
     @classmethod
@@ -79,7 +81,7 @@ class ServiceUnavailable(ProblemError):
     """A service (or the broker, or a store) is down or did not answer in time. Nothing was
     written for the request, so the client may retry it."""
     status = 503
-    type = "https://propdesk.dev/problems/service-unavailable"
+    type = PROBLEMS + "service-unavailable"
     title = "Service unavailable"
 
 

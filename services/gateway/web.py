@@ -9,14 +9,13 @@ from marshmallow import Schema, ValidationError, fields
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.wrappers import Response
 
-from services.common.errors import ProblemError, ServiceUnavailable, ValidationFailed
+from services.common.errors import PROBLEMS, ProblemError, ServiceUnavailable, ValidationFailed
 
 JSON = "application/json"
 PROBLEM_JSON = "application/problem+json"
 CORRELATION_HEADER = "X-Correlation-Id"
 MAX_BODY_BYTES = 1 << 20
 _CORRELATION = re.compile(r"[A-Za-z0-9._:-]{1,100}")
-PROBLEMS = "https://propdesk.dev/problems/"
 
 
 class MalformedRequest(ProblemError):

@@ -8,7 +8,7 @@ from services.common import entrypoints
 from services.common.auth import Caller
 from services.common.clock import Clock
 from services.common.contracts import load_event
-from services.common.db import Database, new_id, paginate
+from services.common.db import Database, new_id, paginate, within_sites
 from services.common.entrypoints import command, load
 from services.common.errors import ValidationFailed
 from services.notifications import domain
@@ -42,12 +42,7 @@ class NotificationsService(entrypoints.ServiceBase):
         """Staff see their sites' messages; a resident only the messages addressed to them."""
         identity = self.caller.identity
         f = load(MessageFilters(), filters or {})
-        stmt = select(Message)
-        if f["site"]:
-            identity.require_site(f["site"])
-            stmt = stmt.where(Message.site == f["site"])
-        elif identity.visible_sites() is not None:
-            stmt = stmt.where(Message.site.in_(identity.visible_sites()))
+        stmt = within_sites(select(Message), Message.site, identity, f["site"])
         if identity.is_resident:
             stmt = stmt.where(Message.person_id == identity.person_id
                               if identity.person_id else false())

@@ -3,7 +3,7 @@ from sqlalchemy import select
 
 from services.common.auth import Caller
 from services.common.clock import Clock
-from services.common.db import Database, new_id, paginate
+from services.common.db import Database, new_id, paginate, within_sites
 from services.common.errors import Conflict, NotFound, ValidationFailed
 from services.common import entrypoints
 from services.common.entrypoints import command, load
@@ -42,10 +42,7 @@ class RegistryService(entrypoints.ServiceBase):
 
     @command
     def list_sites(self, cursor=None, limit=50):
-        stmt = select(Site)
-        visible = self.caller.identity.visible_sites()
-        if visible is not None:
-            stmt = stmt.where(Site.code.in_(visible))
+        stmt = within_sites(select(Site), Site.code, self.caller.identity)
         rows, next_cursor = paginate(self.uow.session, stmt, Site.code, cursor, limit)
         return {"items": SiteOut(many=True).dump(rows), "next_cursor": next_cursor}
 
@@ -85,8 +82,7 @@ class RegistryService(entrypoints.ServiceBase):
     @command
     def list_units(self, site, cursor=None, limit=50):
         identity = self.caller.identity
-        identity.require_site(site)
-        stmt = select(Unit).where(Unit.site == site)
+        stmt = within_sites(select(Unit), Unit.site, identity, site)
         if identity.is_resident:
             stmt = stmt.where(Unit.code.in_(self._units_of(identity.person_id)))
         rows, next_cursor = paginate(self.uow.session, stmt, Unit.code, cursor, limit)

@@ -4,7 +4,7 @@ from sqlalchemy import select
 from services.common import entrypoints
 from services.common.auth import Caller
 from services.common.clock import Clock
-from services.common.db import Database, new_id, paginate
+from services.common.db import Database, new_id, paginate, within_sites
 from services.common.entrypoints import command, load
 from services.common.rpc import TimedRpc
 from services.common.errors import Forbidden, NotFound, ValidationFailed
@@ -55,12 +55,7 @@ class TicketingService(entrypoints.ServiceBase):
     def list_tickets(self, filters=None, cursor=None, limit=50):
         identity = self.caller.identity
         f = load(TicketFilters(), filters or {})
-        stmt = select(Ticket)
-        if f["site"]:
-            identity.require_site(f["site"])
-            stmt = stmt.where(Ticket.site == f["site"])
-        elif identity.visible_sites() is not None:
-            stmt = stmt.where(Ticket.site.in_(identity.visible_sites()))
+        stmt = within_sites(select(Ticket), Ticket.site, identity, f["site"])
         if identity.is_resident:
             stmt = stmt.where(Ticket.reporter["person_id"].as_string() == identity.person_id)
         if f["kind"]:
