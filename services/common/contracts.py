@@ -62,8 +62,111 @@ class UnitChangedV1(Schema):
     owner = fields.Nested(Contact, allow_none=True)
 
 
+MONEY = dict(as_string=True, places=2)
+
+
+class SlaBreachedV1(Schema):
+    """A deadline of a ticket or a renovation case passed unmet (detected once per deadline)."""
+    subject = fields.String(required=True, validate=validate.OneOf(["ticket", "renovation"]))
+    subject_id = fields.String(required=True)
+    code = fields.String(required=True)
+    kind = fields.String(required=True, metadata={"description": "repair, complaint, ..., renovation"})
+    deadline = fields.String(required=True, metadata={"description": "e.g. resolve, callback, review"})
+    due_at = fields.AwareDateTime(required=True)
+    detected_at = fields.AwareDateTime(required=True)
+    severity = fields.String(allow_none=True, metadata={"description": "complaints: A, B or C"})
+    unit = fields.String(allow_none=True, validate=UNIT_CODE)
+    first_contact_owner = fields.String(allow_none=True)
+    escalate_to = fields.List(fields.String(), load_default=list,
+                              metadata={"description": "roles alerted, lowest first"})
+    timezone = fields.String(load_default="Asia/Shanghai")
+
+
+class ServiceChargeV1(Schema):
+    """A paid in-home repair was completed: bill its quoted fee to the unit."""
+    ticket_id = fields.String(required=True)
+    code = fields.String(required=True)
+    unit = fields.String(required=True, validate=UNIT_CODE)
+    amount = fields.Decimal(required=True, **MONEY)
+    description = fields.String(load_default="")
+    completed_at = fields.AwareDateTime(required=True)
+
+
+class FeeLine(Schema):
+    fee = fields.String(required=True, metadata={"description": "renovation_management, renovation_deposit, debris_removal"})
+    amount = fields.Decimal(required=True, **MONEY)
+    description = fields.String(load_default="")
+
+
+class FeesDueV1(Schema):
+    """A renovation was approved: invoice its fees and hold its deposit."""
+    renovation_id = fields.String(required=True)
+    unit = fields.String(required=True, validate=UNIT_CODE)
+    items = fields.List(fields.Nested(FeeLine), required=True)
+    due_date = fields.Date(required=True)
+
+
+class DepositRefundDueV1(Schema):
+    """A renovation passed its inspection: refund the deposit less the recorded deductions."""
+    renovation_id = fields.String(required=True)
+    unit = fields.String(required=True, validate=UNIT_CODE)
+    deductions = fields.Decimal(required=True, **MONEY)
+    refund_by = fields.AwareDateTime(required=True, metadata={"description": "3 working days"})
+
+
+class RenovationDecidedV1(Schema):
+    renovation_id = fields.String(required=True)
+    unit = fields.String(required=True, validate=UNIT_CODE)
+    decision = fields.String(required=True, validate=validate.OneOf(["approved", "rejected"]))
+    rejection_reasons = fields.List(fields.String(), load_default=list)
+    applicant = fields.Nested(Contact, allow_none=True)
+
+
+class PermitIssuedV1(Schema):
+    renovation_id = fields.String(required=True)
+    unit = fields.String(required=True, validate=UNIT_CODE)
+    permit_number = fields.String(required=True)
+    valid_from = fields.Date(required=True)
+    valid_until = fields.Date(required=True)
+    passes = fields.List(fields.Dict(), load_default=list, metadata={"description": "{number, holder}"})
+    applicant = fields.Nested(Contact, allow_none=True)
+
+
+class InvoicePaidV1(Schema):
+    """An invoice is settled in full; `reference` ties it to what raised it."""
+    invoice_id = fields.String(required=True)
+    unit = fields.String(required=True, validate=UNIT_CODE)
+    period = fields.String(allow_none=True)
+    amount = fields.Decimal(required=True, **MONEY)
+    paid_at = fields.AwareDateTime(required=True)
+    reference = fields.Dict(load_default=dict,
+                            metadata={"description": "e.g. {renovation_id} or {ticket_id}"})
+
+
+class ArrearsEscalatedV1(Schema):
+    """A step of the arrears ladder was taken (each step once)."""
+    unit = fields.String(required=True, validate=UNIT_CODE)
+    step = fields.String(required=True, metadata={"description": "reminder, payment_notice, lawyer_letter, lawsuit_referral, transfer_watch"})
+    stage = fields.String(required=True, validate=validate.OneOf(["none", "reminder", "lawyer_letter", "lawsuit"]))
+    months = fields.Integer(required=True)
+    amount_due = fields.Decimal(required=True, **MONEY)
+    late_fee = fields.Decimal(required=True, **MONEY)
+    major_customer = fields.Boolean(load_default=False)
+    taken_on = fields.Date(required=True)
+    owner = fields.Nested(Contact, allow_none=True)
+
+
 SCHEMAS = {
     ("ticketing.callback_due", 1): CallbackDueV1,
+    ("ticketing.sla_breached", 1): SlaBreachedV1,
+    ("ticketing.service_charge", 1): ServiceChargeV1,
+    ("renovation.fees_due", 1): FeesDueV1,
+    ("renovation.deposit_refund_due", 1): DepositRefundDueV1,
+    ("renovation.decided", 1): RenovationDecidedV1,
+    ("renovation.permit_issued", 1): PermitIssuedV1,
+    ("renovation.sla_breached", 1): SlaBreachedV1,
+    ("billing.invoice_paid", 1): InvoicePaidV1,
+    ("billing.arrears_escalated", 1): ArrearsEscalatedV1,
     ("registry.unit_changed", 1): UnitChangedV1,
 }
 
