@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass, field
 from nameko.extensions import DependencyProvider
 
 from services.common.errors import Forbidden
+from services.common.logs import bind_correlation_id
 
 ROLES = (
     "resident", "agent", "technician", "supervisor", "quality_supervisor",
@@ -87,6 +88,7 @@ class CallContext:
         """Used by the gateway: what it sets here travels with every RPC it makes."""
         self._data[IDENTITY_KEY] = identity.to_context()
         self._data[CORRELATION_KEY] = correlation_id or uuid.uuid4().hex
+        bind_correlation_id(self._data[CORRELATION_KEY])
 
 
 class Caller(DependencyProvider):
@@ -94,3 +96,10 @@ class Caller(DependencyProvider):
 
     def get_dependency(self, worker_ctx):
         return CallContext(worker_ctx)
+
+    def worker_setup(self, worker_ctx):
+        # an RPC call or event arriving with a correlation id (header nameko.correlation_id)
+        bind_correlation_id(worker_ctx.data.get(CORRELATION_KEY))
+
+    def worker_teardown(self, worker_ctx):
+        bind_correlation_id(None)

@@ -1,8 +1,16 @@
 """JSON log lines (one object per line) for every service, with the correlation id when known."""
 import json
 import logging
+import threading
 
 _STANDARD = set(vars(logging.makeLogRecord({})))
+# Greenthread-local under eventlet's monkey patching: each Nameko worker sees its own.
+_current = threading.local()
+
+
+def bind_correlation_id(correlation_id):
+    """Every line the current worker logs from now on carries this correlation id."""
+    _current.correlation_id = correlation_id
 
 
 class JsonFormatter(logging.Formatter):
@@ -13,6 +21,9 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "msg": record.getMessage(),
         }
+        correlation_id = getattr(_current, "correlation_id", None)
+        if correlation_id:
+            line["correlation_id"] = correlation_id
         line.update({k: v for k, v in vars(record).items() if k not in _STANDARD})
         if record.exc_info:
             line["exc"] = self.formatException(record.exc_info)
