@@ -1,11 +1,13 @@
 """JSON log lines (one object per line) for every service, with the correlation id when known."""
 import json
 import logging
-import threading
+
+from eventlet.corolocal import local
 
 _STANDARD = set(vars(logging.makeLogRecord({})))
-# Greenthread-local under eventlet's monkey patching: each Nameko worker sees its own.
-_current = threading.local()
+# Local to the greenthread (each Nameko worker runs in its own), whether or not eventlet has
+# patched `threading` by the time this module is imported.
+_current = local()
 
 
 def bind_correlation_id(correlation_id):
