@@ -60,6 +60,8 @@ class UnitChangedV1(Schema):
     usage = fields.String(allow_none=True)
     area_m2 = fields.Decimal(as_string=True, allow_none=True)
     owner = fields.Nested(Contact, allow_none=True)
+    # Optional in v1: the owner is a major customer (大客户), which changes the arrears ladder.
+    major_customer = fields.Boolean(load_default=False)
 
 
 MONEY = dict(as_string=True, places=2)

@@ -69,9 +69,9 @@ class IllegalTransition(Conflict):
     title = "Action not allowed in this state"
 
     @classmethod
-    def build(cls, action, status, allowed):
+    def build(cls, action, status, allowed, subject="ticket"):
         return cls(
-            f"cannot {action} a ticket that is {status}; allowed: {', '.join(allowed) or 'none'}",
+            f"cannot {action} a {subject} that is {status}; allowed: {', '.join(allowed) or 'none'}",
             {"action": action, "current_status": status, "allowed_actions": list(allowed)},
         )
 

@@ -2,9 +2,11 @@
 lists (cursor pagination and filters) and the admin echo."""
 from marshmallow import Schema, fields, validate
 
+from services.billing.schemas import ArrearsFilters
 from services.common.contracts import SITE_CODE
 from services.common.db import MAX_PAGE
 from services.notifications.schemas import MessageFilters
+from services.renovation.schemas import RenovationFilters
 from services.ticketing.schemas import TicketFilters
 
 
@@ -23,6 +25,14 @@ class TicketQuery(TicketFilters, Page):
 
 
 class MessageQuery(MessageFilters, Page):
+    pass
+
+
+class RenovationQuery(RenovationFilters, Page):
+    pass
+
+
+class ArrearsQuery(ArrearsFilters, Page):
     pass
 
 

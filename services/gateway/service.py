@@ -17,6 +17,12 @@ from services.gateway.storage import Base
 from services.notifications.schemas import MessageOut
 from services.registry.schemas import PersonOut, PersonReadIn, SiteIn, SiteOut, UnitIn, UnitOut
 from services.ticketing.schemas import ACTION_SCHEMAS, TicketIn, TicketOut
+from services.gateway.queries import RenovationQuery
+from services.renovation import schemas as renovation_schemas
+from services.ticketing.schemas import KpiQuery, SiteListQuery, SlaPolicyIn, SlaPolicyOut, SweepIn
+from werkzeug.wrappers import Response
+from services.billing import schemas as billing_schemas
+from services.gateway.queries import ArrearsQuery
 
 READY_TIMEOUT = 2.0
 ECHO_ROLES = ("ops_admin", "hq")
@@ -135,6 +141,50 @@ class GatewayService(entrypoints.ServiceBase):
         access.require_ticket(call.identity, self.rpc.ticketing.get_ticket(ticket_id))
         return self.rpc.ticketing.act(ticket_id, action, call.payload)
 
+    @route("POST", "/admin/sweeps/ticketing", body=SweepIn, tag="ticketing",
+           summary="Run ticketing's deadline sweep at `as_of` (as its timer does); ops_admin and hq")
+    def sweep_ticketing(self, call):
+        call.identity.require_role("run the ticketing sweep", "ops_admin", "hq")
+        as_of = call.payload.get("as_of")
+        return self.rpc.ticketing.sweep({"as_of": as_of} if as_of else {})
+
+    @route("GET", "/sites/<string:code>/sla-policy", response=SlaPolicyOut, tag="ticketing",
+           summary="The SLA policy in force at a site (defaults, and what the site tightened)")
+    def get_sla_policy(self, call, code):
+        call.identity.require_site(code)
+        return self.rpc.ticketing.get_sla_policy(code)
+
+    @route("POST", "/sites/<string:code>/sla-policy", body=SlaPolicyIn, response=SlaPolicyOut,
+           tag="ticketing", summary="Tighten a site's time limits (manager, hq); new tickets carry them")
+    def set_sla_policy(self, call, code):
+        call.identity.require_site(code)
+        return self.rpc.ticketing.set_sla_policy(code, {k: v for k, v in call.payload.items()
+                                                        if v is not None})
+
+    @route("GET", "/sites/<string:code>/handover", query=SiteListQuery, response=TicketOut,
+           many=True, tag="ticketing",
+           summary="Shift handover: every open ticket of the site, most urgent deadline first")
+    def handover(self, call, code):
+        call.identity.require_site(code)
+        return self.rpc.ticketing.handover(code, call.query["cursor"], call.query["limit"])
+
+    @route("GET", "/sites/<string:code>/callbacks", query=SiteListQuery, response=TicketOut,
+           many=True, tag="ticketing", summary="Callback worklist: tickets awaiting a callback, by due time")
+    def callback_worklist(self, call, code):
+        call.identity.require_site(code)
+        return self.rpc.ticketing.callbacks(code, call.query["cursor"], call.query["limit"])
+
+    @route("GET", "/sites/<string:code>/kpis", query=KpiQuery, tag="ticketing",
+           summary="Monthly KPI report of a site (JSON; CSV with ?format=csv or Accept: text/csv)")
+    def kpis(self, call, code):
+        call.identity.require_site(code)
+        wants_csv = call.query["format"] == "csv" or "text/csv" in call.request.headers.get("Accept", "")
+        report = self.rpc.ticketing.kpis(code, {"month": call.query["month"],
+                                                "format": "csv" if wants_csv else "json"})
+        if wants_csv:
+            return Response(report["body"], status=200, content_type=report["content_type"])
+        return report
+
     # -- notifications -------------------------------------------------------------------
 
     @route("GET", "/messages", query=MessageQuery, response=MessageOut, many=True, tag="notifications",
@@ -146,6 +196,102 @@ class GatewayService(entrypoints.ServiceBase):
         if "unit" in filters:
             access.require_unit(call.identity, filters["unit"])
         return self.rpc.notifications.list_messages(filters, cursor, limit)
+
+    # -- renovation ----------------------------------------------------------------------
+
+    @route("POST", "/renovations", body=renovation_schemas.RenovationIn,
+           response=renovation_schemas.RenovationOut, status=201, tag="renovation",
+           summary="Register a renovation application; missing documents are named (422)")
+    def create_renovation(self, call):
+        call.identity.require_site(call.payload["unit"][:3])
+        return self.rpc.renovation.create_renovation(call.payload)
+
+    @route("GET", "/renovations", query=RenovationQuery, response=renovation_schemas.RenovationOut,
+           many=True, tag="renovation", summary="Renovation applications by site, status or unit")
+    def list_renovations(self, call):
+        filters, cursor, limit = page_args(call.query)
+        if "site" in filters:
+            call.identity.require_site(filters["site"])
+        return self.rpc.renovation.list_renovations(filters, cursor, limit)
+
+    @route("GET", "/renovations/<string:renovation_id>", response=renovation_schemas.RenovationOut,
+           tag="renovation", summary="An application with its fees, permit, passes, deadlines and history")
+    def get_renovation(self, call, renovation_id):
+        renovation = self.rpc.renovation.get_renovation(renovation_id)
+        call.identity.require_site(renovation["site"])
+        return renovation
+
+    @route("POST", "/renovations/<string:renovation_id>/<string:action>",
+           actions=renovation_schemas.ACTION_SCHEMAS, response=renovation_schemas.RenovationOut,
+           tag="renovation", summary="Take a step: review, sign, patrol, violation, rectified, "
+                                     "request-inspection, inspect, close")
+    def act_on_renovation(self, call, renovation_id, action):
+        call.identity.require_site(self.rpc.renovation.get_renovation(renovation_id)["site"])
+        return self.rpc.renovation.act(renovation_id, action, call.payload)
+
+    @route("GET", "/passes/<string:number>", response=renovation_schemas.PassCheckOut, tag="renovation",
+           summary="Gate check of a worker pass: valid, expired or revoked; unknown is 404")
+    def check_pass(self, call, number):
+        return self.rpc.renovation.check_pass(number)
+
+    @route("POST", "/admin/sweeps/renovation", body=renovation_schemas.RenovationSweepIn,
+           response=renovation_schemas.RenovationSweepOut, tag="renovation",
+           summary="Run renovation's sweep at `as_of` (as its timer does); ops_admin and hq")
+    def sweep_renovation(self, call):
+        call.identity.require_role("run the renovation sweep", "ops_admin", "hq")
+        return self.rpc.renovation.sweep(call.payload["as_of"])
+
+    # -- billing -------------------------------------------------------------------------
+
+    @route("POST", "/fee-schedules", body=billing_schemas.FeeScheduleIn, status=201, tag="billing",
+           summary="Set a site's fee schedule (in force for the next invoices)")
+    def set_fee_schedule(self, call):
+        call.identity.require_site(call.payload["site"])
+        return self.rpc.billing.set_fee_schedule(call.payload)
+
+    @route("POST", "/billing/runs", body=billing_schemas.BillingRunIn, tag="billing",
+           summary="The monthly run of a site and period: one invoice per unit, once")
+    def run_billing(self, call):
+        call.identity.require_site(call.payload["site"])
+        return self.rpc.billing.run_billing(call.payload)
+
+    @route("POST", "/invoices", body=billing_schemas.InvoiceIn, status=201, tag="billing",
+           summary="An invoice for a unit, also for a past period (a migration of arrears)")
+    def create_invoice(self, call):
+        access.require_unit(call.identity, call.payload["unit"])
+        return self.rpc.billing.create_invoice(call.payload)
+
+    @route("POST", "/payments", body=billing_schemas.PaymentIn, status=201, tag="billing",
+           summary="A payment: allocated to the oldest open invoice first; a receipt number")
+    def record_payment(self, call):
+        access.require_unit(call.identity, call.payload["unit"])
+        return self.rpc.billing.record_payment(call.payload)
+
+    @route("GET", "/units/<string:code>/account", query=billing_schemas.AccountQuery, tag="billing",
+           summary="Balance, open invoices, deposits and arrears {months, stage, late_fee}")
+    def get_account(self, call, code):
+        access.require_unit(call.identity, code)
+        return self.rpc.billing.get_account(code, call.query.get("as_of"))
+
+    @route("GET", "/arrears", query=ArrearsQuery, tag="billing",
+           summary="Units in arrears by site and stage (reminder, lawyer_letter, lawsuit)")
+    def list_arrears(self, call):
+        filters, cursor, limit = page_args(call.query)
+        if "site" in filters:
+            call.identity.require_site(filters["site"])
+        return self.rpc.billing.list_arrears(filters, cursor, limit)
+
+    @route("GET", "/billing/collection", query=billing_schemas.CollectionQuery, tag="billing",
+           summary="Collection rate of a site and period (target 98 %)")
+    def collection_rate(self, call):
+        call.identity.require_site(call.query["site"])
+        return self.rpc.billing.collection_rate(call.query)
+
+    @route("POST", "/admin/sweeps/billing", body=billing_schemas.ArrearsSweepIn, tag="billing",
+           summary="Run billing's arrears sweep at `as_of` (as its timer does); ops_admin and hq")
+    def sweep_billing(self, call):
+        call.identity.require_role("run the billing sweep", "ops_admin", "hq")
+        return self.rpc.billing.sweep(call.payload)
 
     # -- everything else -----------------------------------------------------------------
 

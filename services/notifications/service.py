@@ -37,6 +37,42 @@ class NotificationsService(entrypoints.ServiceBase):
             return
         self._send(envelope, domain.callback_due_messages(envelope))
 
+    @event_handler("ticketing", "sla_breached", requeue_on_error=True)
+    def on_ticket_sla_breached(self, body):
+        envelope = self._envelope(body)
+        if envelope is None or not self.uow.first_time(envelope["id"], "notifications.ticketing_sla_breached"):
+            return
+        envelope["data"]["ticket_id"] = envelope["data"]["subject_id"]   # listed by ticket
+        self._send(envelope, domain.sla_breach_messages(envelope))
+
+    @event_handler("renovation", "sla_breached", requeue_on_error=True)
+    def on_renovation_sla_breached(self, body):
+        envelope = self._envelope(body)
+        if envelope is None or not self.uow.first_time(envelope["id"], "notifications.renovation_sla_breached"):
+            return
+        self._send(envelope, domain.sla_breach_messages(envelope))
+
+    @event_handler("renovation", "decided", requeue_on_error=True)
+    def on_renovation_decided(self, body):
+        envelope = self._envelope(body)
+        if envelope is None or not self.uow.first_time(envelope["id"], "notifications.renovation_decided"):
+            return
+        self._send(envelope, domain.renovation_decided_messages(envelope))
+
+    @event_handler("renovation", "permit_issued", requeue_on_error=True)
+    def on_permit_issued(self, body):
+        envelope = self._envelope(body)
+        if envelope is None or not self.uow.first_time(envelope["id"], "notifications.permit_issued"):
+            return
+        self._send(envelope, domain.lobby_notice_messages(envelope))
+
+    @event_handler("billing", "arrears_escalated", requeue_on_error=True)
+    def on_arrears_escalated(self, body):
+        envelope = self._envelope(body)
+        if envelope is None or not self.uow.first_time(envelope["id"], "notifications.arrears_escalated"):
+            return
+        self._send(envelope, domain.arrears_messages(envelope))
+
     @command
     def list_messages(self, filters=None, cursor=None, limit=50):
         """Staff see their sites' messages; a resident only the messages addressed to them."""

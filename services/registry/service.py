@@ -1,8 +1,10 @@
 """registry: sites, units and the people in them (SPEC §1)."""
-from sqlalchemy import select
+from nameko.events import event_handler
+from sqlalchemy import func, select
 
 from services.common.auth import Caller
 from services.common.clock import Clock
+from services.common.contracts import load_event
 from services.common.db import Database, new_id, paginate, within_sites
 from services.common.errors import Conflict, NotFound, ValidationFailed
 from services.common import entrypoints
@@ -70,6 +72,7 @@ class RegistryService(entrypoints.ServiceBase):
             "unit": unit.code, "change": "created", "usage": unit.usage, "area_m2": unit.area_m2,
             "owner": {"name": owner.name, "phone": owner.phone, "email": owner.email,
                       "person_id": owner.id},
+            "major_customer": bool(owner.major_customer),
         }, site=site_code)
         self.uow.commit()
         return self._unit_out(unit)
@@ -130,6 +133,30 @@ class RegistryService(entrypoints.ServiceBase):
         contact = None if row is None else {
             "name": row.name, "phone": row.phone, "email": row.email, "person_id": row.id}
         return {"unit": unit.code, "site": unit.site, "timezone": site.timezone, "owner": contact}
+
+    @command
+    def count_units(self, site):
+        """Households of a site (its active units), for per-household rates such as the
+        complaint rate (ticketing's monthly KPIs)."""
+        self.caller.identity.require_site(site)
+        self._site(site)
+        return self.uow.session.scalar(select(func.count()).select_from(Unit).where(
+            Unit.site == site, Unit.active.is_(True)))
+
+    @event_handler("billing", "arrears_escalated", requeue_on_error=True)
+    def on_arrears_escalated(self, body):
+        """Arrears past 3 months put the unit on transfer watch (SPEC §1, 001 §2.8.2.6)."""
+        try:
+            envelope = load_event(body)
+        except ValidationFailed:
+            return
+        if envelope["data"]["step"] != "transfer_watch" or not self.uow.first_time(
+                envelope["id"], "registry.arrears_escalated"):
+            return
+        unit = self.uow.session.get(Unit, envelope["data"]["unit"])
+        if unit is not None:
+            unit.transfer_watch = True
+        self.uow.commit()
 
     def _site(self, code):
         site = self.uow.session.get(Site, code)

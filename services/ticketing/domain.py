@@ -1,6 +1,7 @@
 """Ticketing rules (SPEC §2), plain Python: a ticket's states, who may move it, and the
-deadlines each step starts or meets. No Nameko, no SQL; `now` is always passed in."""
-from dataclasses import asdict, dataclass, field
+deadlines each step starts or meets, for repairs, complaints, inquiries and suggestions.
+No Nameko, no SQL; `now` is always passed in."""
+from dataclasses import asdict, dataclass, field, fields as dataclass_fields
 from datetime import datetime, timedelta
 from decimal import Decimal
 
@@ -10,28 +11,83 @@ from services.common.errors import Forbidden, IllegalTransition
 
 KINDS = ("repair", "complaint", "inquiry", "suggestion")
 CHANNELS = ("front_desk", "phone", "web", "app", "email", "letter")
+WRITTEN_CHANNELS = ("email", "letter", "web")       # non-face-to-face: acknowledged within 2 days
 PRIORITIES = ("normal", "urgent")
 SCOPES = ("common_area", "in_home")
-REPAIR_STATUSES = ("received", "dispatched", "on_site", "completed", "closed", "cancelled")
-OPEN_STATUSES = ("received", "dispatched", "on_site", "completed")
+SEVERITIES = ("A", "B", "C")
+CATEGORIES = ("KF", "ZX", "GC", "BJ", "YY", "QT")
+JOINT_COMPLAINANTS = 3
+
+STATUSES = {
+    "repair": ("received", "dispatched", "on_site", "completed", "closed", "cancelled"),
+    "complaint": ("received", "routed", "resolved", "replied", "closed", "invalid"),
+    "inquiry": ("received", "closed"),
+    "suggestion": ("received", "forwarded", "decided", "closed"),
+}
+REPAIR_STATUSES = STATUSES["repair"]
+FINAL_STATUSES = ("closed", "cancelled", "invalid")
+DROPPED_STATUSES = ("cancelled", "invalid")   # their deadlines lapse; a closed ticket's revisit stays
+OPEN_STATUSES = tuple(sorted({s for kind in STATUSES.values() for s in kind} - set(FINAL_STATUSES)))
 
 DESK = ("agent", "supervisor", "manager", "hq", "ops_admin")
 FIELD = ("technician", "supervisor", "manager", "ops_admin")
 CREATORS = DESK + ("resident", "quality_supervisor")
+HANDLERS = ("supervisor", "quality_supervisor", "manager", "hq", "ops_admin")
+MANAGERS = ("manager", "hq", "ops_admin")
+
+# 处理权限 (001 ch.4 §2): the most each role may promise; None = no cap (site manager and up).
+COMPENSATION_CAPS = {"agent": Decimal("0"), "supervisor": Decimal("1000"),
+                     "quality_supervisor": Decimal("2000"), "manager": None, "hq": None,
+                     "ops_admin": None}
+
+# Who an overrun deadline alerts, lowest first (agent → supervisor → manager → hq).
+ESCALATION = {"C": ("supervisor",), "B": ("supervisor", "manager"),
+              "A": ("supervisor", "manager", "hq")}
 
 
 @dataclass(frozen=True)
-class RepairPolicy:
-    """Defaults of SPEC §2.2; a site may tighten them. Frozen onto each ticket at creation."""
+class SlaPolicy:
+    """Defaults of SPEC §2; a site may tighten them (never loosen). Frozen onto each ticket at
+    creation, so a later policy change does not rewrite history. Days are calendar days in
+    the site's time zone; a limit runs from the instant that starts it."""
+    # repairs (§2.2)
     urgent_dispatch_minutes: int = 3        # 三分钟服务承诺 (004)
     callback_hours: int = 24                # callback within 24 h of completion
     second_callback_months: int = 1         # important repairs: one more within a month
     late_entry_hours: int = 2               # paper-first entry allowance (001)
     rework_days: int = 30                   # reopened within 30 days counts as rework
+    # complaints (§2.1)
+    acknowledge_days: int = 2               # written complaints
+    route_hours: int = 1
+    answer_days_a: int = 2                  # a definite answer to an A complainant
+    resolve_days_a: int = 10
+    resolve_days_b: int = 3
+    resolve_days_c: int = 2
+    reply_days: int = 2                     # after resolution
+    complaint_callback_days: int = 3        # after resolution
+    revisit_months: int = 1                 # A and B, after the reply
+    upgrade_days: int = 30                  # a valid B/C still open is upgraded to A
+    # suggestions (§2.3)
+    forward_hours: int = 2
+    suggestion_reply_days: int = 3
 
     @classmethod
     def from_dict(cls, data):
         return cls(**{k: v for k, v in (data or {}).items() if k in cls.__dataclass_fields__})
+
+    def tightened(self, changes):
+        """This policy with `changes`; {field: message} for every change that loosens it."""
+        defaults = SlaPolicy()
+        loosened = {name: [f"at most {getattr(defaults, name)} (the default); a site may only tighten it"]
+                    for name, value in changes.items() if value > getattr(defaults, name)}
+        return SlaPolicy(**{**asdict(self), **changes}), loosened
+
+
+RepairPolicy = SlaPolicy
+
+
+def policy_fields():
+    return [f.name for f in dataclass_fields(SlaPolicy)]
 
 
 @dataclass
@@ -42,21 +98,53 @@ class Transition:
     roles: tuple
 
 
-REPAIR_TRANSITIONS = {t.action: t for t in (
-    Transition("dispatch", ("received",), "dispatched", DESK),
-    Transition("reschedule", ("received", "dispatched"), None, DESK + FIELD),
-    Transition("arrive", ("dispatched",), "on_site", FIELD),
-    Transition("complete", ("on_site",), "completed", FIELD),
-    Transition("record-callback", ("completed", "closed"), None, DESK),
-    Transition("close", ("completed",), "closed", DESK),
-    Transition("cancel", ("received", "dispatched"), "cancelled", DESK),
-)}
+def _table(*transitions):
+    return {t.action: t for t in transitions}
+
+
+TRANSITIONS = {
+    "repair": _table(
+        Transition("dispatch", ("received",), "dispatched", DESK),
+        Transition("reschedule", ("received", "dispatched"), None, DESK + FIELD),
+        Transition("arrive", ("dispatched",), "on_site", FIELD),
+        Transition("complete", ("on_site",), "completed", FIELD),
+        # the technician reports a common-area repair back the same day (a callback that
+        # reaches the reporter does too)
+        Transition("reply", ("completed", "closed"), None, FIELD),
+        Transition("record-callback", ("completed", "closed"), None, DESK),
+        Transition("close", ("completed",), "closed", DESK),
+        Transition("reopen", ("closed",), "received", DESK),
+        Transition("cancel", ("received", "dispatched"), "cancelled", DESK),
+    ),
+    "complaint": _table(
+        Transition("acknowledge", ("received", "routed"), None, DESK),
+        Transition("route", ("received",), "routed", DESK),
+        Transition("assess", ("received", "routed"), None, HANDLERS),
+        Transition("answer", ("received", "routed"), None, HANDLERS + ("agent",)),
+        Transition("request-extension", ("routed",), None, HANDLERS + ("agent",)),
+        Transition("approve-extension", ("routed",), None, MANAGERS),
+        Transition("resolve", ("routed",), "resolved", HANDLERS + ("agent",)),
+        Transition("reply", ("resolved",), "replied", DESK + ("quality_supervisor",)),
+        Transition("record-callback", ("resolved", "replied", "closed"), None, DESK + ("quality_supervisor",)),
+        Transition("close", ("replied",), "closed", DESK + ("quality_supervisor",)),
+    ),
+    "inquiry": _table(
+        Transition("answer", ("received",), "closed", DESK + ("quality_supervisor", "technician")),
+    ),
+    "suggestion": _table(
+        Transition("forward", ("received",), "forwarded", DESK),
+        Transition("decide", ("forwarded",), "decided", HANDLERS),
+        Transition("reply", ("decided",), "closed", DESK + ("quality_supervisor",)),
+    ),
+}
+REPAIR_TRANSITIONS = TRANSITIONS["repair"]
+ACTIONS = sorted({a for table in TRANSITIONS.values() for a in table})
 
 
 @dataclass
 class Ticket:
-    """A repair (the other kinds grow here). Deadlines, breaches and history are plain data so
-    that storage can keep them as they are and the API can show them."""
+    """Any kind of ticket. Deadlines, breaches and history are plain data so that storage can
+    keep them as they are and the API can show them."""
     id: str
     code: str
     kind: str
@@ -79,6 +167,16 @@ class Ticket:
     missed_appointments: int = 0
     escalated: bool = False
     late_entry: bool = False
+    severity: str | None = None
+    category: str | None = None
+    complainants: int | None = None
+    requested_deadline: datetime | None = None
+    valid: bool | None = None
+    compensation: str | None = None
+    extension: dict | None = None
+    details: dict = field(default_factory=dict)     # answer, decision, reply, ... as recorded
+    reopened: int = 0
+    rework: int = 0
     policy: dict = field(default_factory=dict)
     deadlines: dict = field(default_factory=dict)       # name -> ISO instant
     deadlines_met: dict = field(default_factory=dict)   # name -> ISO instant it was met
@@ -89,79 +187,167 @@ class Ticket:
     result: dict | None = None
     fee: str | None = None
     completed_at: datetime | None = None
+    resolved_at: datetime | None = None
     closed_at: datetime | None = None
     next_due_at: datetime | None = None
     callback_due_at: datetime | None = None
+    sweep_due_at: datetime | None = None     # next instant the sweep has something to do
     events: list = field(default_factory=list, repr=False, compare=False)
 
     # -- creation ------------------------------------------------------------------------
 
     @classmethod
-    def open_repair(cls, *, id, code, site, timezone, channel, description, received_at, now,
-                    first_contact_owner, by_role, policy: RepairPolicy, unit=None, reporter=None,
-                    priority="normal", scope="common_area", important=False, appointment=None,
-                    fee=None):
+    def _open(cls, kind, *, now, received_at, policy, by_role, **values):
         if received_at > now:
             raise ValueError("received_at is in the future")
-        ticket = cls(
-            id=id, code=code, kind="repair", site=site, timezone=timezone, channel=channel,
-            description=description, received_at=received_at, created_at=now,
-            first_contact_owner=first_contact_owner, unit=unit, reporter=reporter,
-            priority=priority, scope=scope, important=important, appointment=appointment,
-            fee=None if fee is None else str(Decimal(fee)), policy=asdict(policy),
-            late_entry=now - received_at > timedelta(hours=policy.late_entry_hours),
-        )
+        ticket = cls(kind=kind, received_at=received_at, created_at=now, policy=asdict(policy),
+                     late_entry=now - received_at > timedelta(hours=policy.late_entry_hours),
+                     **values)
+        ticket._record(now, ticket.first_contact_owner, by_role, "receive",
+                       note="entered late" if ticket.late_entry else None,
+                       data={"received_at": received_at.isoformat()})
+        return ticket
+
+    @classmethod
+    def open_repair(cls, *, id, code, site, timezone, channel, description, received_at, now,
+                    first_contact_owner, by_role, policy: SlaPolicy, unit=None, reporter=None,
+                    priority="normal", scope="common_area", important=False, appointment=None,
+                    fee=None):
+        ticket = cls._open(
+            "repair", now=now, received_at=received_at, policy=policy, by_role=by_role,
+            id=id, code=code, site=site, timezone=timezone, channel=channel,
+            description=description, first_contact_owner=first_contact_owner, unit=unit,
+            reporter=reporter, priority=priority, scope=scope, important=important,
+            appointment=appointment, fee=None if fee is None else str(Decimal(fee)))
         if priority == "urgent":
             ticket._set_deadline("dispatch", calendar.add_minutes(
                 received_at, policy.urgent_dispatch_minutes))
-        ticket._record(now, first_contact_owner, by_role, "receive",
-                       note="entered late" if ticket.late_entry else None,
-                       data={"received_at": received_at.isoformat()})
+        ticket._refresh_due()
+        return ticket
+
+    @classmethod
+    def open_complaint(cls, *, id, site, serial, timezone, channel, description, received_at,
+                       now, first_contact_owner, by_role, policy: SlaPolicy, severity, category,
+                       complainants=1, requested_deadline=None, unit=None, reporter=None):
+        """Joint complaints (≥ 3 complainants) are always A and go to head office the same day."""
+        joint = complainants >= JOINT_COMPLAINANTS
+        severity = "A" if joint else severity
+        ticket = cls._open(
+            "complaint", now=now, received_at=received_at, policy=policy, by_role=by_role,
+            id=id, code=complaint_code(site, severity, category, serial), site=site,
+            timezone=timezone, channel=channel, description=description,
+            first_contact_owner=first_contact_owner, unit=unit, reporter=reporter,
+            severity=severity, category=category, complainants=complainants,
+            requested_deadline=requested_deadline)
+        tz = timezone
+        if channel in WRITTEN_CHANNELS:
+            ticket._set_deadline("acknowledge", calendar.add_days(received_at, policy.acknowledge_days, tz))
+        ticket._set_deadline("route", calendar.add_hours(received_at, policy.route_hours))
+        if severity == "A":
+            ticket._set_deadline("answer", calendar.add_days(received_at, policy.answer_days_a, tz))
+        ticket._set_deadline("resolve", ticket._resolve_due(received_at))
+        if joint:
+            ticket.escalated = True
+            ticket._record(now, "system", "system", "escalate",
+                           note="joint complaint: severity A, escalated to head office the same day",
+                           data={"to": "hq", "complainants": complainants})
+        ticket._refresh_due()
+        return ticket
+
+    @classmethod
+    def open_inquiry(cls, *, id, code, site, timezone, channel, description, received_at, now,
+                     first_contact_owner, by_role, policy: SlaPolicy, reply_by=None, unit=None,
+                     reporter=None):
+        """Answered at once, or by the reply time agreed with the enquirer."""
+        ticket = cls._open(
+            "inquiry", now=now, received_at=received_at, policy=policy, by_role=by_role,
+            id=id, code=code, site=site, timezone=timezone, channel=channel,
+            description=description, first_contact_owner=first_contact_owner, unit=unit,
+            reporter=reporter)
+        if reply_by is not None:
+            ticket._set_deadline("answer", reply_by)
+        ticket._refresh_due()
+        return ticket
+
+    @classmethod
+    def open_suggestion(cls, *, id, code, site, timezone, channel, description, received_at, now,
+                        first_contact_owner, by_role, policy: SlaPolicy, unit=None, reporter=None):
+        ticket = cls._open(
+            "suggestion", now=now, received_at=received_at, policy=policy, by_role=by_role,
+            id=id, code=code, site=site, timezone=timezone, channel=channel,
+            description=description, first_contact_owner=first_contact_owner, unit=unit,
+            reporter=reporter)
+        ticket._set_deadline("forward", calendar.add_hours(received_at, policy.forward_hours))
+        ticket._set_deadline("reply", calendar.add_days(received_at, policy.suggestion_reply_days,
+                                                        timezone))
         ticket._refresh_due()
         return ticket
 
     # -- what may happen next ------------------------------------------------------------
 
     @property
-    def repair_policy(self):
-        return RepairPolicy.from_dict(self.policy)
+    def sla_policy(self):
+        return SlaPolicy.from_dict(self.policy)
+
+    repair_policy = sla_policy
 
     def allowed_actions(self, role=None):
         """Actions valid in the current state (for this role, when given)."""
-        return [t.action for t in REPAIR_TRANSITIONS.values()
+        return [t.action for t in TRANSITIONS[self.kind].values()
                 if self._state_allows(t) and (role is None or role in t.roles)]
 
     def _state_allows(self, transition):
+        action = transition.action
         if self.status not in transition.sources:
             return False
-        if transition.action == "close":
+        if action == "close":
             return self.callback is not None
-        if transition.action == "record-callback" and self.status == "closed":
-            return self.important and self.callback is not None and self.second_callback is None
-        if transition.action == "record-callback":
+        if action == "record-callback" and self.status == "closed":
+            wanted = "second_callback" if self.kind == "repair" else "revisit"
+            return self.callback is not None and self.second_callback is None \
+                and wanted in self.deadlines
+        if action == "record-callback":
             return self.callback is None
+        if action == "acknowledge":
+            return "acknowledge" in self.deadlines and "acknowledge" not in self.deadlines_met
+        if action == "answer" and self.kind == "complaint":
+            return "answer" in self.deadlines and "answer" not in self.deadlines_met
+        if action == "assess":
+            return self.valid is None
+        if action == "request-extension":
+            return not (self.extension or {}).get("pending")
+        if action == "approve-extension":
+            return bool((self.extension or {}).get("pending"))
+        if action == "reply" and self.kind == "repair":
+            return "reply" in self.deadlines and "reply" not in self.deadlines_met
+        if action == "reopen":
+            return self.completed_at is not None
         return True
 
     def _check(self, action, role):
-        transition = REPAIR_TRANSITIONS.get(action)
+        transition = TRANSITIONS[self.kind].get(action)
         if transition is None:
             raise IllegalTransition.build(action, self.status, self.allowed_actions(role))
         if role not in transition.roles:
-            raise Forbidden(f"role {role} may not {action} a repair",
+            raise Forbidden(f"role {role} may not {action} a {self.kind}",
                             {"action": action, "allowed_roles": list(transition.roles)})
         if not self._state_allows(transition):
             raise IllegalTransition.build(action, self.status, self.allowed_actions(role))
         return transition
 
-    # -- the flow (SPEC §2.2) ------------------------------------------------------------
-
     def apply(self, action, data, *, now, by, role):
         transition = self._check(action, role)
-        getattr(self, "_" + action.replace("-", "_"))(data, now=now, by=by, role=role)
+        handler = getattr(self, f"_{self.kind}_{action.replace('-', '_')}", None) or \
+            getattr(self, "_" + action.replace("-", "_"))
+        handler(data, now=now, by=by, role=role)
         if transition.target:
             self.status = transition.target
+        if self.status in FINAL_STATUSES and self.closed_at is None:
+            self.closed_at = now
         self._refresh_due()
         return self
+
+    # -- repairs (SPEC §2.2) -------------------------------------------------------------
 
     def _dispatch(self, data, *, now, by, role):
         self.assignee = data["assignee"]
@@ -189,7 +375,7 @@ class Ticket:
         self._record(now, by, role, "arrive", data={"arrived_at": now.isoformat()})
 
     def _complete(self, data, *, now, by, role):
-        policy = self.repair_policy
+        policy = self.sla_policy
         self.completed_at = now
         self.result = {k: data.get(k) for k in ("result", "materials", "signed_off")}
         if data.get("fee") is not None:
@@ -199,14 +385,36 @@ class Ticket:
         if self.important:
             self._set_deadline("second_callback", calendar.add_months(
                 now, policy.second_callback_months, self.timezone))
+        if self.scope == "common_area":
+            # 共用部位: reported back to the reporter the same day it is fixed
+            self._set_deadline("reply", calendar.end_of_local_day(now, self.timezone))
         self._record(now, by, role, "complete", data={**self.result, "completed_at": now.isoformat()})
-        self.events.append(("ticketing.callback_due", {
-            "ticket_id": self.id, "code": self.code, "kind": self.kind, "unit": self.unit,
-            "first_contact_owner": self.first_contact_owner, "reporter": self.reporter,
-            "due_at": callback_due, "completed_at": now,
-            "important": self.important, "description": self.description,
-            "timezone": self.timezone, "priority": self.priority,
-        }))
+        self._callback_due_event(callback_due, now)
+        if self.scope == "in_home" and self.fee is not None and Decimal(self.fee) > 0:
+            self.events.append(("ticketing.service_charge", {
+                "ticket_id": self.id, "code": self.code, "unit": self.unit,
+                "amount": Decimal(self.fee), "description": self.description,
+                "completed_at": now}))
+
+    def _repair_reply(self, data, *, now, by, role):
+        self._meet("reply", now)
+        self.details = {**(self.details or {}), "reported_back": {"at": now.isoformat(), "by": by,
+                                                          "note": data.get("message")}}
+        self._record(now, by, role, "reply", note=data.get("message"))
+
+    def _reopen(self, data, *, now, by, role):
+        """Reopened within `rework_days` of completion counts as rework (a KPI)."""
+        rework = now - self.completed_at <= timedelta(days=self.sla_policy.rework_days)
+        self.reopened += 1
+        self.rework += int(rework)
+        # the repair runs again: its next completion starts a new callback (the earlier one
+        # stays in the history, and any breach of it in `breaches`)
+        again = ("callback", "second_callback", "reply")
+        self.deadlines = {k: v for k, v in self.deadlines.items() if k not in again}
+        self.deadlines_met = {k: v for k, v in self.deadlines_met.items() if k not in again}
+        self.callback = self.second_callback = None
+        self.closed_at = None
+        self._record(now, by, role, "reopen", note=data.get("reason"), data={"rework": rework})
 
     def _record_callback(self, data, *, now, by, role):
         record = {"satisfaction": data.get("satisfaction"), "reached": data["reached"],
@@ -214,9 +422,11 @@ class Ticket:
         if self.callback is None:
             self.callback = record
             self._meet("callback", now)
+            if self.kind == "repair" and record["reached"]:
+                self._meet("reply", now)      # reaching the reporter also reports the repair back
         else:
             self.second_callback = record
-            self._meet("second_callback", now)
+            self._meet("second_callback" if self.kind == "repair" else "revisit", now)
         self._record(now, by, role, "record-callback", data=record)
 
     def _close(self, data, *, now, by, role):
@@ -227,7 +437,178 @@ class Ticket:
         self.closed_at = now
         self._record(now, by, role, "cancel", note=data.get("reason"))
 
+    # -- complaints (SPEC §2.1) ----------------------------------------------------------
+
+    def _acknowledge(self, data, *, now, by, role):
+        self._meet("acknowledge", now)
+        self._record(now, by, role, "acknowledge", note=data.get("note"))
+
+    def _route(self, data, *, now, by, role):
+        self.assignee = data["assignee"]
+        self._meet("route", now)
+        self._record(now, by, role, "route", data={"assignee": self.assignee})
+
+    def _assess(self, data, *, now, by, role):
+        """An invalid complaint is explained to the complainant and closed as invalid."""
+        self.valid = data["valid"]
+        self._record(now, by, role, "assess", note=data.get("reason"), data={"valid": self.valid})
+        if not self.valid:
+            self.status = "invalid"
+            self.closed_at = now
+            self.details = {**(self.details or {}), "invalid_reason": data.get("reason")}
+
+    def _complaint_answer(self, data, *, now, by, role):
+        self._meet("answer", now)
+        self.details = {**(self.details or {}), "answer": data["answer"]}
+        self._record(now, by, role, "answer", note=data["answer"])
+
+    def _request_extension(self, data, *, now, by, role):
+        self.extension = {"pending": True, "until": as_utc(data["until"]).isoformat(),
+                          "reason": data["reason"], "requested_by": by,
+                          "requested_at": now.isoformat(),
+                          "granted": (self.extension or {}).get("granted", [])}
+        self._record(now, by, role, "request-extension", note=data["reason"],
+                     data={"until": self.extension["until"]})
+
+    def _approve_extension(self, data, *, now, by, role):
+        """Only a site manager extends a resolve deadline; the new deadline is recorded."""
+        request = self.extension
+        granted = list(request.get("granted", []))
+        if data.get("approved", True):
+            granted.append({"from": self.deadlines.get("resolve"), "until": request["until"],
+                            "reason": request["reason"], "approved_by": by,
+                            "approved_at": now.isoformat()})
+            self.deadlines = {**self.deadlines, "resolve": request["until"]}
+        self.extension = {"pending": False, "granted": granted}
+        self._record(now, by, role, "approve-extension", note=data.get("note"),
+                     data={"approved": data.get("approved", True), "until": request["until"]})
+
+    def _resolve(self, data, *, now, by, role):
+        compensation = data.get("compensation")
+        if compensation is not None and compensation > 0:
+            cap = COMPENSATION_CAPS.get(role, Decimal("0"))
+            if cap is not None and compensation > cap:
+                raise Forbidden(f"role {role} may promise at most ¥{cap} compensation",
+                                {"action": "resolve", "field": "compensation", "cap": str(cap),
+                                 "allowed_roles": [r for r, c in COMPENSATION_CAPS.items()
+                                                   if c is None or c >= compensation]})
+            self.compensation = str(Decimal(compensation).quantize(Decimal("0.01")))
+        policy, tz = self.sla_policy, self.timezone
+        self.resolved_at = now
+        self.result = {"result": data["result"]}
+        # resolving is also the definite answer to the complainant: earlier steps still open
+        # end here (a late one stays visible in `breaches` once the sweep has seen it)
+        for name in ("resolve", "route", "acknowledge", "answer"):
+            self._meet(name, now)
+        self._set_deadline("reply", calendar.add_days(now, policy.reply_days, tz))
+        callback_due = calendar.add_days(now, policy.complaint_callback_days, tz)
+        self._set_deadline("callback", callback_due)
+        self._record(now, by, role, "resolve", note=data["result"],
+                     data={"compensation": self.compensation})
+        if self.compensation:
+            self._record(now, "system", "system", "report-compensation",
+                         note="promised compensation reported to the superior the same day",
+                         data={"amount": self.compensation})
+        self._callback_due_event(callback_due, now)
+
+    def _complaint_reply(self, data, *, now, by, role):
+        self._meet("reply", now)
+        self.details = {**(self.details or {}), "reply": data.get("message")}
+        if self.severity in ("A", "B"):
+            self._set_deadline("revisit", calendar.add_months(now, self.sla_policy.revisit_months,
+                                                              self.timezone))
+        self._record(now, by, role, "reply", note=data.get("message"))
+
+    # -- inquiries and suggestions (SPEC §2.3) -------------------------------------------
+
+    def _inquiry_answer(self, data, *, now, by, role):
+        self._meet("answer", now)
+        self.details = {**(self.details or {}), "answer": data["answer"]}
+        self._record(now, by, role, "answer", note=data["answer"])
+
+    def _forward(self, data, *, now, by, role):
+        self.assignee = data["handler"]
+        self._meet("forward", now)
+        self._record(now, by, role, "forward", data={"handler": self.assignee})
+
+    def _decide(self, data, *, now, by, role):
+        decision = {"adopted": data["adopted"], "reason": data.get("reason"),
+                    "committee_consulted": data.get("committee_consulted", False)}
+        self.details = {**(self.details or {}), "decision": decision}
+        self._record(now, by, role, "decide", note=data.get("reason"), data=decision)
+
+    def _suggestion_reply(self, data, *, now, by, role):
+        self._meet("reply", now)
+        self.details = {**(self.details or {}), "reply": data.get("message")}
+        self._record(now, by, role, "reply", note=data.get("message"))
+
+    # -- the sweep (SPEC §7: each breach once) -------------------------------------------
+
+    def overdue(self, as_of):
+        """[(deadline, due_at)] unmet, past due at `as_of`, and not yet recorded as breached."""
+        if self.status in DROPPED_STATUSES:
+            return []
+        seen = {(b["deadline"], b["due_at"]) for b in self.breaches}
+        return sorted(((name, due) for name, due in self.open_deadlines().items()
+                       if due <= as_of and (name, due.isoformat()) not in seen),
+                      key=lambda item: item[1])
+
+    def record_breach(self, deadline, due_at, detected_at):
+        self.breaches = self.breaches + [{"deadline": deadline, "due_at": due_at.isoformat(),
+                                          "detected_at": as_utc(detected_at).isoformat()}]
+        self.events.append(self._breach_event(deadline, due_at, detected_at, self.escalate_to))
+
+    def upgrade_due_at(self):
+        """When a valid B/C complaint still unresolved is upgraded to A (None: never)."""
+        if self.kind != "complaint" or self.severity not in ("B", "C") or self.valid is False \
+                or self.status not in ("received", "routed"):
+            return None
+        return calendar.add_days(self.received_at, self.sla_policy.upgrade_days, self.timezone)
+
+    def upgrade(self, now):
+        self._record(now, "system", "system", "upgrade",
+                     note=f"unresolved {self.sla_policy.upgrade_days} days: severity {self.severity} → A",
+                     data={"from": self.severity, "to": "A"})
+        self.severity = "A"
+        self.escalated = True
+
+    def sweep(self, as_of):
+        """What the sweep finds due at `as_of`: [(deadline, due_at)] and whether to upgrade."""
+        upgrade_at = self.upgrade_due_at()
+        return self.overdue(as_of), upgrade_at is not None and upgrade_at <= as_of
+
+    @property
+    def escalate_to(self):
+        level = self.severity or ("B" if self.priority == "urgent" else "C")
+        return list(ESCALATION[level])
+
+    def _breach_event(self, deadline, due_at, detected_at, escalate_to):
+        return ("ticketing.sla_breached", {
+            "subject": "ticket", "subject_id": self.id, "code": self.code, "kind": self.kind,
+            "deadline": deadline, "due_at": due_at, "detected_at": detected_at,
+            "severity": self.severity, "unit": self.unit,
+            "first_contact_owner": self.first_contact_owner, "escalate_to": list(escalate_to),
+            "timezone": self.timezone})
+
     # -- bookkeeping ---------------------------------------------------------------------
+
+    def _resolve_due(self, received_at):
+        policy, tz = self.sla_policy, self.timezone
+        days = {"A": policy.resolve_days_a, "B": policy.resolve_days_b,
+                "C": policy.resolve_days_c}[self.severity]
+        due = calendar.add_days(received_at, days, tz)
+        if self.severity == "C" and self.requested_deadline is not None:
+            due = min(due, as_utc(self.requested_deadline))
+        return due
+
+    def _callback_due_event(self, due, now):
+        self.events.append(("ticketing.callback_due", {
+            "ticket_id": self.id, "code": self.code, "kind": self.kind, "unit": self.unit,
+            "first_contact_owner": self.first_contact_owner, "reporter": self.reporter,
+            "due_at": due, "completed_at": now,
+            "important": self.important, "description": self.description,
+            "timezone": self.timezone, "priority": self.priority,
+        }))
 
     def _set_deadline(self, name, due):
         self.deadlines = {**self.deadlines, name: as_utc(due).isoformat()}
@@ -241,10 +622,20 @@ class Ticket:
                 if n not in self.deadlines_met}
 
     def _refresh_due(self):
-        """The earliest unmet deadline (handover order, overdue filter) and the callback due."""
-        open_ = self.open_deadlines() if self.status not in ("cancelled",) else {}
+        """The earliest unmet deadline (handover order, overdue filter), the callback due, and
+        the next instant the sweep has work on this ticket (a deadline not yet reported as
+        breached, or the 30-day upgrade)."""
+        open_ = self.open_deadlines() if self.status not in DROPPED_STATUSES else {}
         self.next_due_at = min(open_.values(), default=None)
         self.callback_due_at = open_.get("callback")
+        seen = {(b["deadline"], b["due_at"]) for b in self.breaches}
+        pending = [due for name, due in open_.items() if (name, due.isoformat()) not in seen]
+        upgrade_at = self.upgrade_due_at()
+        if upgrade_at is not None:
+            pending.append(upgrade_at)
+        self.sweep_due_at = min(pending, default=None)
+
+    refresh_due = _refresh_due
 
     def _record(self, now, by, role, action, note=None, data=None):
         self.history = self.history + [{"at": now.isoformat(), "by": by, "role": role,
@@ -257,3 +648,48 @@ class Ticket:
 
 def repair_code(site, serial):
     return f"{site}-R-{serial:05d}"
+
+
+def complaint_code(site, severity, category, serial):
+    """001-A-GC-00042: site, severity, category, the site's complaint serial."""
+    return f"{site}-{severity}-{category}-{serial:05d}"
+
+
+def inquiry_code(site, serial):
+    return f"{site}-Q-{serial:05d}"
+
+
+def suggestion_code(site, serial):
+    return f"{site}-S-{serial:05d}"
+
+
+def monthly_kpis(tickets, households, *, site, month):
+    """SPEC §2.1/§2.2 monthly statistics of one site over the tickets received in `month`
+    (YYYY-MM, site time): rates are fractions (0..1), None when there is nothing to measure."""
+    def rate(part, whole):
+        return None if not whole else round(part / whole, 4)
+
+    by_kind = {kind: [t for t in tickets if t.kind == kind] for kind in KINDS}
+    complaints, repairs = by_kind["complaint"], by_kind["repair"]
+    due_callback = [t for t in tickets if "callback" in t.deadlines]
+    reached = [t.callback for t in tickets if t.callback and t.callback.get("reached")]
+    scores = [c["satisfaction"] for c in reached if c.get("satisfaction") is not None]
+    valid = [t for t in complaints if t.valid is not False]
+    finished = [t for t in tickets if t.status in ("closed",) or t.resolved_at or t.completed_at]
+    completed_repairs = [t for t in repairs if t.completed_at]
+    return {
+        "site": site, "month": month, "households": households,
+        "received": {kind: len(items) for kind, items in by_kind.items()},
+        "timeliness_rate": rate(sum(1 for t in tickets if not t.breaches), len(tickets)),
+        "repair_timeliness_rate": rate(sum(1 for t in repairs if not t.breaches), len(repairs)),
+        "complaint_timeliness_rate": rate(sum(1 for t in complaints if not t.breaches), len(complaints)),
+        "callback_rate": rate(sum(1 for t in due_callback if t.callback), len(due_callback)),
+        "satisfaction_rate": rate(sum(1 for s in scores if s >= 4), len(scores)),
+        "average_satisfaction": round(sum(scores) / len(scores), 2) if scores else None,
+        "complaint_rate": rate(len(complaints), households),
+        "valid_complaint_rate": rate(len(valid), households),
+        "rework_rate": rate(sum(1 for t in completed_repairs if t.rework), len(completed_repairs)),
+        "inquiry_reply_rate": rate(sum(1 for t in by_kind["inquiry"] if t.status == "closed"),
+                                   len(by_kind["inquiry"])),
+        "finished": len(finished),
+    }

@@ -2,9 +2,11 @@
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from services.common.contracts import SITE_CODE, UNIT_CODE
-from services.ticketing.domain import CHANNELS, PRIORITIES, SCOPES
+from services.ticketing.domain import (
+    CATEGORIES, CHANNELS, KINDS, PRIORITIES, SCOPES, SEVERITIES, policy_fields,
+)
 
-AVAILABLE_KINDS = ("repair",)   # complaints, inquiries and suggestions arrive with issue 3
+AVAILABLE_KINDS = KINDS
 
 
 class Window(Schema):
@@ -24,8 +26,7 @@ class ReporterIn(Schema):
 
 
 class TicketIn(Schema):
-    kind = fields.String(required=True, validate=validate.OneOf(
-        AVAILABLE_KINDS, error="only repair tickets are available yet"))
+    kind = fields.String(required=True, validate=validate.OneOf(AVAILABLE_KINDS))
     site = fields.String(required=True, validate=SITE_CODE)
     unit = fields.String(load_default=None, allow_none=True, validate=UNIT_CODE)
     channel = fields.String(required=True, validate=validate.OneOf(CHANNELS))
@@ -39,6 +40,29 @@ class TicketIn(Schema):
     fee = fields.Decimal(load_default=None, allow_none=True, places=2, as_string=True,
                          validate=validate.Range(min=0),
                          metadata={"description": "quoted fee of a paid in-home repair"})
+    severity = fields.String(load_default=None, allow_none=True, validate=validate.OneOf(SEVERITIES),
+                             metadata={"description": "complaints: A major, B general, C minor"})
+    category = fields.String(load_default=None, allow_none=True, validate=validate.OneOf(CATEGORIES),
+                             metadata={"description": "complaints: KF, ZX, GC, BJ, YY, QT"})
+    complainants = fields.Integer(load_default=1, validate=validate.Range(min=1, max=10000),
+                                  metadata={"description": "complaints: 3 or more is a joint complaint (always A)"})
+    requested_deadline = fields.AwareDateTime(
+        load_default=None, allow_none=True,
+        metadata={"description": "complaints of severity C: the complainant's own deadline"})
+    reply_by = fields.AwareDateTime(load_default=None, allow_none=True,
+                                    metadata={"description": "inquiries: the reply time agreed"})
+
+    @validates_schema
+    def complaint_fields(self, data, **_):
+        if data.get("kind") != "complaint":
+            return
+        errors = {}
+        if not data.get("category"):
+            errors["category"] = ["a complaint needs its category"]
+        if not data.get("severity") and (data.get("complainants") or 1) < 3:
+            errors["severity"] = ["a complaint needs its severity (A, B or C)"]
+        if errors:
+            raise ValidationError(errors)
 
     @validates_schema
     def unit_in_site(self, data, **_):
@@ -86,10 +110,104 @@ class CancelIn(Schema):
     reason = fields.String(required=True, validate=validate.Length(min=1, max=500))
 
 
+class NoteIn(Schema):
+    note = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=2000))
+
+
+class RouteIn(Schema):
+    assignee = fields.String(required=True, validate=validate.Length(min=1, max=100),
+                             metadata={"description": "the responsible supervisor"})
+
+
+class AssessIn(Schema):
+    valid = fields.Boolean(required=True)
+    reason = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=2000))
+
+    @validates_schema
+    def explained(self, data, **_):
+        if data.get("valid") is False and not data.get("reason"):
+            raise ValidationError("an invalid complaint is explained to the complainant", "reason")
+
+
+class AnswerIn(Schema):
+    answer = fields.String(required=True, validate=validate.Length(min=1, max=4000))
+
+
+class ExtensionIn(Schema):
+    until = fields.AwareDateTime(required=True, metadata={"description": "the new resolve deadline"})
+    reason = fields.String(required=True, validate=validate.Length(min=1, max=2000))
+
+
+class ApprovalIn(Schema):
+    approved = fields.Boolean(load_default=True)
+    note = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=2000))
+
+
+class ResolveIn(Schema):
+    result = fields.String(required=True, validate=validate.Length(min=1, max=4000))
+    compensation = fields.Decimal(load_default=None, allow_none=True, places=2, as_string=True,
+                                  validate=validate.Range(min=0),
+                                  metadata={"description": "CNY; capped by role: supervisor 1000, quality_supervisor 2000"})
+
+
+class ReplyIn(Schema):
+    message = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=4000))
+
+
+class ForwardIn(Schema):
+    handler = fields.String(required=True, validate=validate.Length(min=1, max=100))
+
+
+class DecideIn(Schema):
+    adopted = fields.Boolean(required=True)
+    reason = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=2000))
+    committee_consulted = fields.Boolean(load_default=False,
+                                         metadata={"description": "the owners' committee was asked"})
+
+    @validates_schema
+    def reason_when_not_adopted(self, data, **_):
+        if data.get("adopted") is False and not data.get("reason"):
+            raise ValidationError("a suggestion not adopted needs the reason", "reason")
+
+
+class ReopenIn(Schema):
+    reason = fields.String(required=True, validate=validate.Length(min=1, max=2000))
+
+
 ACTION_SCHEMAS = {
     "dispatch": DispatchIn, "reschedule": RescheduleIn, "arrive": EmptyIn,
     "complete": CompleteIn, "record-callback": CallbackIn, "close": EmptyIn, "cancel": CancelIn,
+    "acknowledge": NoteIn, "route": RouteIn, "assess": AssessIn, "answer": AnswerIn,
+    "request-extension": ExtensionIn, "approve-extension": ApprovalIn, "resolve": ResolveIn,
+    "reply": ReplyIn, "forward": ForwardIn, "decide": DecideIn, "reopen": ReopenIn,
 }
+
+
+class SweepIn(Schema):
+    as_of = fields.AwareDateTime(load_default=None, allow_none=True,
+                                 metadata={"description": "the instant to sweep at (default: now)"})
+
+
+SlaPolicyIn = Schema.from_dict(
+    {name: fields.Integer(load_default=None, allow_none=True, validate=validate.Range(min=1))
+     for name in policy_fields()}, name="SlaPolicyIn")
+
+
+class SlaPolicyOut(Schema):
+    site = fields.String()
+    limits = fields.Dict(metadata={"description": "what the site tightened"})
+    policy = fields.Dict(metadata={"description": "every limit in force"})
+
+
+class SiteListQuery(Schema):
+    cursor = fields.String(load_default=None)
+    limit = fields.Integer(load_default=50, validate=validate.Range(1, 200, error="between 1 and 200"))
+
+
+class KpiQuery(Schema):
+    month = fields.String(required=True, validate=validate.Regexp(
+        r"^\d{4}-(0[1-9]|1[0-2])$", error="month is YYYY-MM"))
+    format = fields.String(load_default="json", validate=validate.OneOf(["json", "csv"]))
 
 
 class TicketFilters(Schema):
@@ -142,4 +260,16 @@ class TicketOut(Schema):
     result = fields.Dict(allow_none=True)
     fee = fields.String(allow_none=True)
     policy = fields.Dict()
+    severity = fields.String(allow_none=True)
+    category = fields.String(allow_none=True)
+    complainants = fields.Integer(allow_none=True)
+    requested_deadline = fields.AwareDateTime(allow_none=True)
+    valid = fields.Boolean(allow_none=True)
+    compensation = fields.String(allow_none=True)
+    extension = fields.Dict(allow_none=True)
+    details = fields.Dict(allow_none=True)
+    reopened = fields.Integer()
+    rework = fields.Integer()
+    resolved_at = fields.AwareDateTime(allow_none=True)
+    next_due_at = fields.AwareDateTime(allow_none=True)
     allowed_actions = fields.List(fields.String())

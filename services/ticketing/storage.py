@@ -1,11 +1,17 @@
 """Ticketing schema. The domain's Ticket is mapped imperatively onto `tickets`, so the domain
 stays plain Python; deadlines, breaches and history are JSON columns, with the two instants the
 views filter on (`next_due_at`, `callback_due_at`) as indexed columns."""
+import uuid
+
 from sqlalchemy import (
-    JSON, Boolean, Column, Index, Integer, String, Table, Text, event, insert, select, update,
+    JSON, Boolean, Column, Index, Integer, String, Table, Text, event, insert, or_, select, update,
 )
 
-from services.common.db import UTCDateTime, declarative_base, insert_once
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from services.common.clock import as_utc
+from services.common.db import UTCDateTime, declarative_base, insert_once, locking
 from services.ticketing.domain import Ticket
 
 Base = declarative_base()
@@ -47,7 +53,25 @@ tickets = Table(
     Column("closed_at", UTCDateTime),
     Column("next_due_at", UTCDateTime),
     Column("callback_due_at", UTCDateTime),
+    Column("severity", String(1)),
+    Column("category", String(2)),
+    Column("complainants", Integer),
+    Column("requested_deadline", UTCDateTime),
+    Column("valid", Boolean),
+    Column("compensation", String(16)),
+    Column("extension", JSON),
+    Column("details", JSON),
+    Column("reopened", Integer, nullable=False, server_default="0"),
+    Column("rework", Integer, nullable=False, server_default="0"),
+    Column("resolved_at", UTCDateTime),
+    # The sweep's own clock: the next instant it has work here (a deadline not yet reported
+    # as breached, or the 30-day upgrade); None once there is nothing left to find.
+    Column("sweep_due_at", UTCDateTime),
+    Column("sweep_claim", String(32)),
+    Column("sweep_claimed_at", UTCDateTime),
     Index("ix_tickets_site_status", "site", "status"),
+    Index("ix_tickets_sweep_due_at", "sweep_due_at"),
+    Index("ix_tickets_site_received_at", "site", "received_at"),
     Index("ix_tickets_next_due_at", "next_due_at"),
     Index("ix_tickets_callback_due_at", "callback_due_at"),
 )
@@ -59,7 +83,26 @@ serials = Table(
     Column("last", Integer, nullable=False),
 )
 
-Base.registry.map_imperatively(Ticket, tickets)
+# One row per detected breach: the unique key is what makes the sweep report each deadline
+# once, however many replicas sweep at the same time (an extended deadline is a new due_at).
+breaches = Table(
+    "breaches", Base.metadata,
+    Column("ticket_id", String(24), primary_key=True),
+    Column("deadline", String(24), primary_key=True),
+    Column("due_at", UTCDateTime, primary_key=True),
+    Column("detected_at", UTCDateTime, nullable=False),
+)
+
+# Each site's SLA policy (only the limits it tightened; SPEC defaults for the rest).
+sla_policies = Table(
+    "sla_policies", Base.metadata,
+    Column("site", String(3), primary_key=True),
+    Column("limits", JSON, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("updated_by", String(100), nullable=False),
+)
+
+Base.registry.map_imperatively(Ticket, tickets, exclude_properties=["sweep_claim", "sweep_claimed_at"])
 
 
 @event.listens_for(Ticket, "load")
@@ -79,5 +122,72 @@ def next_serial(session, site, series):
     return value
 
 
-def ticket_query():
-    return select(Ticket)
+def site_policy(session, site):
+    """The limits site `site` tightened ({} if none)."""
+    row = session.execute(select(sla_policies.c.limits).where(sla_policies.c.site == site)).first()
+    return dict(row.limits) if row else {}
+
+
+def save_site_policy(session, site, limits, now, by):
+    changed = session.execute(update(sla_policies).where(sla_policies.c.site == site)
+                              .values(limits=limits, updated_at=now, updated_by=by)).rowcount
+    if not changed:
+        session.execute(insert(sla_policies).values(site=site, limits=limits, updated_at=now,
+                                                    updated_by=by))
+
+
+def claim_due(engine, as_of, now, lease, batch):
+    """Claim up to `batch` tickets the sweep has work on at `as_of`, most overdue first, in a
+    short transaction of its own; another replica skips them (SKIP LOCKED on PostgreSQL, the
+    writer lock on SQLite) until this claim is released or its lease runs out. The selection
+    uses the index on `sweep_due_at`, never a scan of every ticket."""
+    claim = uuid.uuid4().hex
+    due = locking(
+        select(tickets.c.id).where(
+            tickets.c.sweep_due_at <= as_of,
+            or_(tickets.c.sweep_claim.is_(None), tickets.c.sweep_claimed_at < now - lease))
+        .order_by(tickets.c.sweep_due_at).limit(batch), engine)
+    with engine.begin() as conn:
+        claimed = conn.execute(update(tickets).where(tickets.c.id.in_(due.scalar_subquery()))
+                               .values(sweep_claim=claim, sweep_claimed_at=now)).rowcount
+    return claim, claimed
+
+
+def claimed_tickets(session, claim):
+    stmt = select(Ticket).where(tickets.c.sweep_claim == claim).order_by(tickets.c.sweep_due_at)
+    if session.get_bind().dialect.name == "postgresql":
+        stmt = stmt.with_for_update()     # a desk action on the same ticket waits, not overwrites
+    return session.scalars(stmt).all()
+
+
+def release(session, claim):
+    session.execute(update(tickets).where(tickets.c.sweep_claim == claim)
+                    .values(sweep_claim=None, sweep_claimed_at=None))
+
+
+def record_breaches_once(session, found, detected_at):
+    """Insert the breaches `found` [(ticket_id, deadline, due_at)] in one statement; answers the
+    set of those this replica is the first to see (the others were already recorded)."""
+    if not found:
+        return set()
+    dialect = session.get_bind().dialect.name
+    insert_ = {"postgresql": pg_insert, "sqlite": sqlite_insert}[dialect]
+    stmt = insert_(breaches).values([
+        {"ticket_id": t, "deadline": d, "due_at": due, "detected_at": detected_at}
+        for t, d, due in found]).on_conflict_do_nothing().returning(
+        breaches.c.ticket_id, breaches.c.deadline, breaches.c.due_at)
+    return {(row.ticket_id, row.deadline, as_utc(row.due_at)) for row in session.execute(stmt)}
+
+
+
+def ticket_row(ticket):
+    """A domain Ticket as a row of `tickets` (bulk loads: migrations from another system, the
+    sweep bench and tests)."""
+    return {column.key: getattr(ticket, column.key, None) for column in tickets.columns
+            if column.key not in ("sweep_claim", "sweep_claimed_at")}
+
+
+def bulk_insert(connection, ticket_list):
+    """Insert many tickets in one executemany."""
+    if ticket_list:
+        connection.execute(insert(tickets), [ticket_row(t) for t in ticket_list])

@@ -7,6 +7,7 @@ from services.gateway.openapi import build
 from services.gateway.routing import routes_of
 from services.gateway.service import GatewayService
 from services.ticketing.schemas import ACTION_SCHEMAS
+from services.renovation.schemas import ACTION_SCHEMAS as RENOVATION_ACTIONS
 
 ROUTES = [r for r in routes_of(GatewayService) if r.documented]
 DOCUMENT = build(ROUTES)
@@ -20,7 +21,25 @@ EXPECTED = {
     ("get", "/api/v1/messages"), ("post", "/api/v1/admin/echo"), ("get", "/api/v1/openapi.json"),
     ("get", "/health"), ("get", "/ready"), ("get", "/metrics"),
 }
+EXPECTED |= {  # billing (issue 5)
+    ("post", "/api/v1/fee-schedules"), ("post", "/api/v1/billing/runs"),
+    ("post", "/api/v1/invoices"), ("post", "/api/v1/payments"),
+    ("get", "/api/v1/units/{code}/account"), ("get", "/api/v1/arrears"),
+    ("get", "/api/v1/billing/collection"), ("post", "/api/v1/admin/sweeps/billing"),
+}
 
+EXPECTED |= {  # ticketing (issue 3): SLA policies, the sweep, front-desk views
+    ("get", "/api/v1/sites/{code}/sla-policy"), ("post", "/api/v1/sites/{code}/sla-policy"),
+    ("post", "/api/v1/admin/sweeps/ticketing"), ("get", "/api/v1/sites/{code}/handover"),
+    ("get", "/api/v1/sites/{code}/callbacks"), ("get", "/api/v1/sites/{code}/kpis"),
+}
+
+EXPECTED |= {
+    ("post", "/api/v1/renovations"), ("get", "/api/v1/renovations"),
+    ("get", "/api/v1/renovations/{renovation_id}"), ("get", "/api/v1/passes/{number}"),
+    ("post", "/api/v1/admin/sweeps/renovation"),
+    *{("post", f"/api/v1/renovations/{{renovation_id}}/{action}") for action in RENOVATION_ACTIONS},
+}
 
 def operations(document):
     return {(method, path) for path, item in document["paths"].items() for method in item}

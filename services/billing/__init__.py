@@ -1,0 +1,1 @@
+"""billing: fees, invoices, payments, deposits and the arrears ladder (SPEC §4)."""

@@ -1,0 +1,248 @@
+"""Billing's queries and writes on its own tables: the monthly run as one INSERT … SELECT,
+payments and their allocation, the arrears aggregate the sweep and the arrears list share."""
+import secrets
+from decimal import Decimal
+
+from sqlalchemy import (
+    JSON, and_, case, exists, false, func, literal, select, true,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+
+from services.billing import domain
+from services.billing.domain import from_fen, to_fen
+from services.billing.storage import (
+    Allocation, Deposit, FeeScheduleRow, Invoice, InvoiceLine, LadderStep, LedgerEntry, Payment,
+    Unit,
+)
+from services.common.db import new_id
+
+
+def schedule_of(session, site):
+    row = session.scalars(select(FeeScheduleRow).where(FeeScheduleRow.site == site)
+                          .order_by(FeeScheduleRow.id.desc()).limit(1)).first()
+    if row is None:
+        return None
+    body = row.body
+    return domain.FeeSchedule(
+        site=site,
+        management_per_m2={k: Decimal(v) for k, v in body.get("management_per_m2", {}).items()},
+        **{k: Decimal(body[k]) for k in (
+            "parking_per_month", "renovation_management", "renovation_deposit",
+            "debris_removal", "repair_call_out", "late_fee_daily_rate")},
+        due_day=int(body["due_day"]),
+    )
+
+
+def late_fee_rate(session, site):
+    schedule = schedule_of(session, site)
+    return schedule.late_fee_daily_rate if schedule else domain.DEFAULT_LATE_FEE_DAILY_RATE
+
+
+def _insert(session):
+    return (postgresql.insert if session.bind.dialect.name == "postgresql" else sqlite.insert)
+
+
+def run_monthly(session, schedule, period, now):
+    """One invoice per active unit of the site for `period`; units already invoiced for it are
+    left alone by the unique (unit, period) key (ON CONFLICT DO NOTHING, which PostgreSQL checks
+    row by row in the index, where a NOT EXISTS anti-join was planned as a nested loop over
+    every invoice of the period), so a run repeated or raced adds nothing.
+    Returns how many invoices this run created."""
+    due = domain.due_date_of(period, schedule.due_day)
+    rates = {usage: to_fen(rate) for usage, rate in schedule.management_per_m2.items()}
+    management = case(
+        *[(Unit.usage == usage, (Unit.area_centi_m2 * fen + 50) // 100) for usage, fen in rates.items()],
+        else_=0)
+    total = case((Unit.usage == "parking", to_fen(schedule.parking_per_month)), else_=management)
+    invoice_id = literal(f"M{period}-") + Unit.code
+    source = (select(invoice_id, Unit.code, Unit.site, literal(period), literal(due),
+                     literal("monthly"), total, literal(0), literal(0), false(),
+                     literal({}, JSON), literal(now, Invoice.created_at.type))
+              .where(Unit.site == schedule.site, Unit.active == true(), total > 0))
+    columns = ["id", "unit", "site", "period", "due_date", "kind", "total_fen", "paid_fen",
+               "deposit_fen", "settled", "reference", "created_at"]
+    session.execute(_insert(session)(Invoice).from_select(columns, source).on_conflict_do_nothing())
+    new = and_(Invoice.site == schedule.site, Invoice.period == period,
+               Invoice.kind == "monthly", Invoice.created_at == now)
+    # (rowcount of INSERT … SELECT is not reported by every driver)
+    created = session.scalar(select(func.count()).select_from(Invoice).where(new))
+    fee = case((Unit.usage == "parking", "parking"), else_="management")
+    description = case((Unit.usage == "parking", "车位管理费"), else_="物业管理费")
+    session.execute(InvoiceLine.__table__.insert().from_select(
+        ["invoice_id", "fee", "amount_fen", "description"],
+        select(Invoice.id, fee, Invoice.total_fen, description)
+        .join(Unit, Unit.code == Invoice.unit).where(new)))
+    session.execute(LedgerEntry.__table__.insert().from_select(
+        ["unit", "site", "kind", "amount_fen", "invoice_id", "note", "at"],
+        select(Invoice.unit, Invoice.site, literal("charge"), Invoice.total_fen, Invoice.id,
+               literal(f"{period} monthly fees"), Invoice.created_at).where(new)))
+    return created
+
+
+def units_with_credit(session, site):
+    return list(session.scalars(select(Payment.unit).where(
+        Payment.site == site, Payment.unallocated_fen > 0).distinct()))
+
+
+def add_invoice(session, unit, period, due_date, items, kind, reference, now):
+    """An invoice with its lines and its ledger charge; None if (unit, period) is taken."""
+    if period and session.scalar(select(Invoice.id).where(
+            Invoice.unit == unit.code, Invoice.period == period)):
+        return None
+    total = sum((domain.money(item["amount"]) for item in items), Decimal("0"))
+    deposit = sum((domain.money(item["amount"]) for item in items
+                   if item["fee"] in domain.DEPOSIT_FEES), Decimal("0"))
+    invoice = Invoice(id=new_id(), unit=unit.code, site=unit.site, period=period,
+                      due_date=due_date, kind=kind, total_fen=to_fen(total), paid_fen=0,
+                      deposit_fen=to_fen(deposit), settled=False, reference=reference or {},
+                      created_at=now)
+    session.add(invoice)
+    session.flush()
+    session.add_all([InvoiceLine(invoice_id=invoice.id, fee=item["fee"],
+                                 amount_fen=to_fen(item["amount"]),
+                                 description=item.get("description") or "") for item in items])
+    session.add(LedgerEntry(unit=unit.code, site=unit.site, kind="charge",
+                            amount_fen=invoice.total_fen, invoice_id=invoice.id,
+                            note=f"{kind} invoice", at=now))
+    return invoice
+
+
+def open_invoices(session, unit_code, lock=False):
+    stmt = (select(Invoice).where(Invoice.unit == unit_code, Invoice.settled == false())
+            .order_by(Invoice.due_date, Invoice.id))
+    if lock and session.bind.dialect.name == "postgresql":
+        stmt = stmt.with_for_update()
+    return list(session.scalars(stmt))
+
+
+def receipt_number(site, now):
+    return f"R{site}{now:%Y%m%d}{secrets.token_hex(4).upper()}"
+
+
+def allocate(session, invoices, payments, now):
+    """Spend the payments' unallocated money on `invoices`, oldest due first; the invoices
+    this settles."""
+    settled = []
+    for payment in payments:
+        opened = [domain.OpenInvoice(i.id, i.due_date, from_fen(i.total_fen - i.paid_fen))
+                  for i in invoices if not i.settled]
+        shares, left = domain.allocate(from_fen(payment.unallocated_fen), opened)
+        by_id = {i.id: i for i in invoices}
+        for invoice_id, share in shares:
+            invoice = by_id[invoice_id]
+            invoice.paid_fen += to_fen(share)
+            session.add(Allocation(payment_id=payment.id, invoice_id=invoice_id,
+                                   amount_fen=to_fen(share), at=now))
+            if invoice.paid_fen >= invoice.total_fen:
+                invoice.settled, invoice.settled_at = True, now
+                settled.append(invoice)
+        payment.unallocated_fen = to_fen(left)
+    for invoice in settled:
+        _hold_deposit(session, invoice, now)
+    return settled
+
+
+def credit_payments(session, unit_code):
+    return list(session.scalars(select(Payment).where(
+        Payment.unit == unit_code, Payment.unallocated_fen > 0).order_by(Payment.id)))
+
+
+def _hold_deposit(session, invoice, now):
+    if not invoice.deposit_fen:
+        return
+    deposit = session.scalars(select(Deposit).where(Deposit.invoice_id == invoice.id)).first()
+    if deposit is None or deposit.status != "due":
+        return
+    deposit.status, deposit.held_at = "held", now
+    session.add(LedgerEntry(unit=invoice.unit, site=invoice.site, kind="deposit_held",
+                            amount_fen=deposit.amount_fen, invoice_id=invoice.id,
+                            note=f"renovation {deposit.renovation_id}", at=now))
+
+
+# -- arrears -----------------------------------------------------------------------------------
+
+def _milestone_case(since, major, as_of):
+    """The furthest ladder milestone each row has passed, 0 for none, as SQL; the boundaries
+    are computed by the domain, so SQL and Python agree on every date."""
+    def furthest(ladder):
+        whens = []
+        for milestone in reversed(ladder):
+            boundary = domain.months_before(as_of, milestone.months)
+            whens.append((since < boundary if milestone.strict else since <= boundary,
+                          milestone.number))
+        return case(*whens, else_=0)
+    return case((major == true(), furthest(domain.MAJOR)), else_=furthest(domain.ORDINARY))
+
+
+def arrears(as_of, site=None):
+    """Per unit with overdue unpaid invoices: unit, site, since (the oldest unpaid due date),
+    overdue_fen, major, milestone — aggregated in SQL."""
+    overdue = (select(Invoice.unit.label("unit"), Invoice.site.label("site"),
+                      func.min(Invoice.due_date).label("since"),
+                      func.sum(Invoice.total_fen - Invoice.paid_fen).label("overdue_fen"))
+               .where(Invoice.settled == false(), Invoice.due_date < as_of)
+               .group_by(Invoice.unit, Invoice.site))
+    if site:
+        overdue = overdue.where(Invoice.site == site)
+    overdue = overdue.subquery()
+    major = func.coalesce(Unit.major_customer, false())
+    milestone = _milestone_case(overdue.c.since, major, as_of)
+    return (select(overdue.c.unit, overdue.c.site, overdue.c.since, overdue.c.overdue_fen,
+                   major.label("major"), milestone.label("milestone"))
+            .select_from(overdue).outerjoin(Unit, Unit.code == overdue.c.unit))
+
+
+def due_for_a_step(as_of, site=None):
+    """Units whose furthest milestone has no step recorded yet: the sweep's work list."""
+    listed = arrears(as_of, site).subquery()
+    return (select(listed).where(listed.c.milestone > 0, ~exists().where(
+        LadderStep.unit == listed.c.unit, LadderStep.since == listed.c.since,
+        LadderStep.milestone == listed.c.milestone)).order_by(listed.c.unit))
+
+
+def stage_case(milestone, major):
+    def stages(ladder):
+        return case(*[(milestone == m.number, m.stage) for m in ladder], else_="none")
+    return case((major == true(), stages(domain.MAJOR)), else_=stages(domain.ORDINARY))
+
+
+def taken_steps(session, unit_code, since):
+    return session.execute(select(LadderStep).where(
+        LadderStep.unit == unit_code, LadderStep.since == since).order_by(LadderStep.id)).scalars().all()
+
+
+def overdue_invoices(session, unit_code, as_of):
+    return [domain.OpenInvoice(i.id, i.due_date, from_fen(i.total_fen - i.paid_fen))
+            for i in session.scalars(select(Invoice).where(
+                Invoice.unit == unit_code, Invoice.settled == false(),
+                Invoice.due_date < as_of))]
+
+
+def collection(session, site, period):
+    billed, collected, count, settled = session.execute(
+        select(func.coalesce(func.sum(Invoice.total_fen), 0),
+               func.coalesce(func.sum(Invoice.paid_fen), 0), func.count(),
+               func.coalesce(func.sum(case((Invoice.settled == true(), 1), else_=0)), 0))
+        .where(Invoice.site == site, Invoice.period == period)).one()
+    return int(billed), int(collected), int(count), int(settled)
+
+
+def ledger_balance(session, unit_code):
+    sign = case((LedgerEntry.kind.in_(("charge", "late_fee", "refund")), 1),
+                (LedgerEntry.kind == "payment", -1), else_=0)
+    return int(session.scalar(select(func.coalesce(func.sum(sign * LedgerEntry.amount_fen), 0))
+                              .where(LedgerEntry.unit == unit_code)))
+
+
+def deposits_of(session, unit_code):
+    return list(session.scalars(select(Deposit).where(Deposit.unit == unit_code)
+                                .order_by(Deposit.id)))
+
+
+
+def insert_once_step(session, values):
+    """False when this step of this arrears episode is already recorded (by anyone). ON CONFLICT
+    DO NOTHING waits for a replica that is inserting the same step and then skips it, without
+    the savepoint a caught IntegrityError would need."""
+    return session.execute(_insert(session)(LadderStep).values(**values)
+                           .on_conflict_do_nothing().returning(LadderStep.id)).first() is not None

@@ -1,0 +1,89 @@
+"""What billing accepts and answers; the gateway validates HTTP bodies with the same schemas.
+Money travels as a string with two decimals."""
+from decimal import Decimal
+
+from marshmallow import Schema, ValidationError, fields, validate, validates
+
+from services.common.contracts import SITE_CODE, UNIT_CODE
+from services.billing import domain
+
+PERIOD = validate.Regexp(r"^\d{4}-(0[1-9]|1[0-2])$", error="period is YYYY-MM")
+NON_NEGATIVE = validate.Range(min=Decimal("0"), error="not negative")
+POSITIVE = validate.Range(min=Decimal("0.01"), error="at least 0.01")
+PAYMENT_METHODS = ("cash", "card", "bank_transfer", "wechat", "alipay", "cheque")
+
+
+def Money(**kwargs):
+    """Documented as what it is on the wire: a string with two decimals."""
+    return fields.Decimal(as_string=True, places=2, metadata={
+        "type": "string", "format": "decimal", "example": "268.50"}, **kwargs)
+
+
+class FeeScheduleIn(Schema):
+    site = fields.String(required=True, validate=SITE_CODE)
+    management_per_m2 = fields.Dict(
+        keys=fields.String(validate=validate.OneOf(domain.USAGES)),
+        values=Money(validate=NON_NEGATIVE), load_default=dict,
+        metadata={"description": "CNY per m² per month by usage, e.g. {\"residential\": \"2.50\"}"})
+    parking_per_month = Money(load_default=Decimal("0.00"), validate=NON_NEGATIVE)
+    renovation_management = Money(load_default=Decimal("0.00"), validate=NON_NEGATIVE)
+    renovation_deposit = Money(load_default=Decimal("0.00"), validate=NON_NEGATIVE)
+    debris_removal = Money(load_default=Decimal("0.00"), validate=NON_NEGATIVE)
+    repair_call_out = Money(load_default=Decimal("0.00"), validate=NON_NEGATIVE)
+    late_fee_daily_rate = fields.Decimal(
+        as_string=True, load_default=domain.DEFAULT_LATE_FEE_DAILY_RATE,
+        metadata={"type": "string", "format": "decimal", "description": "0.0003 = 0.03 % a day"},
+        validate=validate.Range(min=Decimal("0"), max=Decimal("0.01"), error="between 0 and 0.01"))
+    due_day = fields.Integer(load_default=domain.DEFAULT_DUE_DAY, validate=validate.Range(1, 28))
+
+
+class BillingRunIn(Schema):
+    site = fields.String(required=True, validate=SITE_CODE)
+    period = fields.String(required=True, validate=PERIOD)
+
+
+class InvoiceItemIn(Schema):
+    fee = fields.String(required=True, validate=validate.OneOf(domain.FEES))
+    amount = Money(required=True, validate=POSITIVE)
+    description = fields.String(load_default="", validate=validate.Length(max=200))
+
+
+class InvoiceIn(Schema):
+    unit = fields.String(required=True, validate=UNIT_CODE)
+    period = fields.String(load_default=None, allow_none=True, validate=PERIOD)
+    due_date = fields.Date(required=True)
+    items = fields.List(fields.Nested(InvoiceItemIn), required=True,
+                        validate=validate.Length(min=1, error="at least one item"))
+
+
+class PaymentIn(Schema):
+    unit = fields.String(required=True, validate=UNIT_CODE)
+    amount = Money(required=True, validate=POSITIVE)
+    method = fields.String(required=True, validate=validate.OneOf(PAYMENT_METHODS))
+    reference = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=80))
+
+
+class ArrearsSweepIn(Schema):
+    as_of = fields.Date(required=True, metadata={"description": "the day the sweep runs for"})
+
+
+class AccountQuery(Schema):
+    as_of = fields.Date(load_default=None, metadata={"description": "default: today"})
+
+
+class ArrearsFilters(Schema):
+    site = fields.String(load_default=None, validate=SITE_CODE)
+    stage = fields.String(load_default=None, validate=validate.OneOf(domain.STAGES[1:]))
+    as_of = fields.Date(load_default=None)
+
+
+class CollectionQuery(Schema):
+    site = fields.String(required=True, validate=SITE_CODE)
+    period = fields.String(required=True, validate=PERIOD)
+
+    @validates("period")
+    def _known_period(self, value, **_):
+        try:
+            domain.parse_period(value)
+        except ValueError as exc:
+            raise ValidationError(str(exc)) from exc

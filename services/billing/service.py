@@ -1,0 +1,416 @@
+"""billing: fee schedules, invoices, payments, deposits and the arrears ladder (SPEC §4)."""
+import logging
+from datetime import datetime
+from decimal import Decimal
+
+from nameko.events import event_handler
+from nameko.timer import timer
+from sqlalchemy import select
+
+from services.billing import books, domain
+from services.billing.domain import from_fen, money_text, to_fen
+from services.billing.schemas import (
+    ArrearsFilters, ArrearsSweepIn, BillingRunIn, CollectionQuery, FeeScheduleIn, InvoiceIn, PaymentIn,
+)
+from services.billing.storage import Base, Deposit, FeeScheduleRow, LedgerEntry, Payment, Unit
+from services.common import entrypoints
+from services.common.auth import Caller
+from services.common.calendar import DEFAULT_TZ, zone
+from services.common.clock import Clock
+from services.common.contracts import load_event
+from services.common.db import Database, decode_cursor, encode_cursor, page_size, within_sites
+from services.common.entrypoints import command, load
+from services.common.errors import Conflict, NotFound, ValidationFailed
+from services.common.rpc import TimedRpc
+
+log = logging.getLogger(__name__)
+
+SCHEDULE_EDITORS = ("manager", "hq", "ops_admin")
+BILLERS = ("agent", "supervisor", "manager", "hq", "ops_admin")
+CASHIERS = ("agent", "supervisor", "manager", "hq", "ops_admin")
+ARREARS_READERS = ("agent", "supervisor", "quality_supervisor", "manager", "hq", "legal", "ops_admin")
+SWEEPERS = ("ops_admin", "hq")
+# Units stepped per transaction by the sweep: fewer commits, short enough locks.
+STEP_BATCH = 100
+
+
+def today(now, tz=DEFAULT_TZ):
+    return now.astimezone(zone(tz)).date()
+
+
+class BillingService(entrypoints.ServiceBase):
+    name = "billing"
+
+    uow = Database(Base)
+    caller = Caller()
+    clock = Clock()
+    rpc = TimedRpc()
+
+    # -- fee schedules and invoices ---------------------------------------------------------
+
+    @command
+    def set_fee_schedule(self, payload):
+        identity = self.caller.identity
+        identity.require_role("set fee schedules", *SCHEDULE_EDITORS)
+        data = load(FeeScheduleIn(), payload)
+        identity.require_site(data["site"])
+        body = FeeScheduleIn().dump(data)
+        self.uow.session.add(FeeScheduleRow(id=books.new_id(), site=data["site"], body=body,
+                                            created_by=identity.sub, created_at=self.clock()))
+        self.uow.commit()
+        return body
+
+    @command
+    def run_billing(self, payload):
+        """The monthly run of a site and period: one invoice per unit, once."""
+        identity = self.caller.identity
+        identity.require_role("run billing", *BILLERS)
+        data = load(BillingRunIn(), payload)
+        identity.require_site(data["site"])
+        session, now = self.uow.session, self.clock()
+        schedule = books.schedule_of(session, data["site"])
+        if schedule is None:
+            raise ValidationFailed.from_messages({"site": ["no fee schedule for this site"]})
+        created = books.run_monthly(session, schedule, data["period"], now)
+        for unit in books.units_with_credit(session, data["site"]):
+            self._allocate(unit, now)
+        self.uow.commit()
+        billed, _, count, _ = books.collection(session, data["site"], data["period"])
+        return {"site": data["site"], "period": data["period"], "created": created,
+                "invoices": count, "billed": money_text(from_fen(billed))}
+
+    @command
+    def create_invoice(self, payload):
+        identity = self.caller.identity
+        identity.require_role("issue invoices", *BILLERS)
+        data = load(InvoiceIn(), payload)
+        unit = self._unit(data["unit"])
+        invoice = books.add_invoice(self.uow.session, unit, data["period"], data["due_date"],
+                                    data["items"], "manual", {}, self.clock())
+        if invoice is None:
+            raise Conflict(f"unit {unit.code} already has an invoice for {data['period']}",
+                           {"unit": unit.code, "period": data["period"]})
+        self._allocate(unit.code, self.clock())
+        self.uow.commit()
+        return self._invoice_out(invoice)
+
+    @command
+    def record_payment(self, payload):
+        identity = self.caller.identity
+        identity.require_role("take payments", *CASHIERS)
+        data = load(PaymentIn(), payload)
+        unit = self._unit(data["unit"])
+        session, now = self.uow.session, self.clock()
+        fen = to_fen(data["amount"])
+        payment = Payment(id=books.new_id(), receipt_number=books.receipt_number(unit.site, now),
+                          unit=unit.code, site=unit.site, amount_fen=fen, unallocated_fen=fen,
+                          method=data["method"], reference=data["reference"],
+                          received_by=identity.sub, received_at=now)
+        session.add(payment)
+        session.add(LedgerEntry(unit=unit.code, site=unit.site, kind="payment", amount_fen=fen,
+                                payment_id=payment.id, note=data["method"], at=now))
+        session.flush()
+        settled = self._allocate(unit.code, now)
+        self.uow.commit()
+        return {"receipt_number": payment.receipt_number, "unit": unit.code,
+                "amount": money_text(data["amount"]), "method": payment.method,
+                "reference": payment.reference, "received_at": now.isoformat(),
+                "settled_invoices": [i.id for i in settled],
+                "credit": money_text(from_fen(payment.unallocated_fen))}
+
+    # -- reading -----------------------------------------------------------------------------
+
+    @command
+    def get_account(self, code, as_of=None):
+        identity = self.caller.identity
+        unit = self.uow.session.get(Unit, code)
+        if unit is None or not identity.can_see_site(unit.site) or (
+                identity.is_resident and unit.owner_person_id != identity.person_id):
+            raise NotFound(f"no account for unit {code}", {"unit": code})
+        day = datetime.fromisoformat(as_of).date() if as_of else today(self.clock())
+        return self._account(unit, day)
+
+    @command
+    def list_arrears(self, filters=None, cursor=None, limit=50):
+        identity = self.caller.identity
+        identity.require_role("read arrears", *ARREARS_READERS)
+        f = load(ArrearsFilters(), filters or {})
+        day = f["as_of"] or today(self.clock())
+        listed = books.arrears(day, f["site"]).subquery()
+        stage = books.stage_case(listed.c.milestone, listed.c.major).label("stage")
+        stmt = within_sites(select(listed, stage), listed.c.site, identity, f["site"])
+        if f["stage"]:
+            stmt = stmt.where(stage == f["stage"])
+        if cursor:
+            stmt = stmt.where(listed.c.unit > decode_cursor(cursor))
+        size = page_size(limit)
+        rows = self.uow.session.execute(stmt.order_by(listed.c.unit).limit(size + 1)).all()
+        more, rows = len(rows) > size, rows[:size]
+        items = [self._arrears_out(row, day) for row in rows]
+        return {"items": items, "next_cursor": encode_cursor(rows[-1].unit) if more else None}
+
+    @command
+    def collection_rate(self, payload):
+        identity = self.caller.identity
+        identity.require_role("read collection rates", *ARREARS_READERS)
+        data = load(CollectionQuery(), payload)
+        identity.require_site(data["site"])
+        billed, collected, count, settled = books.collection(self.uow.session, data["site"], data["period"])
+        rate = (Decimal(collected) / Decimal(billed) * 100) if billed else Decimal("0")
+        return {"site": data["site"], "period": data["period"], "invoices": count,
+                "settled": settled, "billed": money_text(from_fen(billed)),
+                "collected": money_text(from_fen(collected)), "rate_percent": money_text(rate),
+                "target_percent": "98.00", "on_target": bool(billed) and rate >= 98}
+
+    # -- the arrears sweep -------------------------------------------------------------------
+
+    @command
+    def sweep(self, payload):
+        self.caller.identity.require_role("run the billing sweep", *SWEEPERS)
+        return self._sweep(load(ArrearsSweepIn(), payload)["as_of"])
+
+    @timer(interval=3600)
+    def daily_sweep(self):
+        """Hourly, for the day it is at the sites: every step is taken once whatever the cadence."""
+        self._sweep(today(self.clock()))
+
+    def _sweep(self, as_of):
+        """Units whose oldest unpaid due date has passed a milestone with no step recorded are
+        found by one aggregate query, then stepped in unit order, STEP_BATCH units a transaction.
+        A step is a row under a unique key, inserted before its event, so a replica sweeping at
+        the same moment waits for the other's batch, finds the row taken and raises nothing;
+        both go in the same order, so neither waits on the other in a circle."""
+        session = self.uow.session
+        candidates = session.execute(books.due_for_a_step(as_of)).all()
+        rates = {site: books.late_fee_rate(session, site) for site in {row.site for row in candidates}}
+        session.rollback()
+        steps = 0
+        for start in range(0, len(candidates), STEP_BATCH):
+            for row in candidates[start:start + STEP_BATCH]:
+                steps += self._step(row, as_of, rates[row.site])
+            self.uow.commit()
+        return {"as_of": as_of.isoformat(), "units": len(candidates), "steps": steps}
+
+    def _step(self, row, as_of, rate):
+        session, now = self.uow.session, self.clock()
+        unit = session.get(Unit, row.unit)
+        taken = {(s.step, s.sequence) for s in books.taken_steps(session, row.unit, row.since)}
+        due = domain.steps_due(row.since, as_of, bool(row.major), frozenset(taken))
+        if not due:
+            return 0
+        late_fee = domain.late_fee(books.overdue_invoices(session, row.unit, as_of), as_of, rate)
+        milestone = domain.current_milestone(row.since, as_of, bool(row.major))
+        months = domain.months_overdue(row.since, as_of)
+        owner = None if unit is None else {
+            "name": unit.owner_name, "phone": unit.owner_phone, "person_id": unit.owner_person_id}
+        taken_now = 0
+        for step, sequence in due:
+            if not books.insert_once_step(session, dict(
+                    unit=row.unit, site=row.site, since=row.since, step=step, sequence=sequence,
+                    milestone=milestone.number, months=months, amount_due_fen=row.overdue_fen,
+                    late_fee_fen=to_fen(late_fee), taken_on=as_of, taken_at=now)):
+                continue
+            taken_now += 1
+            self.uow.add_event("billing.arrears_escalated", {
+                "unit": row.unit, "step": step, "stage": milestone.stage, "months": months,
+                "amount_due": from_fen(row.overdue_fen), "late_fee": late_fee,
+                "major_customer": bool(row.major), "taken_on": as_of, "owner": owner,
+            }, site=row.site)
+        return taken_now
+
+    # -- events ------------------------------------------------------------------------------
+
+    @event_handler("registry", "unit_changed", requeue_on_error=True)
+    def on_unit_changed(self, body):
+        envelope = self._envelope(body)
+        if envelope is None or not self.uow.first_time(envelope["id"], "billing.unit_changed"):
+            return
+        data = envelope["data"]
+        self._project_unit(data["unit"], data.get("usage"), data.get("area_m2"),
+                           data.get("owner"), data.get("major_customer"),
+                           active=data["change"] != "deactivated")
+        self.uow.commit()
+
+    @event_handler("renovation", "fees_due", requeue_on_error=True)
+    def on_fees_due(self, body):
+        envelope = self._envelope(body)
+        if envelope is None or not self.uow.first_time(envelope["id"], "billing.fees_due"):
+            return
+        data, now = envelope["data"], self.clock()
+        unit = self._billed_unit(envelope)
+        if unit is None:
+            return
+        invoice = books.add_invoice(self.uow.session, unit, None, data["due_date"], data["items"],
+                                    "renovation", {"renovation_id": data["renovation_id"]}, now)
+        if invoice.deposit_fen:
+            self.uow.session.add(Deposit(
+                id=books.new_id(), unit=unit.code, renovation_id=data["renovation_id"],
+                invoice_id=invoice.id, amount_fen=invoice.deposit_fen, status="due"))
+            self.uow.session.flush()
+        self._allocate(unit.code, now)
+        self.uow.commit()
+
+    @event_handler("ticketing", "service_charge", requeue_on_error=True)
+    def on_service_charge(self, body):
+        envelope = self._envelope(body)
+        if envelope is None or not self.uow.first_time(envelope["id"], "billing.service_charge"):
+            return
+        data, now = envelope["data"], self.clock()
+        unit = self._billed_unit(envelope)
+        if unit is None:
+            return
+        items = [{"fee": "repair", "amount": data["amount"],
+                  "description": (f"{data['code']} {data['description']}").strip()[:200]}]
+        books.add_invoice(self.uow.session, unit, None, today(data["completed_at"]), items,
+                          "repair", {"ticket_id": data["ticket_id"]}, now)
+        self._allocate(unit.code, now)
+        self.uow.commit()
+
+    @event_handler("renovation", "deposit_refund_due", requeue_on_error=True)
+    def on_deposit_refund_due(self, body):
+        envelope = self._envelope(body)
+        if envelope is None or not self.uow.first_time(envelope["id"], "billing.deposit_refund_due"):
+            return
+        data, now, session = envelope["data"], self.clock(), self.uow.session
+        deposit = session.scalars(select(Deposit).where(
+            Deposit.renovation_id == data["renovation_id"])).first()
+        if deposit is None or deposit.status != "held":
+            log.error("deposit refund due but no deposit held", extra={
+                "renovation_id": data["renovation_id"],
+                "status": None if deposit is None else deposit.status})
+            self.uow.commit()
+            return
+        refund = domain.deposit_refund(from_fen(deposit.amount_fen), data["deductions"])
+        deposit.status, deposit.refunded_at = "refunded", now
+        deposit.deductions_fen = deposit.amount_fen - to_fen(refund)
+        deposit.refunded_fen = to_fen(refund)
+        session.add(LedgerEntry(unit=deposit.unit, site=deposit.unit[:3], kind="deposit_refund",
+                                amount_fen=deposit.refunded_fen, invoice_id=deposit.invoice_id,
+                                note=f"renovation {deposit.renovation_id}, deductions "
+                                     f"{money_text(from_fen(deposit.deductions_fen))}", at=now))
+        self.uow.commit()
+
+    # -- helpers -----------------------------------------------------------------------------
+
+    @staticmethod
+    def _envelope(body):
+        try:
+            return load_event(body)
+        except ValidationFailed as exc:
+            log.error("dropped an event that breaks its contract: %s", exc, extra=exc.extra)
+            return None
+
+    def _allocate(self, unit_code, now):
+        """Any credit the unit holds goes to its open invoices, oldest first; each invoice this
+        settles raises billing.invoice_paid."""
+        session = self.uow.session
+        payments = books.credit_payments(session, unit_code)
+        if not payments:
+            return []
+        invoices = books.open_invoices(session, unit_code, lock=True)
+        settled = books.allocate(session, invoices, payments, now)
+        for invoice in settled:
+            self.uow.add_event("billing.invoice_paid", {
+                "invoice_id": invoice.id, "unit": invoice.unit, "period": invoice.period,
+                "amount": from_fen(invoice.total_fen), "paid_at": now,
+                "reference": invoice.reference or {}}, site=invoice.site)
+        return settled
+
+    def _billed_unit(self, envelope):
+        """The unit an event bills, or None (logged, and the event marked handled) for a unit
+        registry does not know: no redelivery would make it known."""
+        try:
+            return self._unit(envelope["data"]["unit"])
+        except ValidationFailed as exc:
+            log.error("%s names an unknown unit; nothing billed", envelope["event"],
+                      extra={"event_id": envelope["id"], **exc.extra})
+            self.uow.commit()
+            return None
+
+    def _unit(self, code):
+        """The unit from the local projection, or from registry the first time it is billed."""
+        unit = self.uow.session.get(Unit, code)
+        if unit is not None:
+            self.caller.identity.require_site(unit.site)
+            return unit
+        self.caller.identity.require_site(code[:3])
+        try:
+            remote = self.rpc.registry.get_unit(code)
+            contact = self.rpc.registry.unit_contact(code)
+        except NotFound as exc:
+            raise ValidationFailed.from_messages({"unit": [f"no unit {code}"]}) from exc
+        owner = contact.get("owner")
+        major = any(p.get("major_customer") for p in remote.get("people", [])
+                    if p.get("relation") == "owner")
+        return self._project_unit(code, remote["usage"], remote["area_m2"], owner, major,
+                                  active=remote.get("active", True))
+
+    def _project_unit(self, code, usage, area_m2, owner, major, active=True):
+        session = self.uow.session
+        unit = session.get(Unit, code) or Unit(code=code, site=code[:3], usage=usage or "residential",
+                                                area_centi_m2=0)
+        if usage:
+            unit.usage = usage
+        if area_m2 is not None:
+            unit.area_centi_m2 = int(Decimal(str(area_m2)) * 100)
+        if owner:
+            unit.owner_name, unit.owner_phone = owner.get("name"), owner.get("phone")
+            unit.owner_person_id = owner.get("person_id")
+        if major is not None:
+            unit.major_customer = bool(major)
+        unit.active, unit.updated_at = active, self.clock()
+        session.add(unit)
+        session.flush()
+        return unit
+
+    def _account(self, unit, day):
+        session = self.uow.session
+        invoices = books.open_invoices(session, unit.code)
+        overdue = [domain.OpenInvoice(i.id, i.due_date, from_fen(i.total_fen - i.paid_fen))
+                   for i in invoices if i.due_date < day]
+        rate = books.late_fee_rate(session, unit.site)
+        since = min((i.due_date for i in overdue), default=None)
+        steps = books.taken_steps(session, unit.code, since) if since else []
+        credit = sum(p.unallocated_fen for p in books.credit_payments(session, unit.code))
+        return {
+            "unit": unit.code, "site": unit.site, "as_of": day.isoformat(),
+            "balance": money_text(from_fen(books.ledger_balance(session, unit.code))),
+            "credit": money_text(from_fen(credit)),
+            "open_invoices": [self._invoice_out(i) for i in invoices],
+            "deposits": [{"renovation_id": d.renovation_id, "status": d.status,
+                          "amount": money_text(from_fen(d.amount_fen)),
+                          "deductions": money_text(from_fen(d.deductions_fen)),
+                          "refunded": money_text(from_fen(d.refunded_fen))}
+                         for d in books.deposits_of(session, unit.code)],
+            "deposits_held": money_text(from_fen(sum(
+                d.amount_fen for d in books.deposits_of(session, unit.code) if d.status == "held"))),
+            "arrears": {
+                "months": domain.months_overdue(since, day),
+                "stage": domain.stage_of(since, day, unit.major_customer),
+                "since": since.isoformat() if since else None,
+                "amount_overdue": money_text(sum((i.outstanding for i in overdue), Decimal("0"))),
+                "late_fee": money_text(domain.late_fee(overdue, day, rate)),
+                "lawyer_letters": sum(1 for s in steps if s.step == "lawyer_letter"),
+                "steps": [{"step": s.step, "sequence": s.sequence, "taken_on": s.taken_on.isoformat()}
+                          for s in steps],
+            },
+        }
+
+    def _arrears_out(self, row, day):
+        steps = books.taken_steps(self.uow.session, row.unit, row.since)
+        return {"unit": row.unit, "site": row.site, "since": row.since.isoformat(),
+                "months": domain.months_overdue(row.since, day), "stage": row.stage,
+                "major_customer": bool(row.major),
+                "amount_overdue": money_text(from_fen(row.overdue_fen)),
+                "lawyer_letters": sum(1 for s in steps if s.step == "lawyer_letter"),
+                "last_step": steps[-1].step if steps else None}
+
+    @staticmethod
+    def _invoice_out(invoice):
+        return {"id": invoice.id, "unit": invoice.unit, "period": invoice.period,
+                "kind": invoice.kind, "due_date": invoice.due_date.isoformat(),
+                "total": money_text(from_fen(invoice.total_fen)),
+                "paid": money_text(from_fen(invoice.paid_fen)),
+                "outstanding": money_text(from_fen(invoice.total_fen - invoice.paid_fen)),
+                "settled": invoice.settled, "reference": invoice.reference or {}}
+

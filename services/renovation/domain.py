@@ -1,0 +1,496 @@
+"""Renovation rules (SPEC §3, seed 001 ch.4 §6 and ch.5 §4), plain Python: what an application
+must bring, the review table, the status machine, fees, permit and passes, violations and the
+deadlines with their breaches. No Nameko, no SQL; `now` is always passed in."""
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal
+
+from services.common import calendar
+from services.common.clock import as_utc
+from services.common.errors import Conflict, Forbidden, IllegalTransition
+
+# -- the review table (001 ch.4 §6: nine kinds of work that are not registered) -------------
+NEVER = "never"
+ALLOWED = "allowed"
+
+# work item -> NEVER, or the approval it needs
+WORK_ITEM_RULES = {
+    "structural_change": "design_institute_approval",   # 主体/承重结构
+    "wet_room_conversion": NEVER,                        # 无防水要求房间/阳台改卫生间、厨房
+    "load_bearing_opening": NEVER,                       # 扩大承重墙门窗、拆阳台墙体
+    "energy_saving_damage": NEVER,                       # 损坏节能设施
+    "new_structure": "planning_approval",                # 搭建建筑物、构筑物
+    "facade_change": "planning_approval",                # 改变外立面、外墙开门窗
+    "heating_pipe_change": "heating_company_approval",   # 拆改供热管道
+    "gas_pipe_change": "gas_company_approval",           # 拆改燃气管道
+    "unsafe_other": NEVER,                               # 其它影响结构和使用安全
+}
+ORDINARY_WORK_ITEMS = (
+    "flooring", "painting", "electrical", "plumbing", "carpentry", "tiling", "ceiling",
+    "doors_windows", "kitchen_bathroom_fittings", "waterproofing", "air_conditioning",
+)
+WORK_ITEMS = (*WORK_ITEM_RULES, *ORDINARY_WORK_ITEMS)
+APPROVALS = tuple(sorted({rule for rule in WORK_ITEM_RULES.values() if rule != NEVER}))
+
+# -- documents checked the day they arrive (001 ch.4 §6 具体要求 1) ----------------------------
+REQUIRED_DOCUMENTS = {
+    "application_form": "装修申请登记表",
+    "property_certificate": "物业所有权证明",
+    "applicant_id": "申请人身份证",
+    "design_plan": "装修设计方案（图纸）",
+    "contractor_licence": "装修施工单位资质/营业执照",
+    "worker_ids": "装修人员相片及身份证",
+}
+# Changes to water, power or gas need their drawings too (原有建筑、水电气改动设计).
+UTILITY_ITEMS = ("electrical", "plumbing", "gas_pipe_change", "heating_pipe_change")
+UTILITY_DRAWINGS = "utility_drawings"
+DOCUMENTS = {**REQUIRED_DOCUMENTS, UTILITY_DRAWINGS: "水电气改动设计",
+             "owner_consent_letter": "业主书面同意书", "commitment_letter": "装修承诺书",
+             "insurance": "装修工程一切险（商铺）"}
+
+STATUSES = ("submitted", "approved", "rejected", "permitted", "inspection_requested",
+            "rectifying", "passed", "closed")
+
+DESK = ("agent", "supervisor", "manager", "hq", "ops_admin")
+FIELD = ("agent", "technician", "supervisor", "manager", "ops_admin")
+REVIEWERS = ("manager",)       # only a manager approves renovations (SPEC §7)
+INSPECTORS = ("supervisor", "manager")
+CREATORS = DESK
+GATE = ("agent", "technician", "supervisor", "quality_supervisor", "manager", "hq", "ops_admin")
+
+# The deadlines whose breach is alerted (renovation.sla_breached); `rectify` is escalated to the
+# authorities instead (001 ch.5 §4 1.5.2 拒不整改,报请政府相关主管部门).
+ALERTED_DEADLINES = ("review", "inspection", "refund")
+
+
+class InvalidField(ValueError):
+    """Input the schema could not judge alone (it depends on `now`); answered as 422 on `field`."""
+
+    def __init__(self, field, message):
+        super().__init__(message)
+        self.field = field
+
+
+@dataclass(frozen=True)
+class RenovationPolicy:
+    """Defaults of SPEC §3; a site may tighten them. Frozen onto each application."""
+    review_working_days: int = 2        # 二个工作日内审核完毕
+    inspection_days: int = 3            # 提出验收时,应在三天内组织验收
+    refund_working_days: int = 3        # 验收合格后 3 个工作日内退还保证金
+    fees_due_days: int = 7              # fees invoiced on approval are due a week later
+
+    @classmethod
+    def from_dict(cls, data):
+        return cls(**{k: v for k, v in (data or {}).items() if k in cls.__dataclass_fields__})
+
+
+@dataclass(frozen=True)
+class FeeTable:
+    """The renovation fees of a site (SPEC §4 fee schedule). TODO: read them from billing's
+    per-site fee schedule once billing exposes it over RPC; until then these defaults."""
+    management_per_m2: Decimal = Decimal("5.00")     # 装修管理服务费, per m² of charge area
+    deposit: Decimal = Decimal("2000.00")            # 装修保证金
+    debris_removal: Decimal = Decimal("300.00")      # 垃圾清运费, only if asked
+
+    def lines(self, area_m2, debris_removal):
+        cents = Decimal("0.01")
+        lines = [
+            {"fee": "renovation_management",
+             "amount": (self.management_per_m2 * Decimal(area_m2)).quantize(cents),
+             "description": f"装修管理服务费 {self.management_per_m2}/m² × {area_m2} m²"},
+            {"fee": "renovation_deposit", "amount": self.deposit.quantize(cents),
+             "description": "装修保证金（验收合格后退还）"},
+        ]
+        if debris_removal:
+            lines.append({"fee": "debris_removal", "amount": self.debris_removal.quantize(cents),
+                          "description": "装修垃圾清运费"})
+        return lines
+
+
+FEE_TABLES = {}   # site code -> FeeTable; sites not listed use the defaults
+
+
+def fee_table(site):
+    return FEE_TABLES.get(site, FeeTable())
+
+
+def missing_documents(documents, work_items):
+    """Codes of the documents the application still lacks, in the seed's order."""
+    needed = list(REQUIRED_DOCUMENTS)
+    if any(item in UTILITY_ITEMS for item in work_items):
+        needed.append(UTILITY_DRAWINGS)
+    return [code for code in needed if code not in documents]
+
+
+def rule_violations(work_items, approvals):
+    """Every work item the review table forbids: never allowed, or lacking its approval."""
+    violations = []
+    for item in work_items:
+        rule = WORK_ITEM_RULES.get(item, ALLOWED)
+        if rule == NEVER or (rule != ALLOWED and rule not in approvals):
+            violations.append(item)
+    return list(dict.fromkeys(violations))
+
+
+@dataclass
+class Transition:
+    action: str
+    sources: tuple
+    target: str | None      # None: the status does not change (or the action decides it)
+    roles: tuple
+
+
+TRANSITIONS = {t.action: t for t in (
+    Transition("review", ("submitted",), None, REVIEWERS),
+    Transition("sign", ("approved",), None, DESK),
+    Transition("patrol", ("permitted", "rectifying", "inspection_requested"), None, FIELD),
+    Transition("violation", ("permitted", "rectifying", "inspection_requested"), None, FIELD),
+    Transition("rectified", ("permitted", "rectifying", "inspection_requested"), None, FIELD),
+    Transition("request-inspection", ("permitted", "rectifying"), "inspection_requested", DESK),
+    Transition("inspect", ("inspection_requested",), None, INSPECTORS),
+    Transition("close", ("passed",), "closed", DESK),
+)}
+
+
+@dataclass
+class Renovation:
+    id: str
+    site: str
+    unit: str
+    timezone: str
+    applicant: dict
+    contractor: dict
+    workers: list
+    planned_start: date
+    planned_end: date
+    work_items: list
+    documents: list
+    approvals: list
+    debris_removal: bool
+    area_m2: str
+    submitted_at: datetime
+    created_at: datetime
+    created_by: str
+    status: str = "submitted"
+    rule_violations: list = field(default_factory=list)
+    rejection_reasons: list = field(default_factory=list)
+    fees: list = field(default_factory=list)              # [{fee, amount, description}]
+    paid_invoices: dict = field(default_factory=dict)     # invoice id -> amount paid
+    agreement_signed_at: datetime | None = None
+    permit: dict | None = None    # {number, valid_from, valid_until, issued_at, revoked_at}
+    passes: list = field(default_factory=list)  # [{number, holder, id_number, valid_from, valid_until, revoked_at}]
+    patrols: list = field(default_factory=list)
+    violations: list = field(default_factory=list)
+    inspections: list = field(default_factory=list)
+    deductions: str = "0.00"
+    refund: dict | None = None    # {deductions, refund_by, closed_at, reference}
+    policy: dict = field(default_factory=dict)
+    deadlines: dict = field(default_factory=dict)       # name -> ISO instant
+    deadlines_met: dict = field(default_factory=dict)   # name -> ISO instant it was met
+    breaches: list = field(default_factory=list)
+    history: list = field(default_factory=list)
+    next_due_at: datetime | None = None
+    events: list = field(default_factory=list, repr=False, compare=False)
+
+    # -- submission ----------------------------------------------------------------------
+
+    @classmethod
+    def submit(cls, *, id, site, unit, timezone, area_m2, data, now, by, role,
+               policy: RenovationPolicy):
+        """A checked application: documents complete and dates sane (the schema and
+        `missing_documents` say so before); the review table is applied at once."""
+        submitted_at = data.get("submitted_at") or now
+        if submitted_at > now:
+            raise InvalidField("submitted_at", "submitted_at is in the future")
+        renovation = cls(
+            id=id, site=site, unit=unit, timezone=timezone, area_m2=str(area_m2),
+            applicant=data["applicant"], contractor=data["contractor"], workers=data["workers"],
+            planned_start=data["planned"]["start"], planned_end=data["planned"]["end"],
+            work_items=list(data["work_items"]), documents=list(data["documents"]),
+            approvals=list(data["approvals"]), debris_removal=data["debris_removal"],
+            submitted_at=submitted_at, created_at=now, created_by=by,
+            policy=_as_dict(policy),
+        )
+        renovation.rule_violations = rule_violations(renovation.work_items, renovation.approvals)
+        renovation._set_deadline("review", calendar.add_working_days(
+            submitted_at, policy.review_working_days, timezone))
+        renovation._record(now, by, role, "submit", data={
+            "submitted_at": submitted_at.isoformat(), "rule_violations": renovation.rule_violations})
+        renovation._refresh_due()
+        return renovation
+
+    # -- what may happen next ------------------------------------------------------------
+
+    @property
+    def renovation_policy(self):
+        return RenovationPolicy.from_dict(self.policy)
+
+    def allowed_actions(self, role=None):
+        return [t.action for t in TRANSITIONS.values()
+                if self._state_allows(t) and (role is None or role in t.roles)]
+
+    def _state_allows(self, transition):
+        if self.status not in transition.sources:
+            return False
+        if transition.action == "sign":
+            return self.agreement_signed_at is None
+        if transition.action == "rectified":
+            return bool(self.open_violations())
+        return True
+
+    def _check(self, action, role):
+        transition = TRANSITIONS.get(action)
+        if transition is None or not self._state_allows(transition):
+            raise IllegalTransition.build(action, self.status, self.allowed_actions(role), "renovation")
+        if role not in transition.roles:
+            raise Forbidden(f"role {role} may not {action} a renovation",
+                            {"action": action, "allowed_roles": list(transition.roles)})
+        return transition
+
+    def apply(self, action, data, *, now, by, role):
+        transition = self._check(action, role)
+        getattr(self, "_" + action.replace("-", "_"))(data, now=now, by=by, role=role)
+        if transition.target:
+            self.status = transition.target
+        self._refresh_due()
+        return self
+
+    # -- review and fees (001 ch.4 §6 审核; ch.5 §4 1.3 办理开工手续) ------------------------
+
+    def _review(self, data, *, now, by, role):
+        decision = data["decision"]
+        if decision == "approved" and self.rule_violations:
+            raise Conflict(
+                f"cannot approve: work items break the review rules: {', '.join(self.rule_violations)}",
+                {"rule_violations": self.rule_violations, "allowed_decisions": ["rejected"]})
+        self._meet("review", now)
+        if decision == "approved":
+            self.status = "approved"
+            self.fees = [{**line, "amount": str(line["amount"])}
+                         for line in fee_table(self.site).lines(self.area_m2, self.debris_removal)]
+            due = calendar.add_days(now, self.renovation_policy.fees_due_days, self.timezone)
+            self.events.append(("renovation.fees_due", {
+                "renovation_id": self.id, "unit": self.unit, "items": self.fees,
+                "due_date": due.astimezone(calendar.zone(self.timezone)).date()}))
+        else:
+            self.status = "rejected"
+            self.rejection_reasons = [*self.rule_violations,
+                                      *([data["reason"]] if data.get("reason") else [])]
+        self._record(now, by, role, "review", note=data.get("reason"),
+                     data={"decision": decision, "rejection_reasons": self.rejection_reasons})
+        self.events.append(("renovation.decided", {
+            "renovation_id": self.id, "unit": self.unit, "decision": decision,
+            "rejection_reasons": self.rejection_reasons, "applicant": self._contact()}))
+
+    def _sign(self, data, *, now, by, role):
+        """The service agreement (装修管理服务协议); the permit waits for it and the fees."""
+        self.agreement_signed_at = now
+        self._record(now, by, role, "sign", note=data.get("note"))
+        self._issue_when_ready(now)
+
+    @property
+    def fees_total(self):
+        return sum((Decimal(line["amount"]) for line in self.fees), Decimal("0.00"))
+
+    @property
+    def fees_paid(self):
+        return bool(self.fees) and sum(
+            (Decimal(a) for a in self.paid_invoices.values()), Decimal("0.00")) >= self.fees_total
+
+    def record_payment(self, invoice_id, amount, *, now):
+        """An invoice billed for this application was paid (billing.invoice_paid). Once the
+        invoices cover every fee line, and the agreement is signed, the permit is issued."""
+        if invoice_id in self.paid_invoices:
+            return
+        self.paid_invoices = {**self.paid_invoices, invoice_id: str(amount)}
+        self._record(now, "billing", "system", "fees-paid",
+                     data={"invoice_id": invoice_id, "amount": str(amount)})
+        self._issue_when_ready(now)
+        self._refresh_due()
+
+    def _issue_when_ready(self, now):
+        """施工许可证 and 施工人员出入证 (001 ch.5 §4 1.3), valid for the planned dates."""
+        if self.status != "approved" or self.agreement_signed_at is None or not self.fees_paid:
+            return
+        number = permit_number(self.unit, self.id)
+        valid = {"valid_from": self.planned_start.isoformat(),
+                 "valid_until": self.planned_end.isoformat()}
+        self.permit = {"number": number, **valid, "issued_at": now.isoformat(), "revoked_at": None}
+        self.passes = [{"number": f"{number}-{i:02d}", "holder": worker["name"],
+                        "unit": self.unit, **valid, "revoked_at": None}
+                       for i, worker in enumerate(self.workers, start=1)]
+        self.status = "permitted"
+        self._record(now, "system", "system", "issue-permit",
+                     data={"permit": number, "passes": [p["number"] for p in self.passes]})
+        self.events.append(("renovation.permit_issued", {
+            "renovation_id": self.id, "unit": self.unit, "permit_number": number,
+            "valid_from": self.planned_start, "valid_until": self.planned_end,
+            "passes": [{"number": p["number"], "holder": p["holder"]} for p in self.passes],
+            "applicant": self._contact()}))
+
+    # -- construction: patrols and violations (1.4 巡查, 1.5 违章处理) -------------------------
+
+    def _patrol(self, data, *, now, by, role):
+        record = {"at": now.isoformat(), "by": by, "ok": data["ok"], "note": data["note"]}
+        self.patrols = [*self.patrols, record]
+        self._record(now, by, role, "patrol", note=data["note"], data={"ok": data["ok"]})
+
+    def _violation(self, data, *, now, by, role):
+        rectify_by = as_utc(data["rectify_by"])
+        if rectify_by <= now:
+            raise InvalidField("rectify_by", "rectify_by must be in the future")
+        notice = {"number": len(self.violations) + 1, "description": data["description"],
+                  "noticed_at": now.isoformat(), "by": by,
+                  "rectify_by": rectify_by.isoformat(),
+                  "deduction": str(data.get("deduction") or Decimal("0.00")),
+                  "rectified_at": None, "escalated_at": None}
+        self.violations = [*self.violations, notice]
+        self.deductions = str(sum((Decimal(v["deduction"]) for v in self.violations), Decimal("0.00")))
+        self._sync_rectify_deadline(now)
+        self._record(now, by, role, "violation", note=data["description"],
+                     data={"number": notice["number"], "rectify_by": notice["rectify_by"],
+                           "deduction": notice["deduction"]})
+
+    def _rectified(self, data, *, now, by, role):
+        numbers = data.get("numbers") or [v["number"] for v in self.open_violations()]
+        self.violations = [{**v, "rectified_at": now.isoformat()}
+                           if v["number"] in numbers and v["rectified_at"] is None else v
+                           for v in self.violations]
+        self._sync_rectify_deadline(now)
+        self._record(now, by, role, "rectified", note=data.get("note"), data={"numbers": numbers})
+
+    def open_violations(self):
+        return [v for v in self.violations if v["rectified_at"] is None]
+
+    def _sync_rectify_deadline(self, now):
+        """`rectify` is the earliest deadline among open notices; met when none is open."""
+        open_ = self.open_violations()
+        if open_:
+            self.deadlines = {**self.deadlines, "rectify": min(v["rectify_by"] for v in open_)}
+            self.deadlines_met = {k: v for k, v in self.deadlines_met.items() if k != "rectify"}
+        else:
+            self._meet("rectify", now)
+
+    def overdue_violations(self, as_of):
+        """Open notices past their deadline and not yet reported to the authorities."""
+        return [v for v in self.open_violations()
+                if v["escalated_at"] is None and datetime.fromisoformat(v["rectify_by"]) <= as_of]
+
+    def escalate(self, number, *, now):
+        self.violations = [{**v, "escalated_at": now.isoformat()} if v["number"] == number else v
+                           for v in self.violations]
+        self._record(now, "system", "system", "escalate",
+                     note="not rectified in time: reported to the authorities",
+                     data={"number": number})
+
+    # -- completion (装修验收) -------------------------------------------------------------
+
+    def _request_inspection(self, data, *, now, by, role):
+        due = calendar.add_days(now, self.renovation_policy.inspection_days, self.timezone)
+        self.deadlines = {**self.deadlines, "inspection": as_utc(due).isoformat()}
+        self.deadlines_met = {k: v for k, v in self.deadlines_met.items() if k != "inspection"}
+        self._record(now, by, role, "request-inspection", note=data.get("note"))
+
+    def _inspect(self, data, *, now, by, role):
+        self._meet("inspection", now)
+        record = {"at": now.isoformat(), "by": by, "passed": data["passed"], "notes": data["notes"]}
+        self.inspections = [*self.inspections, record]
+        self._record(now, by, role, "inspect", note=data["notes"], data={"passed": data["passed"]})
+        if not data["passed"]:
+            self.status = "rectifying"     # 书面整改意见, then re-inspection
+            return
+        self.status = "passed"
+        revoked = now.isoformat()
+        self.permit = {**self.permit, "revoked_at": revoked}
+        self.passes = [{**p, "revoked_at": revoked} for p in self.passes]
+        refund_by = calendar.add_working_days(now, self.renovation_policy.refund_working_days,
+                                              self.timezone)
+        self.refund = {"deductions": self.deductions, "refund_by": refund_by.isoformat(),
+                       "closed_at": None, "reference": None}
+        self._set_deadline("refund", refund_by)
+        self.events.append(("renovation.deposit_refund_due", {
+            "renovation_id": self.id, "unit": self.unit, "deductions": Decimal(self.deductions),
+            "refund_by": refund_by}))
+
+    def _close(self, data, *, now, by, role):
+        """The deposit was refunded (file archived)."""
+        self._meet("refund", now)
+        self.refund = {**(self.refund or {}), "closed_at": now.isoformat(),
+                       "reference": data.get("reference")}
+        self._record(now, by, role, "close", note=data.get("reference"))
+
+    # -- breaches (the sweep) ------------------------------------------------------------
+
+    def due_breaches(self, as_of):
+        """(deadline, due_at) of every alerted deadline unmet by `as_of` and not yet breached."""
+        breached = {b["deadline"] for b in self.breaches}
+        if self.status in ("rejected", "closed"):
+            return []
+        return [(name, due) for name, due in self.open_deadlines().items()
+                if name in ALERTED_DEADLINES and name not in breached and due <= as_of]
+
+    def record_breach(self, deadline, due_at, *, now):
+        self.breaches = [*self.breaches, {"deadline": deadline, "due_at": due_at.isoformat(),
+                                          "detected_at": now.isoformat()}]
+        self.events.append(("renovation.sla_breached", {
+            "subject": "renovation", "subject_id": self.id, "code": self.id, "kind": "renovation",
+            "deadline": deadline, "due_at": due_at, "detected_at": now, "unit": self.unit,
+            "first_contact_owner": self.created_by, "escalate_to": ["manager", "hq"],
+            "timezone": self.timezone}))
+
+    # -- bookkeeping ---------------------------------------------------------------------
+
+    def _set_deadline(self, name, due):
+        self.deadlines = {**self.deadlines, name: as_utc(due).isoformat()}
+
+    def _meet(self, name, now):
+        if name in self.deadlines and name not in self.deadlines_met:
+            self.deadlines_met = {**self.deadlines_met, name: now.isoformat()}
+
+    def open_deadlines(self):
+        return {n: datetime.fromisoformat(d) for n, d in self.deadlines.items()
+                if n not in self.deadlines_met}
+
+    def _refresh_due(self):
+        """The earliest instant the sweep must look at this application again."""
+        if self.status in ("rejected", "closed"):
+            self.next_due_at = None
+            return
+        breached = {b["deadline"] for b in self.breaches}
+        dues = [d for n, d in self.open_deadlines().items()
+                if n in ALERTED_DEADLINES and n not in breached]
+        dues += [datetime.fromisoformat(v["rectify_by"]) for v in self.open_violations()
+                 if v["escalated_at"] is None]
+        self.next_due_at = min(dues, default=None)
+
+    def refresh(self):
+        self._refresh_due()
+
+    def _contact(self):
+        return {"name": self.applicant.get("name"), "phone": self.applicant.get("phone")}
+
+    def _record(self, now, by, role, action, note=None, data=None):
+        self.history = self.history + [{"at": now.isoformat(), "by": by, "role": role,
+                                        "action": action, "note": note, "data": data or {}}]
+
+    def pull_events(self):
+        events, self.events = self.events, []
+        return events
+
+
+def permit_number(unit, renovation_id):
+    """装修施工许可证 number: the unit and the application's id tail, unique per application."""
+    return f"ZX{unit}-{renovation_id[-6:].upper()}"
+
+
+def pass_status(entry, today):
+    """valid, expired or revoked, as the gate reads it on `today` (the site's local date)."""
+    if entry["revoked_at"]:
+        return "revoked"
+    if today > date.fromisoformat(entry["valid_until"]):
+        return "expired"
+    return "valid"
+
+
+def _as_dict(policy):
+    return {name: getattr(policy, name) for name in policy.__dataclass_fields__}
