@@ -7,6 +7,7 @@ from decimal import Decimal
 
 from services.common import calendar
 from services.common.clock import as_utc
+from services.common.casefile import CaseFile, Transition
 from services.common.errors import Conflict, Forbidden, IllegalTransition
 
 # -- the review table (001 ch.4 §6: nine kinds of work that are not registered) -------------
@@ -132,14 +133,6 @@ def rule_violations(work_items, approvals):
     return list(dict.fromkeys(violations))
 
 
-@dataclass
-class Transition:
-    action: str
-    sources: tuple
-    target: str | None      # None: the status does not change (or the action decides it)
-    roles: tuple
-
-
 TRANSITIONS = {t.action: t for t in (
     Transition("review", ("submitted",), None, REVIEWERS),
     Transition("sign", ("approved",), None, DESK),
@@ -153,7 +146,7 @@ TRANSITIONS = {t.action: t for t in (
 
 
 @dataclass
-class Renovation:
+class Renovation(CaseFile):
     id: str
     site: str
     unit: str
@@ -440,17 +433,6 @@ class Renovation:
 
     # -- bookkeeping ---------------------------------------------------------------------
 
-    def _set_deadline(self, name, due):
-        self.deadlines = {**self.deadlines, name: as_utc(due).isoformat()}
-
-    def _meet(self, name, now):
-        if name in self.deadlines and name not in self.deadlines_met:
-            self.deadlines_met = {**self.deadlines_met, name: now.isoformat()}
-
-    def open_deadlines(self):
-        return {n: datetime.fromisoformat(d) for n, d in self.deadlines.items()
-                if n not in self.deadlines_met}
-
     def _refresh_due(self):
         """The earliest instant the sweep must look at this application again."""
         if self.status in ("rejected", "closed"):
@@ -468,14 +450,6 @@ class Renovation:
 
     def _contact(self):
         return {"name": self.applicant.get("name"), "phone": self.applicant.get("phone")}
-
-    def _record(self, now, by, role, action, note=None, data=None):
-        self.history = self.history + [{"at": now.isoformat(), "by": by, "role": role,
-                                        "action": action, "note": note, "data": data or {}}]
-
-    def pull_events(self):
-        events, self.events = self.events, []
-        return events
 
 
 def permit_number(unit, renovation_id):

@@ -1,6 +1,7 @@
 """Renovation's commands and answers, used by the service and by the gateway (validation, OpenAPI)."""
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
+from services.common.casefile import HistoryEntryOut
 from services.common.contracts import SITE_CODE, UNIT_CODE
 from services.registry.domain import mask_id_number
 from services.renovation.domain import APPROVALS, DOCUMENTS, STATUSES, WORK_ITEMS
@@ -123,15 +124,6 @@ class RenovationSweepIn(Schema):
     as_of = fields.AwareDateTime(required=True)
 
 
-class RenovationHistoryOut(Schema):
-    at = fields.String()
-    by = fields.String()
-    role = fields.String()
-    action = fields.String()
-    note = fields.String(allow_none=True)
-    data = fields.Dict()
-
-
 class RenovationOut(Schema):
     id = fields.String()
     site = fields.String()
@@ -160,7 +152,7 @@ class RenovationOut(Schema):
     deadlines = fields.Dict(keys=fields.String(), values=fields.String())
     deadlines_met = fields.Dict(keys=fields.String(), values=fields.String())
     breaches = fields.List(fields.Dict())
-    history = fields.List(fields.Nested(RenovationHistoryOut))
+    history = fields.List(fields.Nested(HistoryEntryOut))
     submitted_at = fields.AwareDateTime()
     created_at = fields.AwareDateTime()
     allowed_actions = fields.List(fields.String())

@@ -7,6 +7,7 @@ from decimal import Decimal
 
 from services.common import calendar
 from services.common.clock import as_utc
+from services.common.casefile import CaseFile, Transition
 from services.common.errors import Forbidden, IllegalTransition
 
 KINDS = ("repair", "complaint", "inquiry", "suggestion")
@@ -90,14 +91,6 @@ def policy_fields():
     return [f.name for f in dataclass_fields(SlaPolicy)]
 
 
-@dataclass
-class Transition:
-    action: str
-    sources: tuple
-    target: str | None            # None: the status does not change
-    roles: tuple
-
-
 def _table(*transitions):
     return {t.action: t for t in transitions}
 
@@ -142,7 +135,7 @@ ACTIONS = sorted({a for table in TRANSITIONS.values() for a in table})
 
 
 @dataclass
-class Ticket:
+class Ticket(CaseFile):
     """Any kind of ticket. Deadlines, breaches and history are plain data so that storage can
     keep them as they are and the API can show them."""
     id: str
@@ -610,17 +603,6 @@ class Ticket:
             "timezone": self.timezone, "priority": self.priority,
         }))
 
-    def _set_deadline(self, name, due):
-        self.deadlines = {**self.deadlines, name: as_utc(due).isoformat()}
-
-    def _meet(self, name, now):
-        if name in self.deadlines and name not in self.deadlines_met:
-            self.deadlines_met = {**self.deadlines_met, name: now.isoformat()}
-
-    def open_deadlines(self):
-        return {n: datetime.fromisoformat(d) for n, d in self.deadlines.items()
-                if n not in self.deadlines_met}
-
     def _refresh_due(self):
         """The earliest unmet deadline (handover order, overdue filter), the callback due, and
         the next instant the sweep has work on this ticket (a deadline not yet reported as
@@ -636,14 +618,6 @@ class Ticket:
         self.sweep_due_at = min(pending, default=None)
 
     refresh_due = _refresh_due
-
-    def _record(self, now, by, role, action, note=None, data=None):
-        self.history = self.history + [{"at": now.isoformat(), "by": by, "role": role,
-                                        "action": action, "note": note, "data": data or {}}]
-
-    def pull_events(self):
-        events, self.events = self.events, []
-        return events
 
 
 def repair_code(site, serial):

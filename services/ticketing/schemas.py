@@ -1,6 +1,7 @@
 """Ticketing's commands and answers, used by the service and by the gateway (validation, OpenAPI)."""
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
+from services.common.casefile import HistoryEntryOut
 from services.common.contracts import SITE_CODE, UNIT_CODE
 from services.ticketing.domain import (
     CATEGORIES, CHANNELS, KINDS, PRIORITIES, SCOPES, SEVERITIES, policy_fields,
@@ -218,15 +219,6 @@ class TicketFilters(Schema):
     callback_due_before = fields.AwareDateTime(load_default=None, allow_none=True)
 
 
-class HistoryOut(Schema):
-    at = fields.String()
-    by = fields.String()
-    role = fields.String()
-    action = fields.String()
-    note = fields.String(allow_none=True)
-    data = fields.Dict()
-
-
 class TicketOut(Schema):
     id = fields.String()
     code = fields.String()
@@ -254,7 +246,7 @@ class TicketOut(Schema):
     deadlines = fields.Dict(keys=fields.String(), values=fields.String())
     deadlines_met = fields.Dict(keys=fields.String(), values=fields.String())
     breaches = fields.List(fields.Dict())
-    history = fields.List(fields.Nested(HistoryOut))
+    history = fields.List(fields.Nested(HistoryEntryOut))
     callback = fields.Dict(allow_none=True)
     second_callback = fields.Dict(allow_none=True)
     result = fields.Dict(allow_none=True)
