@@ -14,9 +14,7 @@ from services.billing.schemas import (
 )
 from services.billing.storage import Base, Deposit, FeeScheduleRow, LedgerEntry, Payment, Unit
 from services.common import entrypoints
-from services.common.auth import Caller
 from services.common.calendar import DEFAULT_TZ, zone
-from services.common.clock import Clock
 from services.common.contracts import load_event
 from services.common.db import Database, decode_cursor, encode_cursor, page_size, within_sites
 from services.common.entrypoints import command, load
@@ -42,8 +40,6 @@ class BillingService(entrypoints.ServiceBase):
     name = "billing"
 
     uow = Database(Base)
-    caller = Caller()
-    clock = Clock()
     rpc = TimedRpc()
 
     # -- fee schedules and invoices ---------------------------------------------------------

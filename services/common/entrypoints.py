@@ -4,12 +4,18 @@ from marshmallow import ValidationError
 from nameko.rpc import rpc
 from nameko.web.handlers import http
 
+from services.common.auth import Caller
+from services.common.clock import Clock
 from services.common.errors import EXPECTED, ValidationFailed
 from services.common.metrics import Metrics
 
 
 class ServiceBase:
+    """Every service's own dependencies come on top of these: `self.caller` (identity and
+    correlation id), `self.clock()` (now, replaceable in tests) and its metrics."""
     metrics = Metrics()
+    caller = Caller()
+    clock = Clock()
 
     @rpc
     def ping(self):

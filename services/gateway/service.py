@@ -5,7 +5,6 @@ from nameko.constants import AMQP_URI_CONFIG_KEY
 from nameko.timer import timer
 
 from services.common import BACKEND_SERVICES, entrypoints
-from services.common.auth import Caller
 from services.common.clock import utcnow
 from services.common.db import Database
 from services.common.errors import ProblemError, ServiceUnavailable, ValidationFailed
@@ -32,7 +31,6 @@ class GatewayService(entrypoints.ServiceBase):
     name = "gateway"
 
     api = Api()
-    caller = Caller()
     uow = Database(Base)
     rpc = TimedRpc()
 

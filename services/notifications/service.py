@@ -5,8 +5,6 @@ from nameko.events import event_handler
 from sqlalchemy import false, select
 
 from services.common import entrypoints
-from services.common.auth import Caller
-from services.common.clock import Clock
 from services.common.contracts import load_event
 from services.common.db import Database, new_id, paginate, within_sites
 from services.common.entrypoints import command, load
@@ -24,8 +22,6 @@ class NotificationsService(entrypoints.ServiceBase):
     name = "notifications"
 
     uow = Database(Base)
-    caller = Caller()
-    clock = Clock()
     delivery = Providers()
 
     # Requeued on error, so that an event is not lost to a database hiccup; a redelivery of one

@@ -2,8 +2,6 @@
 from nameko.events import event_handler
 from sqlalchemy import func, select
 
-from services.common.auth import Caller
-from services.common.clock import Clock
 from services.common.contracts import load_event
 from services.common.db import Database, new_id, paginate, within_sites
 from services.common.errors import Conflict, NotFound, ValidationFailed
@@ -21,8 +19,6 @@ class RegistryService(entrypoints.ServiceBase):
     name = "registry"
 
     uow = Database(Base)
-    caller = Caller()
-    clock = Clock()
 
     @command
     def create_site(self, payload):

@@ -7,8 +7,6 @@ from sqlalchemy import select
 from sqlalchemy.orm.exc import StaleDataError
 
 from services.common import calendar, entrypoints
-from services.common.auth import Caller
-from services.common.clock import Clock
 from services.common.contracts import load_event
 from services.common.db import Database, locking, new_id, paginate, within_sites
 from services.common.entrypoints import command, load
@@ -31,8 +29,6 @@ class RenovationService(entrypoints.ServiceBase):
     name = "renovation"
 
     uow = Database(Base)
-    caller = Caller()
-    clock = Clock()
     rpc = TimedRpc()
 
     @command

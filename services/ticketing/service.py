@@ -11,8 +11,7 @@ from nameko.timer import timer
 from sqlalchemy import select
 
 from services.common import calendar, entrypoints
-from services.common.auth import Caller
-from services.common.clock import Clock, as_utc
+from services.common.clock import as_utc
 from services.common.db import (
     Database, decode_cursor, encode_cursor, new_id, page_size, paginate, within_sites,
 )
@@ -41,8 +40,6 @@ class TicketingService(entrypoints.ServiceBase):
     name = "ticketing"
 
     uow = Database(Base)
-    caller = Caller()
-    clock = Clock()
     rpc = TimedRpc()
     config = Config()
 
