@@ -23,10 +23,10 @@ GATEWAY_URL := http://127.0.0.1:$(PROPDESK_GATEWAY_PORT)
 # `make run` and `make up` work on SQLite alone; the tests need PostgreSQL as well.
 run up: BROKER_FLAGS := --postgres-optional
 
-.PHONY: help venv install broker migrate demo run up down test bench
+.PHONY: help venv install broker migrate run up down test bench
 
 help:
-	@echo "make run      set up everything and run every service in the foreground (DEMO=1 loads demo data)"
+	@echo "make run      set up everything and run every service in the foreground"
 	echo "make test     the whole test suite (ARGS='-k ticket -x' to narrow it)"
 	echo "make up/down  start/stop the same system in the background (logs in $(LOG_DIR)/)"
 	echo "make install | broker | migrate | bench"
@@ -46,15 +46,7 @@ migrate: install
 	@mkdir -p var
 	$(VENV)/bin/python -m services.common.migrate
 
-demo: install
-	@if [[ "$(DEMO)" != 1 ]]; then exit 0; fi
-	if [[ -e services/common/demo.py || -e services/common/demo/__init__.py ]]; then
-		$(VENV)/bin/python -m services.common.demo
-	else
-		echo "DEMO=1: no demo data yet (services/common/demo is not written)"
-	fi
-
-run: install broker migrate demo
+run: install broker migrate
 	@echo
 	echo "propdesk gateway: $(GATEWAY_URL)/api/v1   (OpenAPI: $(GATEWAY_URL)/api/v1/openapi.json)"
 	echo "JWT secret: $(PROPDESK_JWT_SECRET)   (set PROPDESK_JWT_SECRET to change it)"
@@ -63,7 +55,7 @@ run: install broker migrate demo
 	echo
 	exec $(LAUNCH) $(LAUNCH_ARGS)
 
-up: install broker migrate demo
+up: install broker migrate
 	@mkdir -p $(LOG_DIR)
 	if [[ -f $(PID_FILE) ]] && kill -0 "$$(cat $(PID_FILE))" 2>/dev/null; then
 		echo "propdesk is already running (launcher pid $$(cat $(PID_FILE)))"
