@@ -4,6 +4,9 @@ what a flow causes in another service."""
 import time
 import uuid
 from collections import defaultdict
+from datetime import date, timedelta
+
+from services.renovation.domain import REQUIRED_DOCUMENTS
 
 SITE = "001"
 OTHER_SITE = "002"
@@ -69,3 +72,21 @@ def callback_messages(list_messages, ticket_id, timeout=20.0):
     for message in of_callback():
         by_channel[message["channel"]].append(message)
     return dict(by_channel)
+
+
+def renovation_application(unit, workers=1, **changes):
+    """An owner's complete application for ordinary work starting today, for a month."""
+    today = date.today()
+    crew = [{"name": "王工", "id_number": "110101199001011234"},
+            {"name": "李工", "id_number": "11010119920202123X"}]
+    return {
+        "unit": unit,
+        "applicant": {"name": "张三", "phone": "13812341234", "is_owner": True},
+        "contractor": {"name": "好家装饰", "licence_no": "91110000MA01"},
+        "workers": crew[:workers],
+        "planned": {"start": today.isoformat(), "end": (today + timedelta(days=30)).isoformat()},
+        "work_items": ["flooring", "painting"],
+        "documents": list(REQUIRED_DOCUMENTS),
+        "debris_removal": True,
+        **changes,
+    }

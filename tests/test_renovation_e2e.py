@@ -1,12 +1,10 @@
 """The whole life of one renovation through the gateway, every service a real process on the
 real broker (the README's renovation walk-through): apply → approve → fees paid at the desk →
 passes valid at the gate → inspection passed → deposit refunded → passes revoked."""
-from datetime import date, timedelta
 
 import pytest
 
-from services.renovation.domain import REQUIRED_DOCUMENTS
-from tests.flows import eventually, site_payload, unit_payload
+from tests.flows import renovation_application, eventually, site_payload, unit_payload
 
 pytestmark = pytest.mark.e2e
 
@@ -14,19 +12,7 @@ SITE, UNIT = "004", "0041020304"
 
 
 def application(**changes):
-    today = date.today()
-    payload = {
-        "unit": UNIT,
-        "applicant": {"name": "张三", "phone": "13812341234", "is_owner": True},
-        "contractor": {"name": "好家装饰", "licence_no": "91110000MA01"},
-        "workers": [{"name": "王工", "id_number": "110101199001011234"}],
-        "planned": {"start": today.isoformat(), "end": (today + timedelta(days=30)).isoformat()},
-        "work_items": ["flooring", "painting"],
-        "documents": list(REQUIRED_DOCUMENTS),
-        "debris_removal": True,
-    }
-    payload.update(changes)
-    return payload
+    return renovation_application(changes.pop("unit", UNIT), workers=1, **changes)
 
 
 def ok(response, status=200):

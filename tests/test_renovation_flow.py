@@ -5,7 +5,7 @@ worker passes, and the lobby notice goes to the building; a passed inspection re
 passes and asks billing to refund the deposit less deductions. Missed deadlines are breached
 and overdue violations escalated exactly once (two processes sweeping at once:
 tests/test_renovation_replicas.py)."""
-from datetime import date, datetime, timedelta, timezone
+from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
 import pytest
@@ -13,8 +13,7 @@ from nameko.standalone.events import event_dispatcher
 
 from services.common import contracts
 from services.common.errors import Conflict, NotFound, ValidationFailed
-from services.renovation.domain import REQUIRED_DOCUMENTS
-from tests.flows import SITE, eventually, site_payload, unit_payload
+from tests.flows import renovation_application, SITE, eventually, site_payload, unit_payload
 from tests.inprocess import identity
 
 pytestmark = pytest.mark.integration
@@ -27,20 +26,7 @@ OPS = identity("ops_admin", sites=("*",), sub="ops")
 
 
 def application(**changes):
-    today = date.today()
-    payload = {
-        "unit": UNIT,
-        "applicant": {"name": "张三", "phone": "13812341234", "is_owner": True},
-        "contractor": {"name": "好家装饰", "licence_no": "91110000MA01"},
-        "workers": [{"name": "王工", "id_number": "110101199001011234"},
-                    {"name": "李工", "id_number": "11010119920202123X"}],
-        "planned": {"start": today.isoformat(), "end": (today + timedelta(days=30)).isoformat()},
-        "work_items": ["flooring", "painting"],
-        "documents": list(REQUIRED_DOCUMENTS),
-        "debris_removal": True,
-    }
-    payload.update(changes)
-    return payload
+    return renovation_application(changes.pop("unit", UNIT), workers=2, **changes)
 
 
 @pytest.fixture
