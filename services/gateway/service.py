@@ -3,25 +3,27 @@ import eventlet
 from kombu import Connection
 from nameko.constants import AMQP_URI_CONFIG_KEY
 from nameko.timer import timer
+from werkzeug.wrappers import Response
 
+from services.billing import schemas as billing_schemas
 from services.common import BACKEND_SERVICES, entrypoints
 from services.common.clock import utcnow
 from services.common.db import Database
 from services.common.errors import ProblemError, ServiceUnavailable, ValidationFailed
 from services.common.rpc import TimedRpc
 from services.gateway import access, idempotency
-from services.gateway.queries import EchoIn, MessageQuery, Page, TicketQuery, UnitQuery, page_args
+from services.gateway.queries import (
+    ArrearsQuery, EchoIn, MessageQuery, Page, RenovationQuery, TicketQuery, UnitQuery, page_args,
+)
 from services.gateway.routing import Api, fallback, route
 from services.gateway.storage import Base
 from services.notifications.schemas import MessageOut
 from services.registry.schemas import PersonOut, PersonReadIn, SiteIn, SiteOut, UnitIn, UnitOut
-from services.ticketing.schemas import ACTION_SCHEMAS, TicketIn, TicketOut
-from services.gateway.queries import RenovationQuery
 from services.renovation import schemas as renovation_schemas
-from services.ticketing.schemas import KpiQuery, SiteListQuery, SlaPolicyIn, SlaPolicyOut, SweepIn
-from werkzeug.wrappers import Response
-from services.billing import schemas as billing_schemas
-from services.gateway.queries import ArrearsQuery
+from services.ticketing.schemas import (
+    ACTION_SCHEMAS, KpiQuery, SiteListQuery, SlaPolicyIn, SlaPolicyOut, SweepIn, TicketIn,
+    TicketOut,
+)
 
 READY_TIMEOUT = 2.0
 ECHO_ROLES = ("ops_admin", "hq")
