@@ -1,17 +1,19 @@
 """Notification rules (SPEC §5), plain Python: which messages an event makes, for whom and from
 which template. No Nameko, no SQL, no I/O; `rendering` fills the templates.
 
-Quiet hours for SMS (22:00–08:00 site time, except urgent matters) and opt-outs arrive with real
-providers, retries and the delivery sweep (issue 6): the store-only provider sends nothing out,
-so there is nothing to hold back yet.
+Quiet hours for SMS (22:00–08:00 site time, except urgent matters) hold a message until the
+morning (`first_attempt_at`); opt-outs make it `skipped`; retries back off (`retry_at`).
 """
 from dataclasses import dataclass, field
+from datetime import datetime, time, timedelta, timezone
 
 from services.common.calendar import DEFAULT_TZ, zone
 
 CHANNELS = ("sms", "email", "in_app", "letter", "staff")
-# `sent` is all the store-only provider answers; the others belong to retries and dead-letters.
-STATUSES = ("pending", "sent", "failed", "dead")
+# `pending` until tried, `failed` while retries remain, `dead` after the last; `skipped` when the
+# person opted out of the channel.
+STATUSES = ("pending", "sent", "failed", "dead", "skipped")
+QUIET_START, QUIET_END = time(22, 0), time(8, 0)
 
 KIND_NAMES = {"repair": "报修", "complaint": "投诉", "inquiry": "咨询", "suggestion": "建议"}
 
@@ -25,6 +27,7 @@ class Draft:
     template: str
     context: dict = field(default_factory=dict)
     person_id: str | None = None
+    urgent: bool = False
 
 
 def callback_due_messages(envelope):
@@ -48,7 +51,8 @@ def callback_due_messages(envelope):
     drafts = [Draft("staff", data["first_contact_owner"], "callback_task", context)]
     if reporter.get("phone"):
         drafts.append(Draft("sms", reporter["phone"], "satisfaction_survey", context,
-                            person_id=reporter.get("person_id")))
+                            person_id=reporter.get("person_id"),
+                            urgent=data.get("priority") == "urgent"))
     return drafts
 
 
@@ -132,3 +136,20 @@ def arrears_messages(envelope):
 def local_time(instant, tz=DEFAULT_TZ):
     """As people at the site read it: 2026-11-24 10:00."""
     return instant.astimezone(zone(tz)).strftime("%Y-%m-%d %H:%M")
+
+
+def first_attempt_at(channel, urgent, now, tz=DEFAULT_TZ):
+    """When a new message may first go out: at once, except a non-urgent SMS in quiet hours
+    (22:00–08:00 site time), which waits for 08:00 local the next morning."""
+    if channel != "sms" or urgent:
+        return now
+    local = now.astimezone(zone(tz))
+    if QUIET_END <= local.time() < QUIET_START:
+        return now
+    morning = local.date() if local.time() < QUIET_END else local.date() + timedelta(days=1)
+    return datetime.combine(morning, QUIET_END, tzinfo=zone(tz)).astimezone(timezone.utc)
+
+
+def retry_at(now, attempts, base_seconds):
+    """After the `attempts`-th failed try: base × 2^attempts seconds later."""
+    return now + timedelta(seconds=base_seconds * 2 ** attempts)

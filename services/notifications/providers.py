@@ -1,25 +1,94 @@
 """Delivery providers: `deliver(message) -> status`. The store-only provider (development, and
 every staff message, whose inbox is the list itself) keeps the stored row as the message; SMTP and
 HTTP providers slot in beside it, named per channel under NOTIFICATIONS in config.yml."""
+import smtplib
+from email.message import EmailMessage
+
+import requests
 from nameko.extensions import DependencyProvider
 
 from services.notifications.domain import CHANNELS
 
 
+class DeliveryFailed(Exception):
+    """The provider did not take the message; the delivery sweep tries again later."""
+
+
 class StoreOnly:
+    # Nothing leaves the building, so quiet hours have nothing to hold back.
+    sends_out = False
+
+    def __init__(self, settings=None):
+        pass
+
     def deliver(self, message):
         return "sent"
 
 
-PROVIDERS = {"store": StoreOnly}
+class HttpSms:
+    """POSTs {to, text} as JSON to `sms_http_url`; any 2xx is sent, anything else a failure."""
+    sends_out = True
+
+    def __init__(self, settings):
+        self.url = settings.get("sms_http_url")
+        if not self.url:
+            raise ValueError("the http sms provider needs NOTIFICATIONS.sms_http_url")
+        self.timeout = float(settings.get("sms_http_timeout_seconds") or 10)
+
+    def deliver(self, message):
+        try:
+            response = requests.post(self.url, json={"to": message.recipient, "text": message.body},
+                                     timeout=self.timeout)
+        except requests.RequestException as exc:
+            raise DeliveryFailed(f"sms gateway unreachable: {exc}") from exc
+        if not 200 <= response.status_code < 300:
+            raise DeliveryFailed(f"sms gateway answered {response.status_code}: {response.text[:200]}")
+        return "sent"
+
+
+class Smtp:
+    """Plain-text mail through `smtp_host:smtp_port` from `smtp_from`."""
+    sends_out = True
+
+    def __init__(self, settings):
+        self.host = settings.get("smtp_host") or "localhost"
+        self.port = int(settings.get("smtp_port") or 25)
+        self.sender = settings.get("smtp_from") or "propdesk@localhost"
+        self.timeout = float(settings.get("smtp_timeout_seconds") or 10)
+
+    def deliver(self, message):
+        mail = EmailMessage()
+        mail["From"], mail["To"] = self.sender, message.recipient
+        mail["Subject"] = getattr(message, "subject", None) or "物业通知"
+        mail.set_content(message.body)
+        try:
+            with smtplib.SMTP(self.host, self.port, timeout=self.timeout) as client:
+                client.send_message(mail)
+        except (smtplib.SMTPException, OSError) as exc:
+            raise DeliveryFailed(f"smtp: {exc}") from exc
+        return "sent"
+
+
+PROVIDERS = {"store": StoreOnly, "http": HttpSms, "smtp": Smtp}
 
 
 class Delivery:
-    def __init__(self, by_channel):
+    """Each channel's provider, and the retry settings (`retry_base_seconds`, `max_attempts`)."""
+
+    def __init__(self, by_channel, settings=None):
         self.by_channel = by_channel
+        self.settings = dict(settings or {})
 
     def deliver(self, message):
         return self.by_channel[message.channel].deliver(message)
+
+    def sends_out(self, channel):
+        """Whether the channel's provider reaches people (quiet hours apply) or only stores."""
+        return getattr(self.by_channel[channel], "sends_out", True)
+
+    def setting(self, name, default):
+        value = self.settings.get(name)
+        return default if value is None or value == "" else type(default)(value)
 
 
 def delivery_from(settings):
@@ -29,8 +98,8 @@ def delivery_from(settings):
         name = settings.get(f"{channel}_provider") or "store"
         if name not in PROVIDERS:
             raise ValueError(f"unknown {channel} provider {name!r}; known: {', '.join(PROVIDERS)}")
-        return PROVIDERS[name]()
-    return Delivery({channel: provider(channel) for channel in CHANNELS})
+        return PROVIDERS[name](settings)
+    return Delivery({channel: provider(channel) for channel in CHANNELS}, settings)
 
 
 class Providers(DependencyProvider):

@@ -1,5 +1,5 @@
 """Notifications schema: every message made from an event, one per event, recipient and channel."""
-from sqlalchemy import Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import Boolean, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from services.common.db import UTCDateTime, declarative_base
@@ -28,4 +28,28 @@ class Message(Base):
     ticket_id: Mapped[str | None] = mapped_column(String(24), index=True)
     unit: Mapped[str | None] = mapped_column(String(10), index=True)
     site: Mapped[str | None] = mapped_column(String(3))
+    created_at = mapped_column(UTCDateTime, nullable=False)
+    # When the delivery sweep may next try it (None once sent, dead or skipped): retries back
+    # off exponentially, and a quiet-hours SMS waits for the morning.
+    next_attempt_at = mapped_column(UTCDateTime, nullable=True, index=True)
+    last_error: Mapped[str | None] = mapped_column(Text)
+
+
+class DeliveryAttempt(Base):
+    """Every try of a provider, successful or not."""
+    __tablename__ = "delivery_attempts"
+
+    id: Mapped[str] = mapped_column(String(24), primary_key=True)
+    message_id: Mapped[str] = mapped_column(String(24), index=True)
+    at = mapped_column(UTCDateTime, nullable=False)
+    ok: Mapped[bool] = mapped_column(Boolean)
+    error: Mapped[str | None] = mapped_column(Text)
+
+
+class OptOut(Base):
+    """A person who asked for no more messages on a channel."""
+    __tablename__ = "opt_outs"
+
+    person_id: Mapped[str] = mapped_column(String(24), primary_key=True)
+    channel: Mapped[str] = mapped_column(String(16), primary_key=True)
     created_at = mapped_column(UTCDateTime, nullable=False)
