@@ -8,28 +8,21 @@ import socket
 import socketserver
 import threading
 from datetime import datetime, timedelta, timezone
-from types import SimpleNamespace
 
 import pytest
-from nameko.testing.services import worker_factory
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from services.common.auth import IDENTITY_KEY, CallContext
-from services.common.db import UnitOfWork, make_engine, new_id
+from services.common.db import make_engine, new_id
 from services.common.errors import Forbidden
 from services.common.migrate import upgrade
 from services.notifications import domain
 from services.notifications.domain import Draft, first_attempt_at
 from services.notifications.providers import delivery_from
 from services.notifications.rendering import render
-from services.notifications.service import NotificationsService
-from services.notifications.storage import Base, DeliveryAttempt, Message
-from services.notifications.tests.support import callback_due_body
+from services.notifications.storage import DeliveryAttempt, Message
+from services.notifications.tests.support import NEIGHBOUR, NOW, ZHANG, callback_due_body, workers
 
-NOW = datetime(2026, 11, 23, 2, 0, 5, tzinfo=timezone.utc)      # 10:00:05 in Shanghai
-ZHANG = {"sub": "u-zhang", "role": "resident", "sites": ["001"], "person_id": "p-zhang"}
-NEIGHBOUR = {"sub": "u-wang", "role": "resident", "sites": ["001"], "person_id": "p-wang"}
 
 
 @pytest.fixture
@@ -43,21 +36,8 @@ def engine(db_url):
 @pytest.fixture
 def service(engine):
     """`service(settings, now=..., identity=...)`: a fresh worker per call, as Nameko makes one."""
-    tables = Base.metadata.tables
-    database = SimpleNamespace(engine=engine, outbox=tables["outbox"],
-                               processed=tables["processed_events"],
-                               relay=SimpleNamespace(kick=lambda: None))
-    units = []
-
-    def make(settings=None, now=NOW, identity=None, delivery=None):
-        worker_ctx = SimpleNamespace(data={IDENTITY_KEY: identity} if identity else {})
-        units.append(UnitOfWork(database, worker_ctx))
-        return worker_factory(NotificationsService, uow=units[-1], caller=CallContext(worker_ctx),
-                              clock=lambda: now, delivery=delivery or delivery_from(settings or {}))
-
-    yield make
-    for unit in units:
-        unit.close(failed=False)
+    with workers(engine) as make:
+        yield make
 
 
 def sms_row(engine):

@@ -26,7 +26,8 @@ from services.ticketing.schemas import (
 )
 
 READY_TIMEOUT = 2.0
-ECHO_ROLES = ("ops_admin", "hq")
+# Who may call echo and replay the sweeps.
+ADMIN_ROLES = ("ops_admin", "hq")
 
 
 class GatewayService(entrypoints.ServiceBase):
@@ -63,7 +64,7 @@ class GatewayService(entrypoints.ServiceBase):
     @route("POST", "/admin/echo", body=EchoIn, tag="operations",
            summary="Round trip to a service's echo (the benchmark's baseline); ops_admin and hq")
     def admin_echo(self, call):
-        call.identity.require_role("call echo", *ECHO_ROLES)
+        call.identity.require_role("call echo", *ADMIN_ROLES)
         service = call.payload.get("service", "registry")
         if service not in (*self._services(), self.name):
             raise ValidationFailed.from_messages({"service": [
@@ -144,7 +145,7 @@ class GatewayService(entrypoints.ServiceBase):
     @route("POST", "/admin/sweeps/ticketing", body=SweepIn, tag="ticketing",
            summary="Run ticketing's deadline sweep at `as_of` (as its timer does); ops_admin and hq")
     def sweep_ticketing(self, call):
-        call.identity.require_role("run the ticketing sweep", "ops_admin", "hq")
+        call.identity.require_role("run the ticketing sweep", *ADMIN_ROLES)
         as_of = call.payload.get("as_of")
         return self.rpc.ticketing.sweep({"as_of": as_of} if as_of else {})
 
@@ -238,7 +239,7 @@ class GatewayService(entrypoints.ServiceBase):
            response=renovation_schemas.RenovationSweepOut, tag="renovation",
            summary="Run renovation's sweep at `as_of` (as its timer does); ops_admin and hq")
     def sweep_renovation(self, call):
-        call.identity.require_role("run the renovation sweep", "ops_admin", "hq")
+        call.identity.require_role("run the renovation sweep", *ADMIN_ROLES)
         return self.rpc.renovation.sweep(call.payload["as_of"])
 
     # -- billing -------------------------------------------------------------------------
@@ -290,7 +291,7 @@ class GatewayService(entrypoints.ServiceBase):
     @route("POST", "/admin/sweeps/billing", body=billing_schemas.ArrearsSweepIn, tag="billing",
            summary="Run billing's arrears sweep at `as_of` (as its timer does); ops_admin and hq")
     def sweep_billing(self, call):
-        call.identity.require_role("run the billing sweep", "ops_admin", "hq")
+        call.identity.require_role("run the billing sweep", *ADMIN_ROLES)
         return self.rpc.billing.sweep(call.payload)
 
     # -- everything else -----------------------------------------------------------------

@@ -2,31 +2,21 @@
 an event delivered twice stores its messages once, and each caller lists only what they may see."""
 import os
 import uuid
-from datetime import datetime, timezone
-from types import SimpleNamespace
 
 import pytest
-from nameko.testing.services import worker_factory
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from services.common.auth import IDENTITY_KEY, CallContext
-from services.common.db import UnitOfWork, make_engine, new_id
+from services.common.db import make_engine, new_id
 from services.common.errors import Forbidden, ValidationFailed
 from services.common.migrate import upgrade
-from services.notifications.providers import delivery_from
-from services.notifications.service import NotificationsService
 from services.notifications.storage import Base, Message
-from services.notifications.tests.support import callback_due_body
+from services.notifications.tests.support import NEIGHBOUR, NOW, ZHANG, callback_due_body, workers
 
 POSTGRES_ADMIN_URL = os.environ.get("PROPDESK_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
-NOW = datetime(2026, 11, 23, 2, 0, 5, tzinfo=timezone.utc)
-
 AGENT_001 = {"sub": "agent-li", "role": "agent", "sites": ["001"]}
 AGENT_002 = {"sub": "agent-wu", "role": "agent", "sites": ["002"]}
-ZHANG = {"sub": "u-zhang", "role": "resident", "sites": ["001"], "person_id": "p-zhang"}
-NEIGHBOUR = {"sub": "u-wang", "role": "resident", "sites": ["001"], "person_id": "p-wang"}
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
@@ -55,21 +45,8 @@ def _drop(name):
 @pytest.fixture
 def worker(engine):
     """A fresh service worker per call, as Nameko makes one per message or RPC."""
-    tables = Base.metadata.tables
-    database = SimpleNamespace(engine=engine, outbox=tables["outbox"],
-                               processed=tables["processed_events"],
-                               relay=SimpleNamespace(kick=lambda: None))
-    units = []
-
-    def make(identity=None):
-        worker_ctx = SimpleNamespace(data={IDENTITY_KEY: identity} if identity else {})
-        units.append(UnitOfWork(database, worker_ctx))
-        return worker_factory(NotificationsService, uow=units[-1], caller=CallContext(worker_ctx),
-                              clock=lambda: NOW, delivery=delivery_from({}))
-
-    yield make
-    for unit in units:
-        unit.close(failed=False)
+    with workers(engine) as make:
+        yield lambda identity=None: make(identity=identity)
 
 
 def stored(engine):
