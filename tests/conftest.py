@@ -7,6 +7,7 @@ import shutil  # noqa: E402
 import pytest  # noqa: E402
 
 from services.common.config import load_config  # noqa: E402
+from services.common.db import make_engine  # noqa: E402
 from services.common.migrate import MIGRATED  # noqa: E402
 from tests.harness import System  # noqa: E402
 from tests.inprocess import BoundDatabase, BrokerLink, Cluster, EventTap  # noqa: E402
@@ -36,6 +37,23 @@ def db_url(request, tmp_path):
         return
     with PostgresDatabase() as database:
         yield database.url
+
+
+@pytest.fixture
+def notifications_db(db_url):
+    """notifications' schema on SQLite and PostgreSQL, for its tests without a broker."""
+    engine = make_engine(migrated("notifications", db_url))
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def notifications(notifications_db):
+    """`notifications(settings=None, now=..., identity=..., delivery=...)`: a fresh worker per
+    call on `notifications_db`, as Nameko makes one per message or RPC."""
+    from services.notifications.tests.support import workers
+    with workers(notifications_db) as make:
+        yield make
 
 
 class SqliteTemplates:

@@ -31,10 +31,10 @@ class System:
     """Every service of propdesk as its own process, on the broker at `amqp_uri` (give each
     System a vhost of its own) and on databases in `workdir` (SQLite files, migrated first),
     or on `db_urls` {service: url} when given (migrated as well). RPC timeout and outbox poll
-    are config.yml's unless given."""
+    are config.yml's unless given; `env` sets any other variable config.yml reads."""
 
     def __init__(self, workdir, amqp_uri, *, db_urls=None, secret=DEFAULT_SECRET,
-                 rpc_timeout=None, outbox_poll_seconds=None, services=SERVICES):
+                 rpc_timeout=None, outbox_poll_seconds=None, services=SERVICES, env=None):
         self.workdir, self.amqp_uri, self.secret = workdir, amqp_uri, secret
         self.services = tuple(services)
         self.db_urls = dict(db_urls or {})
@@ -47,6 +47,7 @@ class System:
             PROPDESK_JWT_SECRET=secret,
             PYTHONUNBUFFERED="1",
             **{f"{service.upper()}_DB_URL": url for service, url in self.db_urls.items()},
+            **(env or {}),
         )
         for variable, value in (("PROPDESK_RPC_TIMEOUT", rpc_timeout),
                                 ("PROPDESK_OUTBOX_POLL_SECONDS", outbox_poll_seconds)):

@@ -9,6 +9,7 @@ from tests.flows import SITE, eventually, site_payload, unit_payload
 pytestmark = pytest.mark.e2e
 
 UNIT = "0010101001"
+EMAIL = "liwei@example.com"
 SCHEDULE = {"site": SITE, "management_per_m2": {"residential": "2.50"}, "parking_per_month": "150.00"}
 
 
@@ -16,7 +17,8 @@ SCHEDULE = {"site": SITE, "management_per_m2": {"residential": "2.50"}, "parking
 def desk(system):
     head_office = system.client("hq", ["*"], sub="hq-zhao")
     assert head_office.post("/sites", site_payload(SITE)).status_code == 201
-    created = head_office.post("/units", unit_payload(UNIT, "13812345678"))
+    unit = unit_payload(UNIT, "13812345678")
+    created = head_office.post("/units", {**unit, "owner": {**unit["owner"], "email": EMAIL}})
     assert created.status_code == 201, created.text
     manager = system.client("manager", [SITE], sub="mgr-wang")
     assert manager.post("/fee-schedules", SCHEDULE).status_code == 201
@@ -57,11 +59,19 @@ def test_the_arrears_ladder_replayed_through_the_gateway(system, desk):
     unit = eventually(lambda: desk.get(f"/units/{UNIT}").json(),
                       done=lambda u: u["transfer_watch"], what="registry's transfer watch")
     assert unit["transfer_watch"] is True
+    # each invoice's bill went to the owner by SMS and by email, once
+    def sent_for(event, items):
+        return [m for m in items if m["event"] == event]
+    messages = eventually(lambda: desk.get("/messages", unit=UNIT, limit=50).json()["items"],
+                          done=lambda items: len(sent_for("billing.arrears_escalated", items)) >= 6
+                          and len(sent_for("billing.invoice_issued", items)) >= 4,
+                          what="the bills' and the ladder's messages")
+    assert sorted((m["channel"], m["recipient"]) for m in sent_for("billing.invoice_issued", messages)) == [
+        ("email", EMAIL), ("email", EMAIL), ("sms", "13812345678"), ("sms", "13812345678")]
     # months 1 and 3 swept (month 2 was not): two SMS reminders and two written notices; then
     # the lawyer's letter to post and a task for the legal adviser
-    messages = eventually(lambda: desk.get("/messages", unit=UNIT, limit=50).json()["items"],
-                          done=lambda items: len(items) >= 6, what="the ladder's messages")
-    assert sorted((m["channel"], m["template"], m["recipient"]) for m in messages) == [
+    ladder = sent_for("billing.arrears_escalated", messages)
+    assert sorted((m["channel"], m["template"], m["recipient"]) for m in ladder) == [
         ("letter", "lawyer_letter", f"unit:{UNIT}"), ("letter", "payment_notice", f"unit:{UNIT}"),
         ("letter", "payment_notice", f"unit:{UNIT}"), ("sms", "arrears_reminder", "13812345678"),
         ("sms", "arrears_reminder", "13812345678"), ("staff", "arrears_legal_task", f"role:legal@{SITE}")]
@@ -72,6 +82,12 @@ def test_the_arrears_ladder_replayed_through_the_gateway(system, desk):
                                    "reference": "WX-20260720"})
     assert paid.status_code == 201, paid.text
     assert paid.json()["receipt_number"].startswith("R001") and paid.json()["credit"] == "0.00"
+    # both invoices settled by it: the owner is sent its receipt number for each
+    receipts = eventually(
+        lambda: sent_for("billing.invoice_paid", desk.get("/messages", unit=UNIT, limit=50).json()["items"]),
+        done=lambda items: len(items) >= 2, what="the receipts")
+    assert [(m["channel"], m["recipient"], paid.json()["receipt_number"] in m["body"])
+            for m in receipts] == [("sms", "13812345678", True)] * 2
 
     assert sweep(system, "2027-02-01") == 0
     after = desk.get(f"/units/{UNIT}/account", as_of="2027-02-01").json()

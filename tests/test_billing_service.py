@@ -79,6 +79,8 @@ def test_a_payment_settles_the_oldest_invoice_first_and_leaves_a_credit(billing,
     assert (collection["rate_percent"], collection["on_target"]) == ("100.00", True)
     events = tap.collect(2)
     assert sorted(body["data"]["period"] for _, body in events) == ["2026-01", "2026-02"]
+    assert {body["data"]["receipt_number"] for _, body in events} == {paid["receipt_number"]}
+    assert {body["data"]["owner"]["phone"] for _, body in events} == {"13812345678"}
     # the credit pays the next month's run at once
     with billing.rpc(MANAGER) as rpc:
         rpc.billing.run_billing({"site": SITE, "period": "2026-03"})

@@ -119,7 +119,7 @@ def test_from_application_to_refund(renovation_services, event_tap):
     assert "1 组团 02 栋 0304 室" in lobby[0]["body"]
     to_applicant = eventually(lambda: _messages(cluster, "13812341234"),
                               lambda found: len(found) == 2, what="the applicant's SMS")
-    assert sorted(m["template"] for m in to_applicant) == ["renovation_decision", "renovation_permit"]
+    assert sorted(m["template"] for m in to_applicant) == ["renovation_fees", "renovation_permit"]
     assert all(number in next(m["body"] for m in to_applicant if m["template"] == "renovation_permit")
                for number in numbers)
 

@@ -62,8 +62,7 @@ def run_monthly(session, schedule, period, now):
     columns = ["id", "unit", "site", "period", "due_date", "kind", "total_fen", "paid_fen",
                "deposit_fen", "settled", "reference", "created_at"]
     session.execute(_insert(session)(Invoice).from_select(columns, source).on_conflict_do_nothing())
-    new = and_(Invoice.site == schedule.site, Invoice.period == period,
-               Invoice.kind == "monthly", Invoice.created_at == now)
+    new = made_by_run(schedule.site, period, now)
     # (rowcount of INSERT … SELECT is not reported by every driver)
     created = session.scalar(select(func.count()).select_from(Invoice).where(new))
     fee = case((Unit.usage == "parking", "parking"), else_="management")
@@ -77,6 +76,12 @@ def run_monthly(session, schedule, period, now):
         select(Invoice.unit, Invoice.site, literal("charge"), Invoice.total_fen, Invoice.id,
                literal(f"{period} monthly fees"), Invoice.created_at).where(new)))
     return created
+
+
+def made_by_run(site, period, now):
+    """The invoices the monthly run of `site` and `period` made at `now` (and no earlier run)."""
+    return and_(Invoice.site == site, Invoice.period == period,
+                Invoice.kind == "monthly", Invoice.created_at == now)
 
 
 def units_with_credit(session, site):
@@ -107,6 +112,26 @@ def add_invoice(session, unit, period, due_date, items, kind, reference, now):
     return invoice
 
 
+def issued(session, where):
+    """The invoices matching `where`, each with its lines, its unit's owner contact and site time
+    zone in one flat row (invoice columns, then `owner_*` and `timezone`): [(row, [lines])],
+    one query however many."""
+    rows = session.execute(
+        select(Invoice.id, Invoice.unit, Invoice.site, Invoice.period, Invoice.kind,
+               Invoice.total_fen, Invoice.due_date, Unit.owner_name, Unit.owner_phone,
+               Unit.owner_email, Unit.owner_person_id, Unit.timezone,
+               InvoiceLine.fee, InvoiceLine.amount_fen, InvoiceLine.description)
+        .outerjoin(InvoiceLine, InvoiceLine.invoice_id == Invoice.id)
+        .outerjoin(Unit, Unit.code == Invoice.unit)
+        .where(where).order_by(Invoice.id, InvoiceLine.id)).all()
+    invoices = {}
+    for row in rows:
+        lines = invoices.setdefault(row.id, (row, []))[1]
+        if row.fee is not None:
+            lines.append(row)
+    return list(invoices.values())
+
+
 def open_invoices(session, unit_code, lock=False):
     stmt = (select(Invoice).where(Invoice.unit == unit_code, Invoice.settled == false())
             .order_by(Invoice.due_date, Invoice.id))
@@ -121,7 +146,7 @@ def receipt_number(site, now):
 
 def allocate(session, invoices, payments, now):
     """Spend the payments' unallocated money on `invoices`, oldest due first; the invoices
-    this settles."""
+    this settles, each with the payment that settled it: [(invoice, payment)]."""
     settled = []
     for payment in payments:
         opened = [domain.OpenInvoice(i.id, i.due_date, from_fen(i.total_fen - i.paid_fen))
@@ -135,9 +160,9 @@ def allocate(session, invoices, payments, now):
                                    amount_fen=to_fen(share), at=now))
             if invoice.paid_fen >= invoice.total_fen:
                 invoice.settled, invoice.settled_at = True, now
-                settled.append(invoice)
+                settled.append((invoice, payment))
         payment.unallocated_fen = to_fen(left)
-    for invoice in settled:
+    for invoice, _ in settled:
         _hold_deposit(session, invoice, now)
     return settled
 

@@ -12,7 +12,9 @@ from services.billing.domain import from_fen, money_text, to_fen
 from services.billing.schemas import (
     ArrearsFilters, ArrearsSweepIn, BillingRunIn, CollectionQuery, FeeScheduleIn, InvoiceIn, PaymentIn,
 )
-from services.billing.storage import Base, Deposit, FeeScheduleRow, LedgerEntry, Payment, Unit
+from services.billing.storage import (
+    Base, Deposit, FeeScheduleRow, Invoice, LedgerEntry, Payment, Unit,
+)
 from services.common import entrypoints
 from services.common.calendar import DEFAULT_TZ, zone
 from services.common.contracts import load_event
@@ -34,6 +36,25 @@ STEP_BATCH = 100
 
 def today(now, tz=DEFAULT_TZ):
     return now.astimezone(zone(tz)).date()
+
+
+def owner_contact(unit):
+    """The owner of a projected unit (or of a row carrying its `owner_*` columns) as the events'
+    Contact; None when billing knows no owner."""
+    if unit is None:
+        return None
+    contact = {"name": unit.owner_name, "phone": unit.owner_phone, "email": unit.owner_email,
+               "person_id": unit.owner_person_id}
+    return contact if any(contact.values()) else None
+
+
+def invoice_issued(invoice, lines):
+    """billing.invoice_issued of an invoice row of `books.issued` and its lines."""
+    return {"invoice_id": invoice.id, "unit": invoice.unit, "period": invoice.period,
+            "kind": invoice.kind, "amount": from_fen(invoice.total_fen), "due_date": invoice.due_date,
+            "items": [{"fee": line.fee, "amount": from_fen(line.amount_fen),
+                       "description": line.description} for line in lines],
+            "owner": owner_contact(invoice), "timezone": invoice.timezone or DEFAULT_TZ}
 
 
 class BillingService(entrypoints.ServiceBase):
@@ -68,6 +89,7 @@ class BillingService(entrypoints.ServiceBase):
         if schedule is None:
             raise ValidationFailed.from_messages({"site": ["no fee schedule for this site"]})
         created = books.run_monthly(session, schedule, data["period"], now)
+        self._announce(books.made_by_run(data["site"], data["period"], now))
         for unit in books.units_with_credit(session, data["site"]):
             self._allocate(unit, now)
         self.uow.commit()
@@ -86,6 +108,7 @@ class BillingService(entrypoints.ServiceBase):
         if invoice is None:
             raise Conflict(f"unit {unit.code} already has an invoice for {data['period']}",
                            {"unit": unit.code, "period": data["period"]})
+        self._announce(Invoice.id == invoice.id)
         self._allocate(unit.code, self.clock())
         self.uow.commit()
         return self._invoice_out(invoice)
@@ -197,8 +220,7 @@ class BillingService(entrypoints.ServiceBase):
         late_fee = domain.late_fee(books.overdue_invoices(session, row.unit, as_of), as_of, rate)
         milestone = domain.current_milestone(row.since, as_of, bool(row.major))
         months = domain.months_overdue(row.since, as_of)
-        owner = None if unit is None else {
-            "name": unit.owner_name, "phone": unit.owner_phone, "person_id": unit.owner_person_id}
+        owner = owner_contact(unit)
         taken_now = 0
         for step, sequence in due:
             if not books.insert_once_step(session, dict(
@@ -223,7 +245,7 @@ class BillingService(entrypoints.ServiceBase):
             return
         data = envelope["data"]
         self._project_unit(data["unit"], data.get("usage"), data.get("area_m2"),
-                           data.get("owner"), data.get("major_customer"),
+                           data.get("owner"), data.get("major_customer"), data.get("timezone"),
                            active=data["change"] != "deactivated")
         self.uow.commit()
 
@@ -243,6 +265,7 @@ class BillingService(entrypoints.ServiceBase):
                 id=books.new_id(), unit=unit.code, renovation_id=data["renovation_id"],
                 invoice_id=invoice.id, amount_fen=invoice.deposit_fen, status="due"))
             self.uow.session.flush()
+        self._announce(Invoice.id == invoice.id)
         self._allocate(unit.code, now)
         self.uow.commit()
 
@@ -257,8 +280,9 @@ class BillingService(entrypoints.ServiceBase):
             return
         items = [{"fee": "repair", "amount": data["amount"],
                   "description": (f"{data['code']} {data['description']}").strip()[:200]}]
-        books.add_invoice(self.uow.session, unit, None, today(data["completed_at"]), items,
-                          "repair", {"ticket_id": data["ticket_id"]}, now)
+        invoice = books.add_invoice(self.uow.session, unit, None, today(data["completed_at"]), items,
+                                    "repair", {"ticket_id": data["ticket_id"]}, now)
+        self._announce(Invoice.id == invoice.id)
         self._allocate(unit.code, now)
         self.uow.commit()
 
@@ -305,12 +329,22 @@ class BillingService(entrypoints.ServiceBase):
             return []
         invoices = books.open_invoices(session, unit_code, lock=True)
         settled = books.allocate(session, invoices, payments, now)
-        for invoice in settled:
+        unit = session.get(Unit, unit_code)
+        owner = owner_contact(unit)
+        for invoice, payment in settled:
             self.uow.add_event("billing.invoice_paid", {
                 "invoice_id": invoice.id, "unit": invoice.unit, "period": invoice.period,
                 "amount": from_fen(invoice.total_fen), "paid_at": now,
-                "reference": invoice.reference or {}}, site=invoice.site)
-        return settled
+                "reference": invoice.reference or {}, "receipt_number": payment.receipt_number,
+                "owner": owner, "timezone": unit.timezone if unit else None}, site=invoice.site)
+        return [invoice for invoice, _ in settled]
+
+    def _announce(self, which):
+        """billing.invoice_issued for each invoice matching `which` (a whole monthly run, or one
+        invoice), written to the outbox together: the bill its owner is sent (000)."""
+        self.uow.add_events("billing.invoice_issued", [
+            (invoice_issued(invoice, lines), invoice.site)
+            for invoice, lines in books.issued(self.uow.session, which)])
 
     def _billed_unit(self, envelope):
         """The unit an event bills, or None (logged, and the event marked handled) for a unit
@@ -339,9 +373,9 @@ class BillingService(entrypoints.ServiceBase):
         major = any(p.get("major_customer") for p in remote.get("people", [])
                     if p.get("relation") == "owner")
         return self._project_unit(code, remote["usage"], remote["area_m2"], owner, major,
-                                  active=remote.get("active", True))
+                                  contact.get("timezone"), active=remote.get("active", True))
 
-    def _project_unit(self, code, usage, area_m2, owner, major, active=True):
+    def _project_unit(self, code, usage, area_m2, owner, major, timezone=None, active=True):
         session = self.uow.session
         unit = session.get(Unit, code) or Unit(code=code, site=code[:3], usage=usage or "residential",
                                                 area_centi_m2=0)
@@ -351,9 +385,11 @@ class BillingService(entrypoints.ServiceBase):
             unit.area_centi_m2 = int(Decimal(str(area_m2)) * 100)
         if owner:
             unit.owner_name, unit.owner_phone = owner.get("name"), owner.get("phone")
-            unit.owner_person_id = owner.get("person_id")
+            unit.owner_person_id, unit.owner_email = owner.get("person_id"), owner.get("email")
         if major is not None:
             unit.major_customer = bool(major)
+        if timezone:
+            unit.timezone = timezone
         unit.active, unit.updated_at = active, self.clock()
         session.add(unit)
         session.flush()

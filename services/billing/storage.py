@@ -27,6 +27,8 @@ class Unit(Base):
     owner_name: Mapped[str | None] = mapped_column(String(200))
     owner_phone: Mapped[str | None] = mapped_column(String(40))
     owner_person_id: Mapped[str | None] = mapped_column(String(24), index=True)
+    owner_email: Mapped[str | None] = mapped_column(String(200))
+    timezone: Mapped[str | None] = mapped_column(String(64))   # the site's; None: DEFAULT_TZ
     updated_at = mapped_column(UTCDateTime, nullable=False)
 
 

@@ -57,10 +57,16 @@ def add_working_days(start: datetime, days: int, tz=DEFAULT_TZ) -> datetime:
 def add_months(start: datetime, months: int, tz=DEFAULT_TZ) -> datetime:
     """Same day of month `months` later (clamped to the month's end), same local time."""
     local = start.astimezone(zone(tz))
-    month_index = local.month - 1 + months
-    year, month = local.year + month_index // 12, month_index % 12 + 1
+    return _same_wall_time(local, shift_months(local.date(), months), tz)
+
+
+def shift_months(day: date, months: int) -> date:
+    """The same day of month `months` later (earlier when negative), clamped to the month's
+    end: 2027-03-31 a month back is 2027-02-28."""
+    month_index = day.month - 1 + months
+    year, month = day.year + month_index // 12, month_index % 12 + 1
     last_day = (date(year + month // 12, month % 12 + 1, 1) - timedelta(days=1)).day
-    return _same_wall_time(local, date(year, month, min(local.day, last_day)), tz)
+    return date(year, month, min(day.day, last_day))
 
 
 def end_of_local_day(start: datetime, tz=DEFAULT_TZ) -> datetime:

@@ -6,6 +6,7 @@ before it writes the outbox row; a receiver loads it with the same schema. A bre
 adds a new version and keeps the old one until no sender uses it.
 """
 import uuid
+from functools import lru_cache
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
 
@@ -56,12 +57,21 @@ class CallbackDueV1(Schema):
 
 class UnitChangedV1(Schema):
     unit = fields.String(required=True, validate=UNIT_CODE)
-    change = fields.String(required=True, validate=validate.OneOf(["created", "updated", "deactivated"]))
+    change = fields.String(required=True, validate=validate.OneOf(
+        ["created", "updated", "deactivated", "moved_in", "assistant_changed"]))
     usage = fields.String(allow_none=True)
     area_m2 = fields.Decimal(as_string=True, allow_none=True)
     owner = fields.Nested(Contact, allow_none=True)
-    # Optional in v1: the owner is a major customer (大客户), which changes the arrears ladder.
+    # Optional in v1 (senders before them omit them): the owner is a major customer (大客户),
+    # which changes the arrears ladder; the site's time zone; the unit's handover date and the
+    # end of its warranty (保修期); the day the owner moved in (入伙) and the customer-affairs
+    # assistant (客户事务助理) who looks after the unit, whose phone the welcome SMS gives.
     major_customer = fields.Boolean(load_default=False)
+    timezone = fields.String(load_default="Asia/Shanghai")
+    handover_date = fields.Date(load_default=None, allow_none=True)
+    warranty_until = fields.Date(load_default=None, allow_none=True)
+    moved_in_on = fields.Date(load_default=None, allow_none=True)
+    assistant = fields.Nested(Contact, load_default=None, allow_none=True)
 
 
 MONEY = dict(as_string=True, places=2)
@@ -106,6 +116,8 @@ class FeesDueV1(Schema):
     unit = fields.String(required=True, validate=UNIT_CODE)
     items = fields.List(fields.Nested(FeeLine), required=True)
     due_date = fields.Date(required=True)
+    # Optional in v1: who applied, for the fee notice (SPEC §5).
+    applicant = fields.Nested(Contact, load_default=None, allow_none=True)
 
 
 class DepositRefundDueV1(Schema):
@@ -143,6 +155,25 @@ class InvoicePaidV1(Schema):
     paid_at = fields.AwareDateTime(required=True)
     reference = fields.Dict(load_default=dict,
                             metadata={"description": "e.g. {renovation_id} or {ticket_id}"})
+    # Optional in v1: the receipt of the payment that settled it, the owner to tell, and the
+    # site's time zone (the receipt states the local time).
+    receipt_number = fields.String(load_default=None, allow_none=True)
+    owner = fields.Nested(Contact, load_default=None, allow_none=True)
+    timezone = fields.String(load_default="Asia/Shanghai", allow_none=True)
+
+
+class InvoiceIssuedV1(Schema):
+    """An invoice was issued to a unit: the monthly bill (账单) goes to its owner by SMS and
+    email (000: 每月的管理费帐单及时通过电子邮件、短信...发送给客户)."""
+    invoice_id = fields.String(required=True)
+    unit = fields.String(required=True, validate=UNIT_CODE)
+    period = fields.String(allow_none=True, metadata={"description": "YYYY-MM; none for one-off invoices"})
+    kind = fields.String(required=True, metadata={"description": "monthly, manual, renovation, repair"})
+    amount = fields.Decimal(required=True, **MONEY)
+    due_date = fields.Date(required=True)
+    items = fields.List(fields.Nested(FeeLine), load_default=list)
+    owner = fields.Nested(Contact, allow_none=True)
+    timezone = fields.String(load_default="Asia/Shanghai")
 
 
 class ArrearsEscalatedV1(Schema):
@@ -168,6 +199,7 @@ SCHEMAS = {
     ("renovation.permit_issued", 1): PermitIssuedV1,
     ("renovation.sla_breached", 1): SlaBreachedV1,
     ("billing.invoice_paid", 1): InvoicePaidV1,
+    ("billing.invoice_issued", 1): InvoiceIssuedV1,
     ("billing.arrears_escalated", 1): ArrearsEscalatedV1,
     ("registry.unit_changed", 1): UnitChangedV1,
 }
@@ -177,15 +209,23 @@ for (_name, _version) in SCHEMAS:
     LATEST[_name] = max(_version, LATEST.get(_name, 0))
 
 
+@lru_cache(maxsize=None)
+def _schema(event, version):
+    """One instance per contract, reused: making one (and its nested schemas) costs more than
+    dumping and validating a payload, which counts when a bulk change raises thousands."""
+    return SCHEMAS[(event, version)]()
+
+
 def dump_payload(event, data, version=None):
     """Validate and serialise `data` for the outbox; raises on a contract breach, so a bad event
     fails the transaction that would have caused it instead of a consumer later."""
     version = version or LATEST[event]
-    schema = SCHEMAS[(event, version)]()
-    errors = schema.validate(schema.dump(data))
+    schema = _schema(event, version)
+    payload = schema.dump(data)
+    errors = schema.validate(payload)
     if errors:
         raise ValueError(f"{event} v{version} payload breaks its contract: {errors}")
-    return version, schema.dump(data)
+    return version, payload
 
 
 def envelope(event, data, *, site=None, correlation_id=None, occurred_at, event_id=None):

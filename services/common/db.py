@@ -139,13 +139,20 @@ class UnitOfWork:
 
     def add_event(self, event, data, *, site=None, occurred_at=None):
         """Record `event` (e.g. 'ticketing.callback_due') to publish once this unit commits."""
+        return self.add_events(event, [(data, site)], occurred_at=occurred_at)[0]
+
+    def add_events(self, event, items, *, occurred_at=None):
+        """Record one `event` per (data, site) in `items` in one executemany, for a bulk change
+        that raises thousands; each payload validated against its contract first. Their ids."""
         now = utcnow()
-        body = contracts.envelope(event, data, site=site, occurred_at=occurred_at or now,
-                                  correlation_id=self._context.correlation_id)
-        event_id = body["id"]
-        self.session.execute(insert(self._provider.outbox).values(
-            event_id=event_id, event=event, body=body, created_at=now))
-        return event_id
+        bodies = [contracts.envelope(event, data, site=site, occurred_at=occurred_at or now,
+                                     correlation_id=self._context.correlation_id)
+                  for data, site in items]
+        if bodies:
+            self.session.execute(insert(self._provider.outbox), [
+                {"event_id": body["id"], "event": event, "body": body, "created_at": now}
+                for body in bodies])
+        return [body["id"] for body in bodies]
 
     def first_time(self, event_id, handler):
         """True the first time `handler` sees `event_id` in a committed unit; False on any

@@ -17,8 +17,10 @@ from services.gateway.queries import (
 )
 from services.gateway.routing import Api, fallback, route
 from services.gateway.storage import Base
-from services.notifications.schemas import MessageOut
-from services.registry.schemas import PersonOut, PersonReadIn, SiteIn, SiteOut, UnitIn, UnitOut
+from services.notifications import schemas as notifications_schemas
+from services.registry.schemas import (
+    AssistantIn, MoveInIn, PersonOut, PersonReadIn, SiteIn, SiteOut, UnitIn, UnitOut,
+)
 from services.renovation import schemas as renovation_schemas
 from services.ticketing.schemas import (
     ACTION_SCHEMAS, KpiQuery, SiteListQuery, SlaPolicyIn, SlaPolicyOut, SweepIn, TicketIn,
@@ -107,6 +109,18 @@ class GatewayService(entrypoints.ServiceBase):
         call.identity.require_site(call.query["site"])
         return self.rpc.registry.list_units(call.query["site"], call.query["cursor"], call.query["limit"])
 
+    @route("POST", "/units/<string:code>/move-in", body=MoveInIn, response=UnitOut, tag="registry",
+           summary="The owner moved in (入伙) and an assistant looks after them; 409 if already in")
+    def record_move_in(self, call, code):
+        access.require_unit(call.identity, code)
+        return self.rpc.registry.record_move_in(code, call.payload)
+
+    @route("POST", "/units/<string:code>/assistant", body=AssistantIn, response=UnitOut,
+           tag="registry", summary="Another customer-affairs assistant (客户事务助理) for the unit")
+    def assign_assistant(self, call, code):
+        access.require_unit(call.identity, code)
+        return self.rpc.registry.assign_assistant(code, call.payload)
+
     @route("GET", "/persons/<string:person_id>", query=PersonReadIn, response=PersonOut,
            tag="registry", summary="A person's full record; the read and its reason are logged")
     def get_person(self, call, person_id):
@@ -188,7 +202,8 @@ class GatewayService(entrypoints.ServiceBase):
 
     # -- notifications -------------------------------------------------------------------
 
-    @route("GET", "/messages", query=MessageQuery, response=MessageOut, many=True, tag="notifications",
+    @route("GET", "/messages", query=MessageQuery, response=notifications_schemas.MessageOut,
+           many=True, tag="notifications",
            summary="Messages sent, by ticket, unit, recipient, channel or site")
     def list_messages(self, call):
         filters, cursor, limit = page_args(call.query)
@@ -197,6 +212,57 @@ class GatewayService(entrypoints.ServiceBase):
         if "unit" in filters:
             access.require_unit(call.identity, filters["unit"])
         return self.rpc.notifications.list_messages(filters, cursor, limit)
+
+    @route("GET", "/messages/<string:message_id>", response=notifications_schemas.MessageDetailOut,
+           tag="notifications", summary="A message with every delivery attempt")
+    def get_message(self, call, message_id):
+        return self.rpc.notifications.get_message(message_id)
+
+    @route("POST", "/messages/<string:message_id>/retry", response=notifications_schemas.MessageDetailOut,
+           tag="notifications", summary="One more try of a dead or failing message now "
+                                        "(supervisor, manager, hq, ops_admin)")
+    def retry_message(self, call, message_id):
+        return self.rpc.notifications.retry(message_id)
+
+    @route("GET", "/messages/<string:message_id>/document", tag="notifications",
+           summary="A letter as a printable A4 page (text/html)")
+    def letter_document(self, call, message_id):
+        document = self.rpc.notifications.letter_document(message_id)
+        return Response(document["body"], status=200, content_type=document["content_type"])
+
+    @route("POST", "/messages/<string:message_id>/posted", body=notifications_schemas.PostedIn,
+           response=notifications_schemas.MessageDetailOut, tag="notifications",
+           summary="Mark a letter posted (with its express-mail number); it is then sent")
+    def mark_letter_posted(self, call, message_id):
+        return self.rpc.notifications.mark_posted(message_id, call.payload)
+
+    @route("POST", "/persons/<string:person_id>/opt-outs", body=notifications_schemas.OptOutIn,
+           response=notifications_schemas.OptOutOut, tag="notifications",
+           summary="A person stops (opted_out: true) or resumes messages on a channel")
+    def set_opt_out(self, call, person_id):
+        access.require_person(call.identity, person_id)
+        return self.rpc.notifications.set_opt_out(person_id, call.payload["channel"],
+                                                  call.payload.get("opted_out", True))
+
+    @route("GET", "/templates", response=notifications_schemas.TemplateOut, many=True,
+           tag="notifications", summary="Every message template, by channel, with the event it serves")
+    def list_templates(self, call):
+        return self.rpc.notifications.list_templates()
+
+    @route("POST", "/templates/<string:name>/<string:channel>/preview",
+           body=notifications_schemas.PreviewIn, response=notifications_schemas.PreviewOut,
+           tag="notifications", summary="A template filled from its sample and the context given")
+    def preview_template(self, call, name, channel):
+        return self.rpc.notifications.preview_template(name, channel, call.payload)
+
+    @route("POST", "/admin/sweeps/notifications", body=notifications_schemas.NotificationsSweepIn,
+           response=notifications_schemas.NotificationsSweepOut, tag="notifications",
+           summary="Run the warranty-expiry and delivery sweeps at `as_of` (as the timers do); "
+                   "ops_admin and hq")
+    def sweep_notifications(self, call):
+        call.identity.require_role("run the notifications sweep", *ADMIN_ROLES)
+        as_of = call.payload.get("as_of")
+        return self.rpc.notifications.sweep({"as_of": as_of} if as_of else {})
 
     # -- renovation ----------------------------------------------------------------------
 

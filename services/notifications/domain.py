@@ -7,13 +7,14 @@ morning (`first_attempt_at`); opt-outs make it `skipped`; retries back off (`ret
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta, timezone
 
-from services.common.calendar import DEFAULT_TZ, zone
+from services.common.calendar import DEFAULT_TZ, shift_months, zone
 
 CHANNELS = ("sms", "email", "in_app", "letter", "staff")
 # `pending` until tried, `failed` while retries remain, `dead` after the last; `skipped` when the
-# person opted out of the channel.
-STATUSES = ("pending", "sent", "failed", "dead", "skipped")
-QUIET_START, QUIET_END = time(22, 0), time(8, 0)
+# person opted out of the channel. A letter is a printable document: `awaiting_post` from the
+# moment it is made until staff mark it posted, then `sent`.
+STATUSES = ("pending", "sent", "failed", "dead", "skipped", "awaiting_post")
+QUIET_HOURS = (time(22, 0), time(8, 0))      # SPEC §5: 22:00–08:00 site time
 
 KIND_NAMES = {"repair": "报修", "complaint": "投诉", "inquiry": "咨询", "suggestion": "建议"}
 
@@ -49,11 +50,18 @@ def callback_due_messages(envelope):
         "due_at": local_time(data["due_at"], tz),
     }
     drafts = [Draft("staff", data["first_contact_owner"], "callback_task", context)]
-    if reporter.get("phone"):
-        drafts.append(Draft("sms", reporter["phone"], "satisfaction_survey", context,
-                            person_id=reporter.get("person_id"),
-                            urgent=data.get("priority") == "urgent"))
-    return drafts
+    urgent = data.get("priority") == "urgent"
+    return drafts + to_resident(reporter, "satisfaction_survey", context, ("sms", "email"), urgent)
+
+
+def to_resident(contact, template, context, channels, urgent=False):
+    """One draft per channel the contact can be reached on: `sms` to the phone, `email` to the
+    address; a contact without either gets nothing on that channel."""
+    contact = contact or {}
+    addresses = {"sms": contact.get("phone"), "email": contact.get("email")}
+    return [Draft(channel, addresses[channel], template, context,
+                  person_id=contact.get("person_id"), urgent=urgent)
+            for channel in channels if addresses[channel]]
 
 
 DEADLINE_NAMES = {"acknowledge": "受理确认", "route": "分派", "answer": "答复", "resolve": "处理",
@@ -87,24 +95,103 @@ def lobby_notice_messages(envelope):
                "valid_from": data["valid_from"].isoformat(),
                "valid_until": data["valid_until"].isoformat(),
                "permit_number": data["permit_number"]}
-    drafts = [Draft("in_app", f"building:{unit[:6]}", "renovation_lobby_notice", context)]
-    phone = (data.get("applicant") or {}).get("phone")
-    if phone:   # the applicant learns the permit and pass numbers (SPEC §5 "pass issue")
-        passes = "、".join(f"{p.get('holder')} {p.get('number')}" for p in data.get("passes") or ())
-        drafts.append(Draft("sms", phone, "renovation_permit", {**context, "passes": passes}))
-    return drafts
+    lobby = Draft("in_app", f"building:{unit[:6]}", "renovation_lobby_notice", context)
+    # the applicant learns the permit and pass numbers (SPEC §5 "pass issue")
+    passes = "、".join(f"{p.get('holder')} {p.get('number')}" for p in data.get("passes") or ())
+    return [lobby, *to_resident(data.get("applicant"), "renovation_permit",
+                                {**context, "passes": passes}, ("sms",))]
 
 
 def renovation_decided_messages(envelope):
-    """The review's outcome to the applicant by SMS: approved (fees follow), or rejected with
-    the work items and reasons that decided it."""
+    """A rejection to the applicant by SMS, with the work items and reasons that decided it.
+    An approval is told by the fee notice (`renovation.fees_due`), which says what to pay."""
     data = envelope["data"]
-    phone = (data.get("applicant") or {}).get("phone")
-    if not phone:
+    if data["decision"] == "approved":
         return []
-    context = {"unit": data["unit"], "approved": data["decision"] == "approved",
-               "reasons": "；".join(data.get("rejection_reasons") or ())}
-    return [Draft("sms", phone, "renovation_decision", context)]
+    context = {"unit": data["unit"], "reasons": "；".join(data.get("rejection_reasons") or ())}
+    return to_resident(data.get("applicant"), "renovation_decision", context, ("sms",))
+
+
+FEE_NAMES = {"management": "物业管理费", "parking": "停车费",
+             "renovation_management": "装修管理费", "renovation_deposit": "装修保证金",
+             "debris_removal": "建筑垃圾清运费", "repair": "有偿维修服务费",
+             "late_fee": "违约金"}       # billing's fees; `other` reads its line's description
+
+
+def fee_lines(items):
+    """'装修管理费 300.00 元；装修保证金 2000.00 元' from an event's fee lines."""
+    return "；".join(f"{FEE_NAMES.get(i['fee'], i.get('description') or i['fee'])} {i['amount']} 元"
+                    for i in items)
+
+
+def renovation_fee_notice_messages(envelope):
+    """An approved renovation's fees (SPEC §5 "fee notices"): what to pay and by when, so that
+    the permit can be issued."""
+    data = envelope["data"]
+    items = data["items"]
+    context = {"unit": data["unit"], "fees": fee_lines(items),
+               "total": str(sum(i["amount"] for i in items)), "due_date": data["due_date"].isoformat()}
+    return to_resident(data.get("applicant"), "renovation_fees", context, ("sms",))
+
+
+def bill_messages(envelope):
+    """An invoice issued to a unit: the bill to its owner by SMS and email (000: 每月的管理费帐单
+    及时通过电子邮件、短信...发送给客户). Renovation fees are told by their own fee notice."""
+    data = envelope["data"]
+    if data["kind"] == "renovation":
+        return []
+    owner = data.get("owner") or {}
+    context = {"unit": data["unit"], "period": data.get("period"), "kind": data["kind"],
+               "amount": str(data["amount"]), "due_date": data["due_date"].isoformat(),
+               "fees": fee_lines(data.get("items") or ()), "owner_name": owner.get("name")}
+    return to_resident(owner, "bill", context, ("sms", "email"))
+
+
+def receipt_messages(envelope):
+    """An invoice settled: the owner learns the receipt number of the payment."""
+    data = envelope["data"]
+    owner = data.get("owner") or {}
+    tz = data.get("timezone") or DEFAULT_TZ
+    context = {"unit": data["unit"], "period": data.get("period"), "amount": str(data["amount"]),
+               "receipt_number": data.get("receipt_number"), "owner_name": owner.get("name"),
+               "paid_at": local_time(data["paid_at"], tz)}
+    return to_resident(owner, "payment_received", context, ("sms",))
+
+
+def unit_changed_messages(envelope):
+    """Move-in (入伙): a welcome SMS with the customer-affairs assistant's mobile (000: 入伙手续
+    办理后...告知其客户事务助理的手机号); a new assistant: the owner is told who and how to reach
+    them (000: 部门更换客服人员,及时发送短信通知客户)."""
+    data = envelope["data"]
+    template = {"moved_in": "welcome", "assistant_changed": "assistant_changed"}.get(data["change"])
+    assistant = data.get("assistant") or {}
+    if template is None or not assistant.get("phone"):
+        return []
+    owner = data.get("owner") or {}
+    context = {"unit": data["unit"], "owner_name": owner.get("name"),
+               "assistant_name": assistant.get("name"), "assistant_phone": assistant["phone"]}
+    return to_resident(owner, template, context, ("sms",))
+
+
+# Warranty (保修期): 000 "保修期满前一个月,统一发短信提醒客户".
+WARRANTY_NOTICE_MONTHS = 1
+
+
+def warranty_reminder_day(warranty_until):
+    """The day the reminder is due: a month before the warranty ends (2027-06-30 → 2027-05-30)."""
+    return shift_months(warranty_until, -WARRANTY_NOTICE_MONTHS)
+
+
+def warranty_reminder_due(warranty_until, today):
+    """Due from its day until the warranty ends, so a sweep that missed a day catches up; never
+    after: a reminder of a warranty already over helps no one."""
+    return warranty_reminder_day(warranty_until) <= today <= warranty_until
+
+
+def warranty_messages(unit, owner, warranty_until):
+    context = {"unit": unit, "owner_name": (owner or {}).get("name"),
+               "warranty_until": warranty_until.isoformat()}
+    return to_resident(owner, "warranty_expiry", context, ("sms",))
 
 
 # A step of the arrears ladder (SPEC §4) and what it sends: an SMS reminder to the owner, a
@@ -123,8 +210,7 @@ def arrears_messages(envelope):
                "owner_name": owner.get("name"), "taken_on": data["taken_on"].isoformat()}
     step = data["step"]
     if step == "reminder":
-        return [Draft("sms", owner["phone"], "arrears_reminder", context,
-                      person_id=owner.get("person_id"))] if owner.get("phone") else []
+        return to_resident(owner, "arrears_reminder", context, ("sms",))
     if step in ARREARS_LETTERS:
         return [Draft("letter", f"unit:{data['unit']}", ARREARS_LETTERS[step], context,
                       person_id=owner.get("person_id"))]
@@ -138,16 +224,30 @@ def local_time(instant, tz=DEFAULT_TZ):
     return instant.astimezone(zone(tz)).strftime("%Y-%m-%d %H:%M")
 
 
-def first_attempt_at(channel, urgent, now, tz=DEFAULT_TZ):
+def quiet_hours(setting):
+    """`"22:00-08:00"` as (start, end), or None for `"off"` (an operator's choice, e.g. a demo
+    at night; YAML reads a bare off as False); anything else stops the service at start-up."""
+    if setting is False or str(setting).strip().lower() in ("off", "none", "false"):
+        return None
+    try:
+        start, end = (time.fromisoformat(part.strip()) for part in str(setting).split("-"))
+    except ValueError as exc:
+        raise ValueError(f"quiet hours are HH:MM-HH:MM or off, not {setting!r}") from exc
+    return start, end
+
+
+def first_attempt_at(channel, urgent, now, tz=DEFAULT_TZ, quiet=QUIET_HOURS):
     """When a new message may first go out: at once, except a non-urgent SMS in quiet hours
     (22:00–08:00 site time), which waits for 08:00 local the next morning."""
-    if channel != "sms" or urgent:
+    if channel != "sms" or urgent or quiet is None:
         return now
+    start, end = quiet
     local = now.astimezone(zone(tz))
-    if QUIET_END <= local.time() < QUIET_START:
+    in_quiet = (local.time() >= start or local.time() < end) if start > end else start <= local.time() < end
+    if not in_quiet:
         return now
-    morning = local.date() if local.time() < QUIET_END else local.date() + timedelta(days=1)
-    return datetime.combine(morning, QUIET_END, tzinfo=zone(tz)).astimezone(timezone.utc)
+    morning = local.date() if local.time() < end else local.date() + timedelta(days=1)
+    return datetime.combine(morning, end, tzinfo=zone(tz)).astimezone(timezone.utc)
 
 
 def retry_at(now, attempts, base_seconds):

@@ -7,7 +7,7 @@ from email.message import EmailMessage
 import requests
 from nameko.extensions import DependencyProvider
 
-from services.notifications.domain import CHANNELS
+from services.notifications.domain import CHANNELS, QUIET_HOURS, quiet_hours
 
 
 class DeliveryFailed(Exception):
@@ -73,11 +73,14 @@ PROVIDERS = {"store": StoreOnly, "http": HttpSms, "smtp": Smtp}
 
 
 class Delivery:
-    """Each channel's provider, and the retry settings (`retry_base_seconds`, `max_attempts`)."""
+    """Each channel's provider, the retry settings (`retry_base_seconds`, `max_attempts`) and
+    the SMS quiet hours (`sms_quiet_hours`, default 22:00-08:00, or off)."""
 
     def __init__(self, by_channel, settings=None):
         self.by_channel = by_channel
         self.settings = dict(settings or {})
+        configured = self.settings.get("sms_quiet_hours")
+        self.quiet_hours = QUIET_HOURS if configured in (None, "") else quiet_hours(configured)
 
     def deliver(self, message):
         return self.by_channel[message.channel].deliver(message)

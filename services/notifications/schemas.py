@@ -4,12 +4,17 @@ from marshmallow import Schema, fields, validate
 from services.common.contracts import SITE_CODE, UNIT_CODE
 from services.notifications.domain import CHANNELS, STATUSES
 
+
 class MessageFilters(Schema):
     ticket_id = fields.String(load_default=None, allow_none=True)
     unit = fields.String(load_default=None, allow_none=True, validate=UNIT_CODE)
     recipient = fields.String(load_default=None, allow_none=True,
                               metadata={"description": "a phone, an email or a staff sub"})
     channel = fields.String(load_default=None, allow_none=True, validate=validate.OneOf(CHANNELS))
+    status = fields.String(load_default=None, allow_none=True, validate=validate.OneOf(STATUSES),
+                           metadata={"description": "e.g. dead, or awaiting_post for letters to post"})
+    event = fields.String(load_default=None, allow_none=True,
+                          metadata={"description": "e.g. billing.arrears_escalated"})
     site = fields.String(load_default=None, allow_none=True, validate=SITE_CODE)
 
 
@@ -23,6 +28,75 @@ class MessageOut(Schema):
     ticket_id = fields.String(allow_none=True)
     unit = fields.String(allow_none=True)
     site = fields.String(allow_none=True)
+    subject = fields.String(allow_none=True, metadata={"description": "email only"})
     body = fields.String()
     created_at = fields.AwareDateTime()
     attempts = fields.Integer()
+    next_attempt_at = fields.AwareDateTime(allow_none=True,
+                                           metadata={"description": "when the sweep tries it next"})
+    last_error = fields.String(allow_none=True)
+    posted_at = fields.AwareDateTime(allow_none=True, metadata={"description": "letters"})
+    posted_by = fields.String(allow_none=True)
+    tracking_number = fields.String(allow_none=True)
+
+
+class AttemptOut(Schema):
+    at = fields.AwareDateTime()
+    ok = fields.Boolean()
+    error = fields.String(allow_none=True)
+
+
+class MessageDetailOut(MessageOut):
+    attempt_log = fields.List(fields.Nested(AttemptOut), metadata={"description": "every try, oldest first"})
+
+
+class PostedIn(Schema):
+    posted_at = fields.AwareDateTime(load_default=None, allow_none=True,
+                                     metadata={"description": "default: now"})
+    tracking_number = fields.String(load_default=None, allow_none=True,
+                                    validate=validate.Length(min=1, max=64),
+                                    metadata={"description": "express-mail number (lawyer's letters)"})
+
+
+class OptOutIn(Schema):
+    channel = fields.String(required=True, validate=validate.OneOf(CHANNELS))
+    opted_out = fields.Boolean(load_default=True)
+
+
+class OptOutOut(Schema):
+    person_id = fields.String()
+    channel = fields.String()
+    opted_out = fields.Boolean()
+
+
+TemplateOut = Schema.from_dict({
+    "name": fields.String(),
+    "channel": fields.String(metadata={"enum": list(CHANNELS)}),
+    "event": fields.String(allow_none=True, metadata={"description": "the event it serves"}),
+    "fields": fields.List(fields.String(), metadata={"description": "what fills it (its sample's fields)"}),
+}, name="TemplateOut")
+
+
+class PreviewIn(Schema):
+    context = fields.Dict(keys=fields.String(), load_default=dict,
+                          metadata={"description": "fields laid over the template's sample"})
+
+
+class PreviewOut(Schema):
+    name = fields.String()
+    channel = fields.String()
+    subject = fields.String(allow_none=True)
+    body = fields.String()
+
+
+class NotificationsSweepIn(Schema):
+    as_of = fields.AwareDateTime(load_default=None, allow_none=True,
+                                 metadata={"description": "the instant to sweep at (default: now)"})
+
+
+class NotificationsSweepOut(Schema):
+    warranty_reminders = fields.Integer(metadata={"description": "units reminded of their warranty's end"})
+    sent = fields.Integer()
+    failed = fields.Integer()
+    dead = fields.Integer()
+    skipped = fields.Integer()

@@ -1,5 +1,7 @@
-"""Registry rules (SPEC §1): property codes, masking of personal data, who may read it."""
+"""Registry rules (SPEC §1): property codes, masking of personal data, who may read it, the
+warranty and the move-in (000)."""
 import re
+from datetime import date
 
 USAGES = ("residential", "commercial", "office", "parking")
 RELATIONS = ("owner", "tenant", "member")
@@ -43,3 +45,28 @@ def mask_id_number(id_number):
     if len(id_number) <= 8:
         return "*" * len(id_number)
     return id_number[:4] + "*" * (len(id_number) - 8) + id_number[-4:]
+
+
+WARRANTY_YEARS = 2
+
+
+def warranty_end(handover_date, stated=None):
+    """The last day of the unit's warranty (保修期): the date stated, or else handover +
+    WARRANTY_YEARS, the minimum warranty of decoration, plumbing and wiring (装修工程、给排水管道、
+    电气管线) under 《建设工程质量管理条例》 §40. A handover on 29 February ends on 28 February.
+    None when neither is known."""
+    if stated is not None or handover_date is None:
+        return stated
+    year = handover_date.year + WARRANTY_YEARS
+    try:
+        return handover_date.replace(year=year)
+    except ValueError:
+        return date(year, 2, 28)
+
+
+def move_in_date_problem(moved_in_on, site_today):
+    """Why a move-in (入伙) cannot be recorded on that day, or None. It is recorded once it has
+    happened: the welcome SMS goes out as soon as it is (000)."""
+    if moved_in_on > site_today:
+        return f"a move-in is recorded once it has happened: not after {site_today.isoformat()}"
+    return None

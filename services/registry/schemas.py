@@ -19,9 +19,13 @@ class SiteIn(Schema):
             raise ValidationError("unknown time zone", "timezone") from exc
 
 
+PHONE = validate.Regexp(r"^\+?\d{7,15}$", error="phone is 7-15 digits")
+NAME = validate.Length(min=1, max=100)
+
+
 class PersonIn(Schema):
-    name = fields.String(required=True, validate=validate.Length(min=1, max=100))
-    phone = fields.String(required=True, validate=validate.Regexp(r"^\+?\d{7,15}$", error="phone is 7-15 digits"))
+    name = fields.String(required=True, validate=NAME)
+    phone = fields.String(required=True, validate=PHONE)
     email = fields.Email(load_default=None, allow_none=True)
     id_number = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=32))
     major_customer = fields.Boolean(load_default=False)
@@ -35,6 +39,8 @@ class UnitIn(Schema):
     area_m2 = fields.Decimal(required=True, places=2, as_string=True,
                              validate=validate.Range(min=0, min_inclusive=False))
     handover_date = fields.Date(load_default=None, allow_none=True)
+    warranty_until = fields.Date(load_default=None, allow_none=True, metadata={
+        "description": "last day of the warranty (保修期); default: handover date + 2 years"})
     meters = fields.Dict(keys=fields.String(), values=fields.String(), load_default=dict)
     owner = fields.Nested(PersonIn, required=True)
 
@@ -43,6 +49,28 @@ class UnitIn(Schema):
         problem = unit_code_problem(data["code"], data.get("site"))
         if problem:
             raise ValidationError(problem, "code")
+
+    @validates_schema
+    def warranty_after_handover(self, data, **_):
+        handover, warranty = data.get("handover_date"), data.get("warranty_until")
+        if handover and warranty and warranty < handover:
+            raise ValidationError("the warranty cannot end before the handover", "warranty_until")
+
+
+class AssistantContact(Schema):
+    """The customer-affairs assistant (客户事务助理): staff, so the phone is shown in full."""
+    name = fields.String(required=True, validate=NAME)
+    phone = fields.String(required=True, validate=PHONE)
+
+
+class MoveInIn(Schema):
+    moved_in_on = fields.Date(load_default=None, allow_none=True, metadata={
+        "description": "the day the owner moved in (入伙); default: today at the site"})
+    assistant = fields.Nested(AssistantContact, required=True)
+
+
+class AssistantIn(Schema):
+    assistant = fields.Nested(AssistantContact, required=True)
 
 
 class PersonReadIn(Schema):
@@ -72,6 +100,9 @@ class UnitOut(Schema):
     usage = fields.String()
     area_m2 = fields.String()
     handover_date = fields.Date(allow_none=True)
+    warranty_until = fields.Date(allow_none=True)
+    moved_in_on = fields.Date(allow_none=True)
+    assistant = fields.Nested(AssistantContact, allow_none=True)
     meters = fields.Dict()
     active = fields.Boolean()
     transfer_watch = fields.Boolean()

@@ -2,13 +2,16 @@
 from nameko.events import event_handler
 from sqlalchemy import func, select
 
+from services.common.calendar import zone
 from services.common.contracts import load_event
 from services.common.db import Database, new_id, paginate, within_sites
 from services.common.errors import Conflict, NotFound, ValidationFailed
 from services.common import entrypoints
 from services.common.entrypoints import command, load
 from services.registry import domain
-from services.registry.schemas import PersonOut, PersonReadIn, SiteIn, SiteOut, UnitIn, UnitOut
+from services.registry.schemas import (
+    AssistantIn, MoveInIn, PersonOut, PersonReadIn, SiteIn, SiteOut, UnitIn, UnitOut,
+)
 from services.registry.storage import AccessLog, Base, Occupancy, Person, Site, Unit
 
 SITE_ADMINS = ("manager", "hq", "ops_admin")
@@ -59,18 +62,48 @@ class RegistryService(entrypoints.ServiceBase):
             raise Conflict(f"unit {data['code']} already exists", {"code": data["code"]})
         now = self.clock()
         owner_data = data.pop("owner")
+        data["warranty_until"] = domain.warranty_end(data["handover_date"], data["warranty_until"])
         unit = Unit(**data, site=site_code, created_at=now)
         owner = Person(id=new_id(), created_at=now, **owner_data)
         session.add_all([unit, owner])
         session.flush()
         session.add(Occupancy(unit=unit.code, person_id=owner.id, relation="owner"))
-        self.uow.add_event("registry.unit_changed", {
-            "unit": unit.code, "change": "created", "usage": unit.usage, "area_m2": unit.area_m2,
-            "owner": {"name": owner.name, "phone": owner.phone, "email": owner.email,
-                      "person_id": owner.id},
-            "major_customer": bool(owner.major_customer),
-        }, site=site_code)
+        self._announce(unit, "created")
         self.uow.commit()
+        return self._unit_out(unit)
+
+    @command
+    def record_move_in(self, code, payload):
+        """The owner moved in (入伙) and a customer-affairs assistant looks after them; announced
+        so that the owner is welcomed by SMS with the assistant's mobile (000)."""
+        unit = self._unit_to_edit(code, "record move-ins")
+        data = load(MoveInIn(), payload)
+        if unit.moved_in_on is not None:
+            raise Conflict(f"unit {code} moved in on {unit.moved_in_on.isoformat()}",
+                           {"unit": code, "moved_in_on": unit.moved_in_on.isoformat()})
+        site_today = self.clock().astimezone(zone(self._site(unit.site).timezone)).date()
+        moved_in_on = data["moved_in_on"] or site_today
+        problem = domain.move_in_date_problem(moved_in_on, site_today)
+        if problem:
+            raise ValidationFailed.from_messages({"moved_in_on": [problem]})
+        assistant = data["assistant"]
+        unit.moved_in_on = moved_in_on
+        unit.assistant_name, unit.assistant_phone = assistant["name"], assistant["phone"]
+        self._announce(unit, "moved_in")
+        self.uow.commit()
+        return self._unit_out(unit)
+
+    @command
+    def assign_assistant(self, code, payload):
+        """Another customer-affairs assistant looks after the unit; announced so that the owner
+        is told (000: 部门更换客服人员,及时发送短信通知客户). Naming the current one again
+        changes nothing and tells nobody, so that a retried request sends no second SMS."""
+        unit = self._unit_to_edit(code, "assign assistants")
+        assistant = load(AssistantIn(), payload)["assistant"]
+        if (unit.assistant_name, unit.assistant_phone) != (assistant["name"], assistant["phone"]):
+            unit.assistant_name, unit.assistant_phone = assistant["name"], assistant["phone"]
+            self._announce(unit, "assistant_changed")
+            self.uow.commit()
         return self._unit_out(unit)
 
     @command
@@ -122,13 +155,9 @@ class RegistryService(entrypoints.ServiceBase):
     def unit_contact(self, code):
         """The owner's contact for services that write to residents (ticketing, notifications)."""
         unit = self._visible_unit(code)
-        row = self.uow.session.execute(
-            select(Person).join(Occupancy, Occupancy.person_id == Person.id)
-            .where(Occupancy.unit == unit.code, Occupancy.relation == "owner")).scalars().first()
         site = self._site(unit.site)
-        contact = None if row is None else {
-            "name": row.name, "phone": row.phone, "email": row.email, "person_id": row.id}
-        return {"unit": unit.code, "site": unit.site, "timezone": site.timezone, "owner": contact}
+        return {"unit": unit.code, "site": unit.site, "timezone": site.timezone,
+                "owner": _contact(self._owner_of(unit.code))}
 
     @command
     def count_units(self, site):
@@ -160,14 +189,40 @@ class RegistryService(entrypoints.ServiceBase):
             raise NotFound(f"no site {code}", {"site": code})
         return site
 
+    def _owner_of(self, unit_code):
+        return self.uow.session.execute(
+            select(Person).join(Occupancy, Occupancy.person_id == Person.id)
+            .where(Occupancy.unit == unit_code, Occupancy.relation == "owner")).scalars().first()
+
+    def _announce(self, unit, change):
+        """registry.unit_changed with the unit as it now stands, in the transaction that changed
+        it: billing keeps its projection from it, notifications writes to the owner from it."""
+        owner = self._owner_of(unit.code)
+        self.uow.add_event("registry.unit_changed", {
+            "unit": unit.code, "change": change, "usage": unit.usage, "area_m2": unit.area_m2,
+            "owner": _contact(owner), "major_customer": bool(owner and owner.major_customer),
+            "timezone": self._site(unit.site).timezone, "handover_date": unit.handover_date,
+            "warranty_until": unit.warranty_until, "moved_in_on": unit.moved_in_on,
+            "assistant": _assistant(unit),
+        }, site=unit.site)
+
+    def _unit_to_edit(self, code, action):
+        """The unit, locked until this unit of work ends (on PostgreSQL; SQLite serialises
+        writers), so that two requests at once cannot both move the owner in and both
+        announce it."""
+        identity = self.caller.identity
+        identity.require_role(action, *UNIT_EDITORS)
+        identity.require_site(domain.site_of_unit(code))
+        return self._visible_unit(code, lock=True)
+
     def _units_of(self, person_id):
         return list(self.uow.session.scalars(
             select(Occupancy.unit).where(Occupancy.person_id == person_id)))
 
-    def _visible_unit(self, code):
+    def _visible_unit(self, code, lock=False):
         """A unit the caller may see; anyone else's is answered as if it did not exist."""
         identity = self.caller.identity
-        unit = self.uow.session.get(Unit, code)
+        unit = self.uow.session.get(Unit, code, with_for_update=lock)
         if unit is None or not identity.can_see_site(unit.site) or (
                 identity.is_resident and code not in self._units_of(identity.person_id)):
             raise NotFound(f"no unit {code}", {"unit": code})
@@ -178,11 +233,22 @@ class RegistryService(entrypoints.ServiceBase):
             select(Person, Occupancy.relation).join(Occupancy, Occupancy.person_id == Person.id)
             .where(Occupancy.unit == unit.code)).all()
         out = UnitOut().dump({**{c: getattr(unit, c) for c in (
-            "code", "site", "usage", "area_m2", "handover_date", "meters", "active",
-            "transfer_watch", "created_at")}, "people": []})
+            "code", "site", "usage", "area_m2", "handover_date", "warranty_until", "moved_in_on",
+            "meters", "active", "transfer_watch", "created_at")},
+            "assistant": _assistant(unit), "people": []})
         out["people"] = [{
             "id": p.id, "name": p.name, "relation": relation, "major_customer": p.major_customer,
             "phone": domain.mask_phone(p.phone), "email": p.email,
             "id_number": domain.mask_id_number(p.id_number),
         } for p, relation in people]
         return out
+
+
+def _contact(person):
+    return None if person is None else {
+        "name": person.name, "phone": person.phone, "email": person.email, "person_id": person.id}
+
+
+def _assistant(unit):
+    return None if unit.assistant_name is None else {
+        "name": unit.assistant_name, "phone": unit.assistant_phone}

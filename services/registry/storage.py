@@ -25,6 +25,11 @@ class Unit(Base):
     usage: Mapped[str] = mapped_column(String(20))
     area_m2: Mapped[Decimal] = mapped_column(Numeric(12, 2))
     handover_date: Mapped[date | None] = mapped_column(Date)
+    warranty_until: Mapped[date | None] = mapped_column(Date)
+    moved_in_on: Mapped[date | None] = mapped_column(Date)
+    # The customer-affairs assistant (客户事务助理) who looks after the unit: staff, not a resident.
+    assistant_name: Mapped[str | None] = mapped_column(String(100))
+    assistant_phone: Mapped[str | None] = mapped_column(String(32))
     meters: Mapped[dict] = mapped_column(JSON, default=dict)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     transfer_watch: Mapped[bool] = mapped_column(Boolean, default=False)

@@ -264,7 +264,8 @@ class Renovation(CaseFile):
             due = calendar.add_days(now, self.renovation_policy.fees_due_days, self.timezone)
             self.events.append(("renovation.fees_due", {
                 "renovation_id": self.id, "unit": self.unit, "items": self.fees,
-                "due_date": due.astimezone(calendar.zone(self.timezone)).date()}))
+                "due_date": due.astimezone(calendar.zone(self.timezone)).date(),
+                "applicant": self._contact()}))
         else:
             self.status = "rejected"
             self.rejection_reasons = [*self.rule_violations,

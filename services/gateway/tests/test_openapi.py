@@ -34,6 +34,19 @@ EXPECTED |= {  # ticketing (issue 3): SLA policies, the sweep, front-desk views
     ("get", "/api/v1/sites/{code}/callbacks"), ("get", "/api/v1/sites/{code}/kpis"),
 }
 
+EXPECTED |= {  # registry: move-in (入伙) and the customer-affairs assistant
+    ("post", "/api/v1/units/{code}/move-in"), ("post", "/api/v1/units/{code}/assistant"),
+}
+
+EXPECTED |= {  # notifications (issue 6): a message's attempts, letters, opt-outs, templates
+    ("get", "/api/v1/messages/{message_id}"), ("post", "/api/v1/messages/{message_id}/retry"),
+    ("get", "/api/v1/messages/{message_id}/document"),
+    ("post", "/api/v1/messages/{message_id}/posted"),
+    ("post", "/api/v1/persons/{person_id}/opt-outs"), ("get", "/api/v1/templates"),
+    ("post", "/api/v1/templates/{name}/{channel}/preview"),
+    ("post", "/api/v1/admin/sweeps/notifications"),
+}
+
 EXPECTED |= {
     ("post", "/api/v1/renovations"), ("get", "/api/v1/renovations"),
     ("get", "/api/v1/renovations/{renovation_id}"), ("get", "/api/v1/passes/{number}"),

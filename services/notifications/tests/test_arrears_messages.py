@@ -30,7 +30,7 @@ def step(name, owner=OWNER, **changes):
 def test_each_step_makes_one_message_stating_the_amount_and_the_late_fee(name, channel, recipient, template):
     [draft] = arrears_messages(step(name))
     assert (draft.channel, draft.recipient, draft.template) == (channel, recipient, template)
-    text = render(draft)
+    text = render(draft).body
     assert "442.50" in text and "10.02" in text and "0011020304" in text
 
 

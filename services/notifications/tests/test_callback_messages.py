@@ -11,7 +11,7 @@ from services.notifications.tests.support import REPORTER, callback_due_body
 
 def messages(**changes):
     drafts = callback_due_messages(load_event(callback_due_body(**changes)))
-    return [(d.channel, d.recipient, d.template, render(d)) for d in drafts]
+    return [(d.channel, d.recipient, d.template, render(d).body) for d in drafts]
 
 
 def test_a_completed_repair_makes_one_staff_task_and_one_satisfaction_sms():

@@ -20,7 +20,7 @@ def test_one_staff_message_per_role_up_the_chain_in_site_time():
     drafts = sla_breach_messages(breach())
     assert [(d.channel, d.recipient) for d in drafts] == [
         ("staff", "role:supervisor@001"), ("staff", "role:manager@001")]
-    text = render(drafts[0])
+    text = render(drafts[0]).body
     assert "001-B-GC-00042" in text and "处理时限 2026-11-23 16:00" in text and "agent-li" in text
 
 

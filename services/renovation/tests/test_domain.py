@@ -145,6 +145,8 @@ def test_approval_bills_management_fee_per_m2_deposit_and_debris_removal():
         ("renovation_management", "442.50"), ("renovation_deposit", "2000.00"),
         ("debris_removal", "300.00")]
     assert fees["due_date"] == date(2026, 11, 25)
+    assert fees["applicant"] == events["renovation.decided"]["applicant"]    # the fee notice's addressee
+    assert fees["applicant"]["phone"]
     assert events["renovation.decided"]["decision"] == "approved"
     assert renovation.fees_total == Decimal("2742.50")
 

@@ -1,0 +1,145 @@
+"""A local SMS endpoint and a local SMTP mailbox, to try the real providers without a real
+SMS gateway or mail server (development, demos and the tests).
+
+    python -m services.notifications.sinks sms  --port 8125 --log var/sms.jsonl
+    python -m services.notifications.sinks smtp --port 2525 --maildir var/mailbox
+
+The SMS endpoint takes what the `http` provider POSTs ({to, text}) and answers 200, or 503 to its
+first `--fail N` requests; each request is one JSON line in the log. The mailbox speaks just
+enough SMTP for smtplib and keeps each mail as an .eml file. Stopping either is an outage the
+delivery sweep has to ride out.
+"""
+import argparse
+import http.server
+import json
+import os
+import socketserver
+import threading
+import time
+
+
+class SmsEndpoint:
+    """An HTTP server on `port` (0: any free one); `received` holds every request's JSON."""
+
+    def __init__(self, port=0, failures=0, log_path=None, host="127.0.0.1"):
+        self.failures, self.received, self.log_path = failures, [], log_path
+        endpoint = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
+                ok = endpoint.take(body)
+                self.send_response(200 if ok else 503)
+                self.end_headers()
+                self.wfile.write(b"ok" if ok else b"busy")
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer((host, port), Handler)
+        self.port = self.server.server_address[1]
+        self.url = f"http://{host}:{self.port}/send"
+
+    def take(self, body):
+        self.received.append(body)
+        ok = len(self.received) > self.failures
+        if self.log_path:
+            with open(self.log_path, "a", encoding="utf-8") as log:
+                log.write(json.dumps({"at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "ok": ok, **body},
+                                     ensure_ascii=False) + "\n")
+        return ok
+
+    def start(self):
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        return self
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class SmtpMailbox:
+    """The least SMTP server that takes mail; `messages` holds each mail's raw bytes."""
+
+    def __init__(self, port=0, maildir=None, host="127.0.0.1"):
+        self.messages, self.maildir = [], maildir
+        mailbox = self
+
+        class Handler(socketserver.StreamRequestHandler):
+            def handle(self):
+                self.reply(b"220 propdesk mailbox ready")
+                while True:
+                    line = self.rfile.readline()
+                    if not line:
+                        return
+                    verb = line.strip().split(b" ", 1)[0].upper()
+                    if verb in (b"EHLO", b"HELO"):
+                        self.reply(b"250 propdesk mailbox")
+                    elif verb == b"DATA":
+                        self.reply(b"354 end with <CRLF>.<CRLF>")
+                        data = b""
+                        while not data.endswith(b"\r\n.\r\n"):
+                            chunk = self.rfile.readline()
+                            if not chunk:
+                                return
+                            data += chunk
+                        mailbox.keep(data[:-5].replace(b"\r\n..", b"\r\n."))
+                        self.reply(b"250 queued")
+                    elif verb == b"QUIT":
+                        self.reply(b"221 bye")
+                        return
+                    else:
+                        self.reply(b"250 ok")
+
+            def reply(self, text):
+                self.wfile.write(text + b"\r\n")
+                self.wfile.flush()
+
+        self.server = socketserver.ThreadingTCPServer((host, port), Handler)
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+
+    def keep(self, raw):
+        self.messages.append(raw)
+        if self.maildir:
+            os.makedirs(self.maildir, exist_ok=True)
+            name = f"{time.strftime('%Y%m%dT%H%M%S')}-{len(self.messages):04d}.eml"
+            with open(os.path.join(self.maildir, name), "wb") as f:
+                f.write(raw)
+
+    def start(self):
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        return self
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m services.notifications.sinks", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    kinds = parser.add_subparsers(dest="kind", required=True)
+    sms = kinds.add_parser("sms", help="an SMS endpoint for the http provider")
+    sms.add_argument("--port", type=int, default=8125)
+    sms.add_argument("--fail", type=int, default=0, help="answer 503 to the first N requests")
+    sms.add_argument("--log", default="var/sms.jsonl", help="one JSON line per request")
+    smtp = kinds.add_parser("smtp", help="an SMTP mailbox for the smtp provider")
+    smtp.add_argument("--port", type=int, default=2525)
+    smtp.add_argument("--maildir", default="var/mailbox", help="one .eml file per mail")
+    args = parser.parse_args(argv)
+    if args.kind == "sms":
+        os.makedirs(os.path.dirname(args.log) or ".", exist_ok=True)
+        sink = SmsEndpoint(args.port, args.fail, args.log)
+        print(f"SMS endpoint on {sink.url}, logging to {args.log}", flush=True)
+    else:
+        sink = SmtpMailbox(args.port, args.maildir)
+        print(f"SMTP mailbox on 127.0.0.1:{sink.port}, keeping mail in {args.maildir}/", flush=True)
+    try:
+        sink.server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+
+
+if __name__ == "__main__":
+    main()
