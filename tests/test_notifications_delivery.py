@@ -10,6 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from services.common.errors import Forbidden
+from services.common.metrics import registry_for
 from services.notifications import domain
 from services.notifications.domain import first_attempt_at
 from services.notifications.providers import delivery_from
@@ -72,12 +73,20 @@ def test_an_sms_fails_twice_then_goes_out_exactly_once(notifications, notificati
     assert attempts_of(notifications_db, sent.id) == [(False, False), (False, False), (True, True)]
 
 
+def deliveries(outcome):
+    """propdesk_notification_deliveries_total{channel="sms"} as /metrics shows it."""
+    return registry_for("notifications").get_sample_value(
+        "propdesk_notification_deliveries_total", {"channel": "sms", "outcome": outcome}) or 0
+
+
 def test_an_sms_gateway_down_for_good_leaves_the_message_dead(notifications, notifications_db):
     settings = {"sms_provider": "http", "sms_http_url": f"http://127.0.0.1:{free_port()}/send",
                 "retry_base_seconds": 1, "max_attempts": 5, "sms_http_timeout_seconds": 2}
+    failed_before, dead_before = deliveries("failed"), deliveries("dead")
     notifications(settings).on_callback_due(callback_due_body())
     for hours in range(1, 10):
         notifications(settings).deliver(as_of=NOW + timedelta(hours=hours))
+    assert (deliveries("failed") - failed_before, deliveries("dead") - dead_before) == (4, 1)
     dead = sms_row(notifications_db)
     assert (dead.status, dead.attempts, dead.next_attempt_at) == ("dead", 5, None)
     assert "unreachable" in dead.last_error

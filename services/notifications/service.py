@@ -4,6 +4,7 @@ from datetime import timedelta
 
 from nameko.events import event_handler
 from nameko.timer import timer
+from prometheus_client import Counter
 from sqlalchemy import delete, false, insert, or_, select, update
 
 from services.common import entrypoints
@@ -12,6 +13,7 @@ from services.common.contracts import load_event
 from services.common.clock import as_utc
 from services.common.db import Database, insert_once, locking, new_id, paginate, within_sites
 from services.common.entrypoints import command, load
+from services.common.metrics import metric
 from services.common.errors import Forbidden, IllegalTransition, NotFound, ValidationFailed
 from services.notifications import domain, rendering
 from services.notifications.providers import Providers
@@ -426,4 +428,11 @@ class NotificationsService(entrypoints.ServiceBase):
             message.status = "failed"
             message.next_attempt_at = domain.retry_at(
                 now, message.attempts - 1, self.delivery.setting("retry_base_seconds", 30.0))
+        self._deliveries.labels(message.channel, message.status).inc()
         return message.status
+
+    @property
+    def _deliveries(self):
+        return metric(self.name, "deliveries", lambda registry: Counter(
+            "propdesk_notification_deliveries", "Delivery attempts by channel and outcome",
+            ["channel", "outcome"], registry=registry))
