@@ -1,17 +1,17 @@
 import eventlet; eventlet.monkey_patch()  # noqa: E702,I001 — before anything imports socket or threading
 
-# Fixtures of the cross-service tests. pytest runs with `-p no:nameko`: nothing here depends on
-# nameko's pytest plugin. Every test gets its own RabbitMQ vhost and its own databases.
+# Fixtures of the cross-service tests (the database fixtures every folder shares are in the root
+# conftest.py). pytest runs with `-p no:nameko`: nothing here depends on nameko's pytest plugin.
+# Every test gets its own RabbitMQ vhost and its own databases.
 import shutil  # noqa: E402
 
 import pytest  # noqa: E402
 
 from services.common.config import load_config  # noqa: E402
-from services.common.db import make_engine  # noqa: E402
 from services.common.migrate import MIGRATED  # noqa: E402
 from tests.harness import System  # noqa: E402
-from tests.inprocess import BoundDatabase, BrokerLink, Cluster, EventTap  # noqa: E402
-from tests.infra import PostgresDatabase, Vhost, free_port, migrated, sqlite_url  # noqa: E402
+from tests.inprocess import BrokerLink, Cluster, EventTap  # noqa: E402
+from tests.infra import Vhost, free_port, migrated, sqlite_url  # noqa: E402
 
 JWT_SECRET = "propdesk-test-secret-0123456789abcdef"  # HS256 wants 32 bytes or more
 RPC_TIMEOUT = 3
@@ -27,33 +27,6 @@ def vhost():
 @pytest.fixture
 def amqp_uri(vhost):
     return vhost.amqp_uri
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def db_url(request, tmp_path):
-    """An empty database (not migrated: see tests.infra.migrated), on SQLite and PostgreSQL."""
-    if request.param == "sqlite":
-        yield sqlite_url(tmp_path / "test.db")
-        return
-    with PostgresDatabase() as database:
-        yield database.url
-
-
-@pytest.fixture
-def notifications_db(db_url):
-    """notifications' schema on SQLite and PostgreSQL, for its tests without a broker."""
-    engine = make_engine(migrated("notifications", db_url))
-    yield engine
-    engine.dispose()
-
-
-@pytest.fixture
-def notifications(notifications_db):
-    """`notifications(settings=None, now=..., identity=..., delivery=...)`: a fresh worker per
-    call on `notifications_db`, as Nameko makes one per message or RPC."""
-    from services.notifications.tests.support import workers
-    with workers(notifications_db) as make:
-        yield make
 
 
 class SqliteTemplates:
@@ -106,19 +79,6 @@ def run_services(cluster):
     """`run_services('registry', 'ticketing')` starts those services; answers the Cluster."""
     return cluster.start
 
-
-@pytest.fixture
-def bound_database():
-    """`bound_database(service, base, config)`: a service's Database dependency on its own."""
-    made = []
-
-    def bind(service, base, config):
-        made.append(BoundDatabase(service, base, config))
-        return made[-1]
-
-    yield bind
-    for database in made:
-        database.close()
 
 
 @pytest.fixture

@@ -38,11 +38,15 @@ def messages(db, **where):
 
 # -- letters ---------------------------------------------------------------------------------
 
-def lawyer_letter(notifications):
+def arrears_step(notifications, step, stage, months, amount_due, late_fee):
     notifications().on_arrears_escalated(body("billing.arrears_escalated", {
-        "unit": "0011020304", "step": "lawyer_letter", "stage": "lawyer_letter", "months": 7,
-        "amount_due": Decimal("1876.00"), "late_fee": Decimal("120.40"),
+        "unit": "0011020304", "step": step, "stage": stage, "months": months,
+        "amount_due": Decimal(amount_due), "late_fee": Decimal(late_fee),
         "taken_on": date(2026, 11, 23), "owner": OWNER}))
+
+
+def lawyer_letter(notifications):
+    arrears_step(notifications, "lawyer_letter", "lawyer_letter", 7, "1876.00", "120.40")
     [letter] = notifications(identity=AGENT).list_messages({"channel": "letter"})["items"]
     return letter
 
@@ -82,10 +86,7 @@ def test_letters_are_for_their_sites_staff_only(notifications):
 
 
 def test_an_sms_cannot_be_marked_posted(notifications):
-    notifications().on_arrears_escalated(body("billing.arrears_escalated", {
-        "unit": "0011020304", "step": "reminder", "stage": "reminder", "months": 2,
-        "amount_due": Decimal("536.00"), "late_fee": Decimal("9.65"),
-        "taken_on": date(2026, 11, 23), "owner": OWNER}))
+    arrears_step(notifications, "reminder", "reminder", 2, "536.00", "9.65")
     [sms] = notifications(identity=AGENT).list_messages({"channel": "sms"})["items"]
     with pytest.raises(IllegalTransition):
         notifications(identity=AGENT).mark_posted(sms["id"], {})

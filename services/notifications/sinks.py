@@ -18,7 +18,19 @@ import threading
 import time
 
 
-class SmsEndpoint:
+class _Served:
+    """A socket server in a thread of its own: `start()` (in tests) or `server.serve_forever()`."""
+
+    def start(self):
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        return self
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class SmsEndpoint(_Served):
     """An HTTP server on `port` (0: any free one); `received` holds every request's JSON."""
 
     def __init__(self, port=0, failures=0, log_path=None, host="127.0.0.1"):
@@ -49,16 +61,8 @@ class SmsEndpoint:
                                      ensure_ascii=False) + "\n")
         return ok
 
-    def start(self):
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        return self
 
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
-
-
-class SmtpMailbox:
+class SmtpMailbox(_Served):
     """The least SMTP server that takes mail; `messages` holds each mail's raw bytes."""
 
     def __init__(self, port=0, maildir=None, host="127.0.0.1"):
@@ -106,14 +110,6 @@ class SmtpMailbox:
             name = f"{time.strftime('%Y%m%dT%H%M%S')}-{len(self.messages):04d}.eml"
             with open(os.path.join(self.maildir, name), "wb") as f:
                 f.write(raw)
-
-    def start(self):
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        return self
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
 
 
 def main(argv=None):

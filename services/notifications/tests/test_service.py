@@ -1,52 +1,28 @@
 """The notifications service on a real database (SQLite and PostgreSQL), without a broker:
 an event delivered twice stores its messages once, and each caller lists only what they may see."""
-import os
-import uuid
-
 import pytest
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from services.common.db import make_engine, new_id
+from services.common.db import new_id
 from services.common.errors import Forbidden, ValidationFailed
-from services.common.migrate import upgrade
 from services.notifications.storage import Base, Message
-from services.notifications.tests.support import NEIGHBOUR, NOW, ZHANG, callback_due_body, workers
+from services.notifications.tests.support import NEIGHBOUR, NOW, ZHANG, callback_due_body
 
-POSTGRES_ADMIN_URL = os.environ.get("PROPDESK_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
 AGENT_001 = {"sub": "agent-li", "role": "agent", "sites": ["001"]}
 AGENT_002 = {"sub": "agent-wu", "role": "agent", "sites": ["002"]}
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def engine(request, tmp_path):
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path}/notifications.db"
-    else:
-        import psycopg
-        name = f"notifications_test_{uuid.uuid4().hex[:10]}"
-        with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')
-        request.addfinalizer(lambda: _drop(name))
-        url = POSTGRES_ADMIN_URL.replace("postgresql://", "postgresql+psycopg://").rsplit("/", 1)[0] + "/" + name
-    upgrade("notifications", url)
-    engine = make_engine(url)
-    yield engine
-    engine.dispose()
-
-
-def _drop(name):
-    import psycopg
-    with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+@pytest.fixture
+def engine(notifications_db):
+    return notifications_db
 
 
 @pytest.fixture
-def worker(engine):
+def worker(notifications):
     """A fresh service worker per call, as Nameko makes one per message or RPC."""
-    with workers(engine) as make:
-        yield lambda identity=None: make(identity=identity)
+    return lambda identity=None: notifications(identity=identity)
 
 
 def stored(engine):
