@@ -14,6 +14,7 @@ from services.common.metrics import registry_for
 from services.notifications import domain
 from services.notifications.domain import first_attempt_at
 from services.notifications.providers import delivery_from
+from services.notifications.service import NotificationsService
 from services.notifications.sinks import SmsEndpoint, SmtpMailbox
 from services.notifications.storage import DeliveryAttempt, Message
 from services.notifications.tests.support import NEIGHBOUR, NOW, REPORTER, ZHANG, callback_due_body
@@ -291,3 +292,14 @@ def test_quiet_hours_within_one_day_hold_until_their_end():
     at_one = datetime(2026, 11, 23, 5, 0, tzinfo=timezone.utc)            # 13:00 Shanghai
     assert first_attempt_at("sms", False, at_one, quiet=noon_to_two) == datetime(2026, 11, 23, 6, 0, tzinfo=timezone.utc)
     assert first_attempt_at("sms", False, SH_2300, quiet=noon_to_two) == SH_2300
+
+
+def test_one_sweep_drains_a_backlog_larger_than_its_batch(notifications, notifications_db, monkeypatch):
+    """Five SMS held overnight, a batch of two: the morning sweep sends all five, each once."""
+    monkeypatch.setattr(NotificationsService, "SWEEP_BATCH", 2)
+    sms, delivery = recording_sms()
+    for _ in range(5):
+        notifications(now=SH_2300, delivery=delivery).on_callback_due(callback_due_body())
+    assert notifications(delivery=delivery).deliver(as_of=SH_0800_NEXT)["sent"] == 5
+    assert sms.sent == ["13812341234"] * 5
+    assert notifications(delivery=delivery).deliver(as_of=SH_0800_NEXT)["sent"] == 0

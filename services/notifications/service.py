@@ -1,5 +1,6 @@
 """notifications: messages made from bus events, delivered through providers (SPEC §5)."""
 import logging
+import time
 from datetime import timedelta
 
 from nameko.events import event_handler
@@ -111,7 +112,7 @@ class NotificationsService(entrypoints.ServiceBase):
     @timer(interval=3600)
     def warranty_sweep(self):
         """Daily in effect: a unit is reminded once per warranty end, whichever hour or replica
-        finds it due first (the message's unique key decides)."""
+        finds it due first (the message's unique key decides); the delivery sweep sends it."""
         self._remind_warranties(self.clock())
 
     @command
@@ -353,7 +354,7 @@ class NotificationsService(entrypoints.ServiceBase):
                                             + timedelta(days=1)),
             or_(Warranty.reminded_for.is_(None), Warranty.reminded_for != Warranty.warranty_until),
         ).order_by(Warranty.unit)).all()
-        reminded, ids = 0, []
+        reminded = 0
         for row in rows:
             if not domain.warranty_reminder_due(row.warranty_until, now.astimezone(zone(row.timezone)).date()):
                 continue
@@ -366,26 +367,38 @@ class NotificationsService(entrypoints.ServiceBase):
                 message = self._new_message(draft, self.WARRANTY_EVENT, event_id, row.site,
                                             row.timezone, now, None, row.unit, opted_out)
                 values = {c.key: getattr(message, c.key) for c in Message.__table__.columns}
-                if insert_once(session, insert(Message).values(values)):
-                    made = True
-                    if message.status == "pending":
-                        ids.append(message.id)
+                made = insert_once(session, insert(Message).values(values)) or made
             row.reminded_for = row.warranty_until
             reminded += made
         session.commit()
-        self._deliver_due(now, ids)
         return reminded
 
     SWEEP_BATCH = 100
+    SWEEP_BUDGET_SECONDS = 10.0
 
     def _deliver_due(self, now, ids=None):
-        """Claim the messages due at `now` (a lease: `next_attempt_at` moved past the sweep, in
-        a short transaction, so that replicas never try the same message at once and one that
-        dies mid-delivery lets it lapse), then try each and record the attempt."""
+        """Try the messages due at `now` (only `ids`, when given), a batch at a time; batches
+        follow each other while full ones are claimed and the budget lasts, so that the backlog
+        of an outage drains in one sweep rather than a batch per timer tick."""
+        counts = {"sent": 0, "failed": 0, "dead": 0, "skipped": 0}
         if ids is not None and not ids:
-            return {"sent": 0, "failed": 0, "dead": 0, "skipped": 0}
-        session, delivery = self.uow.session, self.delivery
-        lease = timedelta(seconds=delivery.setting("claim_lease_seconds", 120.0))
+            return counts
+        deadline = time.monotonic() + self.SWEEP_BUDGET_SECONDS
+        while True:
+            claimed = self._claim_due(now, ids)
+            for message_id in claimed:
+                message = self.uow.session.get(Message, message_id, populate_existing=True)
+                counts[self._attempt(message, now)] += 1
+                self.uow.session.commit()
+            if ids is not None or len(claimed) < self.SWEEP_BATCH or time.monotonic() >= deadline:
+                return counts
+
+    def _claim_due(self, now, ids):
+        """Claim a batch of due messages: a lease (`next_attempt_at` moved past the sweep, in a
+        short transaction), so that replicas never try the same message at once and one that
+        dies mid-delivery lets it lapse. A claimed message is not due again in this sweep."""
+        session = self.uow.session
+        lease = timedelta(seconds=self.delivery.setting("claim_lease_seconds", 120.0))
         due = (select(Message.id).where(Message.status.in_(("pending", "failed")),
                                         Message.next_attempt_at <= now)
                .order_by(Message.next_attempt_at, Message.id).limit(self.SWEEP_BATCH))
@@ -398,12 +411,7 @@ class NotificationsService(entrypoints.ServiceBase):
                                   Message.next_attempt_at <= now)
             .values(next_attempt_at=now + lease)).rowcount]
         session.commit()
-        counts = {"sent": 0, "failed": 0, "dead": 0, "skipped": 0}
-        for message_id in claimed:
-            message = session.get(Message, message_id, populate_existing=True)
-            counts[self._attempt(message, now)] += 1
-            session.commit()
-        return counts
+        return claimed
 
     def _attempt(self, message, now):
         if message.person_id and (message.person_id, message.channel) in self._opted_out({message.person_id}):
