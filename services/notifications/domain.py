@@ -70,8 +70,10 @@ DEADLINE_NAMES = {"acknowledge": "受理确认", "route": "分派", "answer": "�
 
 
 def sla_breach_messages(envelope):
-    """A ticket's deadline passed unmet (SPEC §5 "SLA breach alerts up the chain"): one staff
-    message per role it escalates to, addressed to the role at the site (`role:manager@001`)."""
+    """A ticket's deadline passed unmet (SPEC §5 "SLA breach alerts up the chain", agent →
+    supervisor → manager → head office by severity): the first-contact owner, who answers for
+    it, and one staff message per role it escalates to, addressed to the role at the site
+    (`role:manager@001`)."""
     data = envelope["data"]
     tz = data.get("timezone") or DEFAULT_TZ
     context = {
@@ -81,8 +83,9 @@ def sla_breach_messages(envelope):
         "first_contact_owner": data.get("first_contact_owner"),
         "due_at": local_time(data["due_at"], tz), "detected_at": local_time(data["detected_at"], tz),
     }
-    return [Draft("staff", f"role:{role}@{envelope['site']}", "sla_breach", context)
-            for role in data.get("escalate_to") or ()]
+    owner = [data["first_contact_owner"]] if data.get("first_contact_owner") else []
+    roles = [f"role:{role}@{envelope['site']}" for role in data.get("escalate_to") or ()]
+    return [Draft("staff", recipient, "sla_breach", context) for recipient in owner + roles]
 
 
 def lobby_notice_messages(envelope):

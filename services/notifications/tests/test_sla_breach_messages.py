@@ -1,4 +1,5 @@
-"""SLA breach alerts up the chain (SPEC §5): one staff message per escalation role at the site."""
+"""SLA breach alerts up the chain (SPEC §5): the first-contact agent, then one staff message per
+escalation role at the site."""
 from datetime import datetime, timezone
 
 from services.common.contracts import envelope, load_event
@@ -16,10 +17,10 @@ def breach(**changes):
                                occurred_at=data["detected_at"]))
 
 
-def test_one_staff_message_per_role_up_the_chain_in_site_time():
+def test_the_agent_then_each_role_up_the_chain_in_site_time():
     drafts = sla_breach_messages(breach())
     assert [(d.channel, d.recipient) for d in drafts] == [
-        ("staff", "role:supervisor@001"), ("staff", "role:manager@001")]
+        ("staff", "agent-li"), ("staff", "role:supervisor@001"), ("staff", "role:manager@001")]
     text = render(drafts[0]).body
     assert "001-B-GC-00042" in text and "处理时限 2026-11-23 16:00" in text and "agent-li" in text
 
