@@ -96,6 +96,7 @@ def test_a_monthly_run_tells_each_owner_their_bill_and_running_it_again_tells_no
         f"M2026-11-{UNIT}", "2026-11", "monthly", "2026-11-15", "Asia/Shanghai")
     assert bill["items"] == [{"fee": "management", "amount": "223.75", "description": "物业管理费"}]
     assert bills["0010101003"]["items"][0]["fee"] == "parking"
+    assert bill["late_fee_daily_rate"] == "0.0003"        # the schedule's default, which the bill states
 
     again = site_billed("run_billing", {"site": SITE, "period": "2026-11"}, now=NOW + timedelta(hours=1))
     assert (again["created"], again["invoices"]) == (0, 3)

@@ -9,8 +9,9 @@ from dataclasses import dataclass, field
 from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
 
+from services.common.contracts import DEFAULT_LATE_FEE_DAILY_RATE  # 0.03 % a day (SPEC §4)
+
 CENT = Decimal("0.01")
-DEFAULT_LATE_FEE_DAILY_RATE = Decimal("0.0003")   # 0.03 % a day (SPEC §4)
 DEFAULT_DUE_DAY = 15
 
 USAGES = ("residential", "commercial", "office", "parking")

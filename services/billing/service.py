@@ -48,13 +48,14 @@ def owner_contact(unit):
     return contact if any(contact.values()) else None
 
 
-def invoice_issued(invoice, lines):
+def invoice_issued(invoice, lines, late_fee_daily_rate):
     """billing.invoice_issued of an invoice row of `books.issued` and its lines."""
     return {"invoice_id": invoice.id, "unit": invoice.unit, "period": invoice.period,
             "kind": invoice.kind, "amount": from_fen(invoice.total_fen), "due_date": invoice.due_date,
             "items": [{"fee": line.fee, "amount": from_fen(line.amount_fen),
                        "description": line.description} for line in lines],
-            "owner": owner_contact(invoice), "timezone": invoice.timezone or DEFAULT_TZ}
+            "owner": owner_contact(invoice), "timezone": invoice.timezone or DEFAULT_TZ,
+            "late_fee_daily_rate": late_fee_daily_rate}
 
 
 class BillingService(entrypoints.ServiceBase):
@@ -233,6 +234,7 @@ class BillingService(entrypoints.ServiceBase):
                 "unit": row.unit, "step": step, "stage": milestone.stage, "months": months,
                 "amount_due": from_fen(row.overdue_fen), "late_fee": late_fee,
                 "major_customer": bool(row.major), "taken_on": as_of, "owner": owner,
+                "late_fee_daily_rate": rate,
             }, site=row.site)
         return taken_now
 
@@ -342,9 +344,12 @@ class BillingService(entrypoints.ServiceBase):
     def _announce(self, which):
         """billing.invoice_issued for each invoice matching `which` (a whole monthly run, or one
         invoice), written to the outbox together: the bill its owner is sent (000)."""
+        session = self.uow.session
+        issued = books.issued(session, which)
+        rates = {site: books.late_fee_rate(session, site) for site in {i.site for i, _ in issued}}
         self.uow.add_events("billing.invoice_issued", [
-            (invoice_issued(invoice, lines), invoice.site)
-            for invoice, lines in books.issued(self.uow.session, which)])
+            (invoice_issued(invoice, lines, rates[invoice.site]), invoice.site)
+            for invoice, lines in issued])
 
     def _billed_unit(self, envelope):
         """The unit an event bills, or None (logged, and the event marked handled) for a unit

@@ -6,6 +6,7 @@ before it writes the outbox row; a receiver loads it with the same schema. A bre
 adds a new version and keeps the old one until no sender uses it.
 """
 import uuid
+from decimal import Decimal
 from functools import lru_cache
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
@@ -75,6 +76,14 @@ class UnitChangedV1(Schema):
 
 
 MONEY = dict(as_string=True, places=2)
+# The late fee (违约金) a day on overdue principal, where a site's fee schedule sets none (SPEC §4).
+DEFAULT_LATE_FEE_DAILY_RATE = Decimal("0.0003")
+
+
+def late_fee_daily_rate():
+    """Optional in v1 (senders before it omit it): the site's rate, which reminders state."""
+    return fields.Decimal(as_string=True, load_default=DEFAULT_LATE_FEE_DAILY_RATE,
+                          metadata={"description": "a day, e.g. 0.0003 (0.03 %)"})
 
 
 class SlaBreachedV1(Schema):
@@ -174,6 +183,7 @@ class InvoiceIssuedV1(Schema):
     items = fields.List(fields.Nested(FeeLine), load_default=list)
     owner = fields.Nested(Contact, allow_none=True)
     timezone = fields.String(load_default="Asia/Shanghai")
+    late_fee_daily_rate = late_fee_daily_rate()
 
 
 class ArrearsEscalatedV1(Schema):
@@ -187,6 +197,7 @@ class ArrearsEscalatedV1(Schema):
     major_customer = fields.Boolean(load_default=False)
     taken_on = fields.Date(required=True)
     owner = fields.Nested(Contact, allow_none=True)
+    late_fee_daily_rate = late_fee_daily_rate()
 
 
 SCHEMAS = {

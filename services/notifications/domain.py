@@ -146,7 +146,8 @@ def bill_messages(envelope):
     owner = data.get("owner") or {}
     context = {"unit": data["unit"], "period": data.get("period"), "kind": data["kind"],
                "amount": str(data["amount"]), "due_date": data["due_date"].isoformat(),
-               "fees": fee_lines(data.get("items") or ()), "owner_name": owner.get("name")}
+               "fees": fee_lines(data.get("items") or ()), "owner_name": owner.get("name"),
+               "late_fee_rate": percent(data["late_fee_daily_rate"])}
     return to_resident(owner, "bill", context, ("sms", "email"))
 
 
@@ -210,6 +211,7 @@ def arrears_messages(envelope):
     owner = data.get("owner") or {}
     context = {"unit": data["unit"], "step": data["step"], "months": data["months"],
                "amount_due": str(data["amount_due"]), "late_fee": str(data["late_fee"]),
+               "late_fee_rate": percent(data["late_fee_daily_rate"]),
                "owner_name": owner.get("name"), "taken_on": data["taken_on"].isoformat()}
     step = data["step"]
     if step == "reminder":
@@ -220,6 +222,11 @@ def arrears_messages(envelope):
     if step in ARREARS_LEGAL_TASKS:
         return [Draft("staff", f"role:legal@{envelope['site']}", "arrears_legal_task", context)]
     return []
+
+
+def percent(rate):
+    """A daily rate as people read it: Decimal("0.0003") → "0.03%"."""
+    return f"{(rate * 100).normalize():f}%"
 
 
 def local_time(instant, tz=DEFAULT_TZ):

@@ -37,3 +37,11 @@ def test_each_step_makes_one_message_stating_the_amount_and_the_late_fee(name, c
 def test_transfer_watch_sends_nothing_and_a_reminder_needs_a_phone():
     assert arrears_messages(step("transfer_watch")) == []
     assert arrears_messages(step("reminder", owner=None)) == []
+
+
+@pytest.mark.parametrize("name", ["reminder", "payment_notice"])
+def test_the_reminder_and_the_notice_state_the_sites_own_late_fee_rate(name):
+    [draft] = arrears_messages(step(name, late_fee_daily_rate="0.0005"))
+    assert "按日 0.05% 计" in render(draft).body
+    [default] = arrears_messages(step(name))          # a sender before the field: SPEC's default
+    assert "按日 0.03% 计" in render(default).body
