@@ -71,6 +71,8 @@ def test_an_sms_fails_twice_then_goes_out_exactly_once(notifications, notificati
     assert len(sms_gateway.received) == 3
     assert sms_gateway.received[-1]["to"] == "13812341234"
     assert sms_gateway.received[-1]["text"] == sent.body
+    # every try carries the message's id, for a gateway that de-duplicates
+    assert {r["id"] for r in sms_gateway.received} == {sent.id}
     assert attempts_of(notifications_db, sent.id) == [(False, False), (False, False), (True, True)]
 
 
@@ -127,6 +129,7 @@ def test_a_completed_repair_mails_the_reporter_through_smtp_once(notifications, 
         mail = email.message_from_bytes(raw, policy=email.policy.default)
         assert mail["To"] == "zhang@example.com" and mail["From"] == "desk@propdesk.test"
         assert mail["Subject"] == "您的报修（单号 001-R-00007）已处理完毕，请为本次服务评分"
+        assert mail["Message-ID"].endswith("@propdesk.test>")
         text = mail.get_content()
         assert "2026-11-23 10:00 处理完毕" in text and "2026-11-24 10:00 前" in text
         with Session(notifications_db) as session:

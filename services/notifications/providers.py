@@ -26,7 +26,10 @@ class StoreOnly:
 
 
 class HttpSms:
-    """POSTs {to, text} as JSON to `sms_http_url`; any 2xx is sent, anything else a failure."""
+    """POSTs {id, to, text} as JSON to `sms_http_url`, with the message id also as the
+    Idempotency-Key header; any 2xx is sent, anything else a failure. A replica that dies after
+    the gateway took a message but before recording it tries it again once its claim lapses:
+    the same id lets a gateway that de-duplicates send it once."""
     sends_out = True
 
     def __init__(self, settings):
@@ -37,8 +40,9 @@ class HttpSms:
 
     def deliver(self, message):
         try:
-            response = requests.post(self.url, json={"to": message.recipient, "text": message.body},
-                                     timeout=self.timeout)
+            response = requests.post(
+                self.url, json={"id": message.id, "to": message.recipient, "text": message.body},
+                headers={"Idempotency-Key": message.id}, timeout=self.timeout)
         except requests.RequestException as exc:
             raise DeliveryFailed(f"sms gateway unreachable: {exc}") from exc
         if not 200 <= response.status_code < 300:
@@ -47,7 +51,9 @@ class HttpSms:
 
 
 class Smtp:
-    """Plain-text mail through `smtp_host:smtp_port` from `smtp_from`."""
+    """Plain-text mail through `smtp_host:smtp_port` from `smtp_from`. Its Message-ID is made
+    from the message id, so a mail sent again after a crash is the same mail to the reader's
+    client."""
     sends_out = True
 
     def __init__(self, settings):
@@ -60,6 +66,7 @@ class Smtp:
         mail = EmailMessage()
         mail["From"], mail["To"] = self.sender, message.recipient
         mail["Subject"] = getattr(message, "subject", None) or "物业通知"
+        mail["Message-ID"] = f"<{message.id}@{self.sender.rpartition('@')[2] or 'propdesk'}>"
         mail.set_content(message.body)
         try:
             with smtplib.SMTP(self.host, self.port, timeout=self.timeout) as client:

@@ -4,7 +4,7 @@ SMS gateway or mail server (development, demos and the tests).
     python -m services.notifications.sinks sms  --port 8125 --log var/sms.jsonl
     python -m services.notifications.sinks smtp --port 2525 --maildir var/mailbox
 
-The SMS endpoint takes what the `http` provider POSTs ({to, text}) and answers 200, or 503 to its
+The SMS endpoint takes what the `http` provider POSTs ({id, to, text}) and answers 200, or 503 to its
 first `--fail N` requests; each request is one JSON line in the log. The mailbox speaks just
 enough SMTP for smtplib and keeps each mail as an .eml file. Stopping either is an outage the
 delivery sweep has to ride out.
