@@ -30,6 +30,13 @@ from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
+import eventlet
+# The service runs monkey-patched, as under `nameko run` and in its tests. Unpatched, the
+# SmsEndpoint would not answer reliably: importing nameko.web leaves `http.server` (the package
+# attribute sinks.py uses) pointing at eventlet's green copy, whose sockets only move when the
+# eventlet hub runs.
+eventlet.monkey_patch()  # noqa: E402
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)

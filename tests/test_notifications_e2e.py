@@ -26,7 +26,7 @@ def outside(tmp_path_factory):
     """The mailbox and the SMS endpoint, and the system wired to them."""
     mailbox = SmtpMailbox().start()
     sms_port = free_port()
-    endpoint = {"now": SmsEndpoint(port=sms_port).start(), "received": []}
+    endpoint = {"now": SmsEndpoint(port=sms_port).start()}   # replaced when restarted
     env = {"PROPDESK_SMS_PROVIDER": "http", "PROPDESK_SMS_HTTP_URL": f"http://127.0.0.1:{sms_port}/send",
            "PROPDESK_EMAIL_PROVIDER": "smtp", "PROPDESK_SMTP_HOST": "127.0.0.1",
            "PROPDESK_SMTP_PORT": str(mailbox.port), "PROPDESK_SMTP_FROM": "desk@propdesk.test",
