@@ -1,7 +1,7 @@
 """The transactional outbox on the real broker: an event goes out to `<service>.events` if and
 only if its change committed, exactly once, and waits out a broker that cannot be reached."""
 import time
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
@@ -107,3 +107,24 @@ def test_two_replicas_relaying_one_outbox_publish_each_event_once(
 
     received = [body["id"] for _, body in tap.collect(expected=EVENTS)]
     assert sorted(received) == sorted(sent)
+
+
+def test_published_rows_are_pruned_after_their_retention_and_unpublished_ones_never(
+        bound_database, service_config, event_tap):
+    """Three days of published events kept (OUTBOX_RETENTION_HOURS), then deleted; an event
+    still waiting for the broker stays however old it is."""
+    database = bound_database("registry", Base, dict(service_config, OUTBOX_RETENTION_HOURS=72))
+    tap = event_tap("registry")
+    database.start_relay()
+    record_unit_created(database, "0010101001")
+    tap.collect(expected=1)
+    [published] = eventually(database.outbox_rows, lambda rows: rows and rows[0].published_at)
+    database.provider.relay.stop()                 # what follows stays unpublished
+    record_unit_created(database, "0020101001")
+    relay = database.provider.relay
+    published_at = published.published_at.replace(tzinfo=timezone.utc)
+
+    assert relay.prune(published_at + timedelta(hours=71)) == 0
+    assert relay.prune(published_at + timedelta(days=400)) == 1
+    [waiting] = database.outbox_rows()
+    assert waiting.published_at is None

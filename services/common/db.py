@@ -25,7 +25,7 @@ from nameko.events import get_event_exchange
 from nameko.extensions import DependencyProvider
 from prometheus_client import Counter, Gauge
 from sqlalchemy import (
-    JSON, Column, DateTime, Index, Integer, MetaData, String, Table, create_engine, event,
+    JSON, Column, DateTime, Index, Integer, MetaData, String, Table, create_engine, delete, event,
     func, insert, or_, select, update,
 )
 from sqlalchemy.exc import IntegrityError
@@ -220,10 +220,16 @@ class OutboxRelay:
     with publisher confirms; woken after each commit and polling for rows left by a crash."""
 
     BATCH = 200
+    PRUNE_EVERY = timedelta(hours=1)
+    PRUNE_BATCH = 5000
 
     def __init__(self, engine, table, config, service):
         self.engine, self.table, self.service = engine, table, service
         self.poll_seconds = float(config.get("OUTBOX_POLL_SECONDS", 2))
+        # Published rows are kept this long (to see what went out), then deleted, so that the
+        # outbox stays the size of what is in flight rather than of everything ever raised.
+        self.retention = timedelta(hours=float(config.get("OUTBOX_RETENTION_HOURS", 72)))
+        self.pruned_at = None
         # How long a claimed batch stays another relay's: long enough for a healthy publish of
         # one batch, short enough that a crashed relay's events go out soon after a restart.
         # A slow relay overtaken after it is only duplicates events, which receivers ignore.
@@ -264,6 +270,10 @@ class OutboxRelay:
             try:
                 while self.flush() == self.BATCH:
                     pass
+                now = utcnow()
+                if self.pruned_at is None or now - self.pruned_at >= self.PRUNE_EVERY:
+                    self.prune(now)
+                    self.pruned_at = now
                 failures = 0
             except Exception:
                 failures += 1
@@ -292,6 +302,19 @@ class OutboxRelay:
                 self._settle(claim, sent)
         self.published.inc(len(sent))
         return len(sent)
+
+    def prune(self, now):
+        """Delete rows published before `now` − retention, a chunk per transaction so that no
+        delete holds the table long; never an unpublished row. How many went."""
+        table, cutoff, deleted = self.table, now - self.retention, 0
+        while True:
+            chunk = (select(table.c.id).where(table.c.published_at < cutoff)
+                     .limit(self.PRUNE_BATCH).scalar_subquery())
+            with self.engine.begin() as conn:
+                gone = conn.execute(delete(table).where(table.c.id.in_(chunk))).rowcount
+            deleted += gone
+            if gone < self.PRUNE_BATCH:
+                return deleted
 
     def _claim_batch(self):
         table, now, claim = self.table, utcnow(), uuid.uuid4().hex
