@@ -31,10 +31,7 @@ from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 import eventlet
-# The service runs monkey-patched, as under `nameko run` and in its tests. Unpatched, the
-# SmsEndpoint would not answer reliably: importing nameko.web leaves `http.server` (the package
-# attribute sinks.py uses) pointing at eventlet's green copy, whose sockets only move when the
-# eventlet hub runs.
+# The service runs monkey-patched, as under `nameko run` and in its tests.
 eventlet.monkey_patch()  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -240,10 +237,10 @@ def markdown(sweeps, backlogs, repeats):
     lines = [
         "# Notifications bench: warranty sweep and delivery sweep on PostgreSQL",
         "",
-        f"`python -m bench.notifications` — {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC. "
-        f"Each figure the median of {repeats} runs ({CHEAP_REPEATS} for the sweep with nothing due, "
-        "after one unmeasured); a fresh worker per call (as Nameko makes one",
-        "per RPC) on a fresh database filled in bulk. Absolute times depend on the machine; read",
+        f"`python -m bench.notifications` — {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC. Each figure",
+        f"the median of {repeats} runs ({CHEAP_REPEATS} for the sweep with nothing due, after one unmeasured);",
+        "a fresh worker per call, as Nameko makes one per RPC (worker_factory, monkey-patched as under",
+        "`nameko run`), on a fresh database filled in bulk. Absolute times depend on the machine; read",
         f"the growth. Machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at the end.",
         "",
         "## Warranty sweep (`sweep` as ops_admin)",
@@ -267,7 +264,14 @@ def markdown(sweeps, backlogs, repeats):
         "",
         "## Delivery sweep draining a backlog of pending SMS (`deliver` until it sends nothing)",
         "",
-        "| pending SMS | store-only: time (calls) | messages/s | per 10k messages "
+        "Each message has an owner (person id), so each attempt also looks up their opt-outs; each is",
+        "committed on its own. Store-only is the baseline; http POSTs each to a local SmsEndpoint in",
+        "this process. Backlogs smaller than the warranty sizes: at the rates below, one drain of",
+        f"100,000 would take about {100_000 / (backlogs[-1]['messages'] / backlogs[-1]['store_s']) / 60:.0f} min "
+        f"store-only and {100_000 / (backlogs[-1]['messages'] / backlogs[-1]['http_s']) / 60:.0f} min over http, "
+        f"{repeats} of each per size.",
+        "",
+        "| pending SMS | store-only: time (calls, the last sending nothing) | messages/s | per 10k messages "
         "| http to a local SmsEndpoint: time (calls) | messages/s | per 10k messages | http / store time "
         "| added by http, per message | a bare POST to the endpoint |",
         "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",

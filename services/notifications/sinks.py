@@ -10,12 +10,14 @@ enough SMTP for smtplib and keeps each mail as an .eml file. Stopping either is 
 delivery sweep has to ride out.
 """
 import argparse
-import http.server
 import json
 import os
 import socketserver
 import threading
 import time
+# The classes, bound at import: once nameko's web module is imported without eventlet's monkey
+# patching, the module name http.server can resolve to eventlet's green copy, which stalls.
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
 class _Served:
@@ -37,7 +39,7 @@ class SmsEndpoint(_Served):
         self.failures, self.received, self.log_path = failures, [], log_path
         endpoint = self
 
-        class Handler(http.server.BaseHTTPRequestHandler):
+        class Handler(BaseHTTPRequestHandler):
             def do_POST(self):
                 body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
                 ok = endpoint.take(body)
@@ -48,7 +50,7 @@ class SmsEndpoint(_Served):
             def log_message(self, *args):
                 pass
 
-        self.server = http.server.ThreadingHTTPServer((host, port), Handler)
+        self.server = ThreadingHTTPServer((host, port), Handler)
         self.port = self.server.server_address[1]
         self.url = f"http://{host}:{self.port}/send"
 
