@@ -264,8 +264,8 @@ def markdown(sweeps, backlogs, repeats):
         "",
         "## Delivery sweep draining a backlog of pending SMS (`deliver` until it sends nothing)",
         "",
-        "Each message has an owner (person id), so each attempt also looks up their opt-outs; each is",
-        "committed on its own. Store-only is the baseline; http POSTs each to a local SmsEndpoint in",
+        "Each message has an owner (person id), whose opt-outs are looked up once per claimed batch;",
+        "each attempt is committed on its own. Store-only is the baseline; http POSTs each to a local SmsEndpoint in",
         "this process. Backlogs smaller than the warranty sizes: at the rates below, one drain of",
         f"100,000 would take about {100_000 / (backlogs[-1]['messages'] / backlogs[-1]['store_s']) / 60:.0f} min "
         f"store-only and {100_000 / (backlogs[-1]['messages'] / backlogs[-1]['http_s']) / 60:.0f} min over http, "

@@ -386,35 +386,42 @@ class NotificationsService(entrypoints.ServiceBase):
         deadline = time.monotonic() + self.SWEEP_BUDGET_SECONDS
         while True:
             claimed = self._claim_due(now, ids)
-            for message_id in claimed:
-                message = self.uow.session.get(Message, message_id, populate_existing=True)
-                counts[self._attempt(message, now)] += 1
-                self.uow.session.commit()
+            opted_out = self._opted_out({m.person_id for m in claimed if m.person_id})
+            for message in claimed:
+                counts[self._attempt(message, now, opted_out)] += 1
+                self.uow.session.commit()      # each attempt on record before the next send
             if ids is not None or len(claimed) < self.SWEEP_BATCH or time.monotonic() >= deadline:
                 return counts
 
     def _claim_due(self, now, ids):
-        """Claim a batch of due messages: a lease (`next_attempt_at` moved past the sweep, in a
-        short transaction), so that replicas never try the same message at once and one that
-        dies mid-delivery lets it lapse. A claimed message is not due again in this sweep."""
+        """Claim a batch of due messages, in due order: a lease (`next_attempt_at` moved past the
+        sweep, in one short transaction), so that replicas never try the same message at once
+        and one that dies mid-delivery lets it lapse. A claimed message is not due again in this
+        sweep. The claimed messages, loaded."""
         session = self.uow.session
         lease = timedelta(seconds=self.delivery.setting("claim_lease_seconds", 120.0))
-        due = (select(Message.id).where(Message.status.in_(("pending", "failed")),
-                                        Message.next_attempt_at <= now)
+        claimable = (Message.status.in_(("pending", "failed")), Message.next_attempt_at <= now)
+        due = (select(Message.id).where(*claimable)
                .order_by(Message.next_attempt_at, Message.id).limit(self.SWEEP_BATCH))
         if ids is not None:
             due = due.where(Message.id.in_(ids))
         candidates = session.scalars(locking(due, session.get_bind())).all()
-        claimed = [message_id for message_id in candidates if session.execute(
-            update(Message).where(Message.id == message_id,
-                                  Message.status.in_(("pending", "failed")),
-                                  Message.next_attempt_at <= now)
-            .values(next_attempt_at=now + lease)).rowcount]
+        if not candidates:
+            session.commit()
+            return []
+        # Another replica may have claimed some since they were read (SQLite takes no row lock):
+        # only what this UPDATE moved is ours.
+        ours = set(session.scalars(
+            update(Message).where(Message.id.in_(candidates), *claimable)
+            .values(next_attempt_at=now + lease).returning(Message.id),
+            execution_options={"synchronize_session": False}).all())
+        claimed = {m.id: m for m in session.scalars(
+            select(Message).where(Message.id.in_(ours)).execution_options(populate_existing=True))}
         session.commit()
-        return claimed
+        return [claimed[message_id] for message_id in candidates if message_id in claimed]
 
-    def _attempt(self, message, now):
-        if message.person_id and (message.person_id, message.channel) in self._opted_out({message.person_id}):
+    def _attempt(self, message, now, opted_out):
+        if (message.person_id, message.channel) in opted_out:
             message.status, message.next_attempt_at = "skipped", None
             return "skipped"
         try:
