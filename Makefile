@@ -1,5 +1,5 @@
 # propdesk: `make run` sets up this machine and runs everything; `make test` runs every test.
-# See docs/OPERATIONS.md for configuration, ports and logs.
+# See README.md for configuration, ports, scaling, metrics and logs.
 
 SHELL := bash
 .SHELLFLAGS := -euo pipefail -c
@@ -15,6 +15,11 @@ LOG_DIR := var/log
 READY_TIMEOUT ?= 90
 # Passed to the launcher by run/up, e.g. LAUNCH_ARGS="--replicas ticketing=2" or "--only registry,gateway".
 LAUNCH_ARGS ?=
+# DEMO=1: run/up load the demo data (deploy/local/demo.py) once the gateway is ready.
+DEMO ?=
+DEMO_LOAD = $(VENV)/bin/python deploy/local/demo.py --url $(GATEWAY_URL)
+READY = $(VENV)/bin/python -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=2)' \
+	$(GATEWAY_URL)/ready 2>/dev/null
 
 export PROPDESK_GATEWAY_PORT ?= 8000
 export PROPDESK_JWT_SECRET ?= dev-secret-change-me-at-least-32-bytes
@@ -23,12 +28,13 @@ GATEWAY_URL := http://127.0.0.1:$(PROPDESK_GATEWAY_PORT)
 # `make run` and `make up` work on SQLite alone; the tests need PostgreSQL as well.
 run up: BROKER_FLAGS := --postgres-optional
 
-.PHONY: help venv install broker migrate run up down test bench
+.PHONY: help venv install broker migrate run up down demo test bench
 
 help:
 	@echo "make run      set up everything and run every service in the foreground"
 	echo "make test     the whole test suite (ARGS='-k ticket -x' to narrow it)"
 	echo "make up/down  start/stop the same system in the background (logs in $(LOG_DIR)/)"
+	echo "make demo     load the demo data into the running system (or: make run DEMO=1)"
 	echo "make install | broker | migrate | bench"
 
 venv install: $(INSTALLED)
@@ -53,6 +59,9 @@ run: install broker migrate
 	echo "a token:    $(VENV)/bin/propdesk-token --sub alice --role agent --sites 001"
 	echo "Ctrl-C stops every service."
 	echo
+	if [[ -n "$(DEMO)" ]]; then
+		( until $(READY); do sleep 1; done; $(DEMO_LOAD) ) &
+	fi
 	exec $(LAUNCH) $(LAUNCH_ARGS)
 
 up: install broker migrate
@@ -65,8 +74,7 @@ up: install broker migrate
 		echo "propdesk starting (launcher pid $$!, logs in $(LOG_DIR)/)"
 	fi
 	deadline=$$((SECONDS + $(READY_TIMEOUT)))
-	until $(VENV)/bin/python -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=2)' \
-			$(GATEWAY_URL)/ready 2>/dev/null; do
+	until $(READY); do
 		if ! kill -0 "$$(cat $(PID_FILE))" 2>/dev/null; then
 			rm -f $(PID_FILE)
 			tail -n 30 $(LOG_DIR)/*.log
@@ -82,6 +90,10 @@ up: install broker migrate
 		sleep 1
 	done
 	echo "propdesk is up: $(GATEWAY_URL)/api/v1   (JWT secret: $(PROPDESK_JWT_SECRET))"
+	if [[ -n "$(DEMO)" ]]; then $(DEMO_LOAD); fi
+
+demo: install
+	@$(DEMO_LOAD)
 
 down:
 	@if [[ ! -f $(PID_FILE) ]]; then echo "propdesk is not running (no $(PID_FILE))"; exit 0; fi
