@@ -35,11 +35,24 @@ def bound_database():
 
 
 @pytest.fixture
-def notifications_db(db_url):
-    """notifications' schema on SQLite and PostgreSQL, for its tests without a broker."""
-    engine = make_engine(migrated("notifications", db_url))
-    yield engine
-    engine.dispose()
+def migrated_engine(db_url):
+    """`migrated_engine(service)`: an engine on the test's database (SQLite and PostgreSQL) with
+    `service`'s schema upgraded to its newest migration; disposed after the test."""
+    engines = []
+
+    def make(service):
+        engines.append(make_engine(migrated(service, db_url)))
+        return engines[-1]
+
+    yield make
+    for engine in engines:
+        engine.dispose()
+
+
+@pytest.fixture
+def notifications_db(migrated_engine):
+    """notifications' schema, for its tests without a broker."""
+    return migrated_engine("notifications")
 
 
 @pytest.fixture

@@ -9,8 +9,6 @@ from sqlalchemy.orm import Session
 
 from services.billing import books, domain
 from services.billing.storage import Invoice, Unit
-from services.common.db import make_engine
-from tests.infra import migrated
 
 NOW = datetime(2026, 11, 23, 2, tzinfo=timezone.utc)
 SINCE_DATES = [date(2025, 1, 31), date(2025, 2, 28), date(2025, 8, 31), date(2025, 11, 30),
@@ -19,11 +17,9 @@ SINCE_DATES = [date(2025, 1, 31), date(2025, 2, 28), date(2025, 8, 31), date(202
 
 
 @pytest.fixture
-def session(db_url):
-    engine = make_engine(migrated("billing", db_url))
-    with Session(engine) as session:
+def session(migrated_engine):
+    with Session(migrated_engine("billing")) as session:
         yield session
-    engine.dispose()
 
 
 def unit(code, major=False, area_centi=8950, usage="residential"):

@@ -38,6 +38,11 @@ def late_fee_rate(session, site):
     return schedule.late_fee_daily_rate if schedule else domain.DEFAULT_LATE_FEE_DAILY_RATE
 
 
+def late_fee_rates(session, sites):
+    """{site: its daily late-fee rate} for each of `sites`."""
+    return {site: late_fee_rate(session, site) for site in set(sites)}
+
+
 def _insert(session):
     return (postgresql.insert if session.bind.dialect.name == "postgresql" else sqlite.insert)
 

@@ -202,7 +202,7 @@ class BillingService(entrypoints.ServiceBase):
         both go in the same order, so neither waits on the other in a circle."""
         session = self.uow.session
         candidates = session.execute(books.due_for_a_step(as_of)).all()
-        rates = {site: books.late_fee_rate(session, site) for site in {row.site for row in candidates}}
+        rates = books.late_fee_rates(session, (row.site for row in candidates))
         session.rollback()
         steps = 0
         for start in range(0, len(candidates), STEP_BATCH):
@@ -346,7 +346,7 @@ class BillingService(entrypoints.ServiceBase):
         invoice), written to the outbox together: the bill its owner is sent (000)."""
         session = self.uow.session
         issued = books.issued(session, which)
-        rates = {site: books.late_fee_rate(session, site) for site in {i.site for i, _ in issued}}
+        rates = books.late_fee_rates(session, (invoice.site for invoice, _ in issued))
         self.uow.add_events("billing.invoice_issued", [
             (invoice_issued(invoice, lines, rates[invoice.site]), invoice.site)
             for invoice, lines in issued])

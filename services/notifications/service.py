@@ -9,6 +9,7 @@ from prometheus_client import Counter
 from sqlalchemy import delete, false, insert, or_, select, update
 
 from services.common import entrypoints
+from services.common.auth import STAFF_ROLES
 from services.common.calendar import DEFAULT_TZ, shift_months, zone
 from services.common.contracts import load_event
 from services.common.clock import as_utc
@@ -236,8 +237,7 @@ class NotificationsService(entrypoints.ServiceBase):
 
     def _require_staff(self, action):
         identity = self.caller.identity
-        if identity.is_resident:
-            raise Forbidden(f"residents may not {action}", {"action": action})
+        identity.require_role(action, *STAFF_ROLES)
         return identity
 
     def _as_of(self, as_of):

@@ -7,19 +7,16 @@ import requests
 from nameko.containers import ServiceContainer
 from sqlalchemy.orm import Session
 
-from services.common.db import make_engine
 from services.gateway.service import GatewayService
 from services.gateway.tests.support import SECRET
 from tests.infra import Vhost, free_port, migrated, sqlite_url
 
 
 @pytest.fixture
-def db_session(db_url):
+def db_session(migrated_engine):
     """A session on a migrated gateway database, on SQLite and on PostgreSQL."""
-    engine = make_engine(migrated("gateway", db_url))
-    with Session(engine) as session:
+    with Session(migrated_engine("gateway")) as session:
         yield session
-    engine.dispose()
 
 
 @pytest.fixture(scope="session")
