@@ -7,12 +7,8 @@ from nameko.extensions import DependencyProvider
 
 from services.common.errors import Forbidden
 from services.common.logs import bind_correlation_id
+from services.common.roles import ROLES, STAFF as STAFF_ROLES  # noqa: F401 (re-exported)
 
-ROLES = (
-    "resident", "agent", "technician", "supervisor", "quality_supervisor",
-    "manager", "hq", "legal", "ops_admin",
-)
-STAFF_ROLES = tuple(r for r in ROLES if r != "resident")
 ALL_SITES = "*"
 
 IDENTITY_KEY = "identity"
