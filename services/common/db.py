@@ -19,7 +19,6 @@ from datetime import timedelta, timezone
 
 import eventlet
 from eventlet.queue import Empty, LightQueue
-from nameko.amqp.publish import Publisher
 from nameko.constants import AMQP_URI_CONFIG_KEY
 from nameko.events import get_event_exchange
 from nameko.extensions import DependencyProvider
@@ -37,6 +36,7 @@ from services.common.auth import CallContext
 from services.common.clock import as_utc, utcnow
 from services.common.errors import ValidationFailed
 from services.common.metrics import metric
+from services.common.publish import ConfirmedPublisher, NotConfirmed
 
 log = logging.getLogger(__name__)
 
@@ -234,8 +234,8 @@ class OutboxRelay:
         # one batch, short enough that a crashed relay's events go out soon after a restart.
         # A slow relay overtaken after it is only duplicates events, which receivers ignore.
         self.lease = timedelta(seconds=float(config.get("OUTBOX_LEASE_SECONDS", 10)))
-        self.publisher = Publisher(config[AMQP_URI_CONFIG_KEY], use_confirms=True)
-        self.exchange = get_event_exchange(service, config)
+        self.publisher = ConfirmedPublisher(config[AMQP_URI_CONFIG_KEY],
+                                            get_event_exchange(service, config))
         self.wakeups = LightQueue(maxsize=1)
         self.thread = None
         self.published = metric(service, "outbox_published", lambda registry: Counter(
@@ -252,6 +252,7 @@ class OutboxRelay:
         if self.thread is not None:
             self.thread.kill()
             self.thread = None
+        self.publisher.close()
 
     def kick(self):
         if self.wakeups.empty():
@@ -290,17 +291,18 @@ class OutboxRelay:
         claim, rows = self._claim_batch()
         sent = []
         try:
-            for row in rows:
-                self.publisher.publish(
-                    row.body, exchange=self.exchange,
-                    routing_key=row.event.split(".", 1)[1], declare=[self.exchange],
-                    extra_headers={"nameko.correlation_id": row.body.get("correlation_id") or ""},
-                )
-                sent.append(row.id)
+            self.publisher.publish([
+                (row.body, row.event.split(".", 1)[1],
+                 {"nameko.correlation_id": row.body.get("correlation_id") or ""})
+                for row in rows])
+            sent = [row.id for row in rows]
+        except NotConfirmed as exc:
+            sent = [row.id for row in rows[:exc.confirmed]]
+            raise
         finally:
             if rows:
                 self._settle(claim, sent)
-        self.published.inc(len(sent))
+            self.published.inc(len(sent))
         return len(sent)
 
     def prune(self, now):
