@@ -5,8 +5,10 @@
 
 Each process gets WEB_SERVER_ADDRESS=<host>:<port> (its /metrics; the gateway's API). Output is
 prefixed with the process name, or written to <logdir>/<name>.log. SIGINT/SIGTERM stop every
-process gracefully (a second signal kills them); if one dies on its own, the others are stopped
-and the launcher exits non-zero, naming it. Standard library only.
+process gracefully (a second signal kills them). A process that dies on its own (a crash, a
+kill -9, a broker outage it could not ride out) is started again after a back-off that doubles
+from 1 s to 30 s and resets once it has stayed up a minute, as Kubernetes restarts a pod; the
+others keep running. Standard library only.
 """
 import argparse
 import os
@@ -27,6 +29,10 @@ METRICS_PORTS = {"registry": 8101, "ticketing": 8102, "notifications": 8103,
 REPLICA_PORT_STEP = 10
 # How long nameko may take to finish running workers before it is killed.
 STOP_GRACE_SECONDS = 20
+# A crashed process waits this long before its restart, doubled after each crash in a row.
+RESTART_BACKOFF_SECONDS = (1, 30)
+# Up this long, a process counts as healthy again: its next crash waits the shortest back-off.
+HEALTHY_AFTER_SECONDS = 60
 
 
 def port_of(service, replica):
@@ -49,10 +55,16 @@ class Supervisor:
     def __init__(self, config, host, logdir):
         self.config, self.host, self.logdir = config, host, logdir
         self.children = {}  # name -> Popen
+        self.specs = {}     # name -> (service, port), to start it again
+        self.started_at = {}
+        self.crashes = {}   # name -> crashes in a row
+        self.restart_at = {}  # name -> monotonic time a crashed process is started again
         self.relays = []
         self.stopping = None  # monotonic time the stop began
 
     def start(self, name, service, port):
+        self.specs[name] = (service, port)
+        self.started_at[name] = time.monotonic()
         nameko = os.path.join(os.path.dirname(sys.executable), "nameko")
         command = [nameko, "run", "--config", self.config, f"services.{service}.service"]
         env = dict(os.environ, WEB_SERVER_ADDRESS=f"{self.host}:{port}", PYTHONUNBUFFERED="1")
@@ -89,26 +101,36 @@ class Supervisor:
                 child.send_signal(signum)
 
     def supervise(self):
-        """Wait until every child has exited; the exit status of the launcher."""
-        failed = []
+        """Restart what crashes until a stop is asked for, then wait until every child has
+        exited; the exit status of the launcher."""
+        while self.stopping is None:
+            self._restart_crashed(time.monotonic())
+            time.sleep(0.2)
         while any(child.poll() is None for child in self.children.values()):
-            if self.stopping is None:
-                failed = [(n, c.returncode) for n, c in self.children.items() if c.poll() is not None]
-                if failed:
-                    for name, code in failed:
-                        say(f"{name} exited unexpectedly with status {code}; stopping the others")
-                    self.stop()
-            elif time.monotonic() - self.stopping > STOP_GRACE_SECONDS:
+            if time.monotonic() - self.stopping > STOP_GRACE_SECONDS:
                 say(f"still running after {STOP_GRACE_SECONDS}s: killing")
                 self._signal_all(signal.SIGKILL)
             time.sleep(0.2)
-        if self.stopping is None:  # all of them exited before any stop was asked for
-            failed = [(n, c.returncode) for n, c in self.children.items()]
-            for name, code in failed:
-                say(f"{name} exited unexpectedly with status {code}")
         for relay in self.relays:  # the last lines each child wrote
             relay.join(timeout=1)
-        return 1 if failed else 0
+        return 0
+
+    def _restart_crashed(self, now):
+        for name, child in list(self.children.items()):
+            if child.poll() is None:
+                if now - self.started_at[name] >= HEALTHY_AFTER_SECONDS:
+                    self.crashes.pop(name, None)
+                continue
+            if name not in self.restart_at:
+                crashes = self.crashes[name] = self.crashes.get(name, 0) + 1
+                first, cap = RESTART_BACKOFF_SECONDS
+                delay = min(cap, first * 2 ** (crashes - 1))
+                self.restart_at[name] = now + delay
+                say(f"{name} exited unexpectedly with status {child.returncode}; "
+                    f"restarting in {delay} s (crash {crashes} in a row)")
+            elif now >= self.restart_at[name]:
+                del self.restart_at[name]
+                self.start(name, *self.specs[name])
 
 
 def say(message):
@@ -153,7 +175,7 @@ def main(argv=None):
         if supervisor.stopping is None:
             supervisor.start(name, service, port)
     status = supervisor.supervise()
-    say("stopped" if status == 0 else "stopped after a failure")
+    say("stopped")
     return status
 
 
