@@ -145,6 +145,33 @@ def test_walkthrough_from_a_new_site_to_a_closed_repair(system):
     assert (shown["callback"]["satisfaction"], shown["callback"]["by"]) == (5, AGENT)
 
 
+def window(day):
+    return {"start": f"2026-11-{day}T09:00:00+08:00", "end": f"2026-11-{day}T11:00:00+08:00"}
+
+
+def test_an_appointment_at_dispatch_and_two_missed_ones_escalate_the_repair_once(system, people):
+    """Appointments carry instants, which the ticket and its history keep as JSON (issue 17)."""
+    desk = staff(system, "agent")
+    tid = open_repair(system)["id"]
+    dispatched = desk.post(f"/tickets/{tid}/dispatch",
+                           {"assignee": TECHNICIAN, "appointment": window(24)})
+    assert dispatched.status_code == 200, dispatched.text
+    assert dispatched.json()["appointment"] == window(24)
+    for day in (25, 26):
+        moved = desk.post(f"/tickets/{tid}/reschedule",
+                          {"appointment": window(day), "missed": True, "reason": "技工未到"})
+        assert moved.status_code == 200, moved.text
+
+    shown = desk.get(f"/tickets/{tid}").json()
+    assert (shown["reschedules"], shown["missed_appointments"]) == (2, 2)
+    assert shown["escalated"] and shown["appointment"] == window(26)
+    history = shown["history"]
+    assert [step["action"] for step in history].count("escalate") == 1
+    rescheduled = [step for step in history if step["action"] == "reschedule"]
+    assert [(step["note"], step["data"]) for step in rescheduled] == [
+        ("技工未到", {"appointment": window(day), "missed": True}) for day in (25, 26)]
+
+
 def test_a_call_without_a_valid_token_is_401(system, people):
     anonymous = system.client()
     assert_problem(anonymous.get("/tickets", site=SITE), 401, "unauthorized")

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
 
-from services.common.contracts import DEFAULT_LATE_FEE_DAILY_RATE  # 0.03 % a day (SPEC §4)
+from services.common.money import DEFAULT_LATE_FEE_DAILY_RATE  # 0.03 % a day (SPEC §4)
 
 CENT = Decimal("0.01")
 DEFAULT_DUE_DAY = 15

@@ -1,7 +1,6 @@
-"""Time is injected: domain code takes `now` as an argument, services get it from `Clock`."""
+"""Time is injected: domain code takes `now` as an argument, services get it from
+`services.common.entrypoints.Clock`. Standard library only: domains import it."""
 from datetime import datetime, timezone
-
-from nameko.extensions import DependencyProvider
 
 
 def utcnow():
@@ -21,10 +20,3 @@ def as_utc(instant):
 def iso(instant):
     return None if instant is None else as_utc(instant).isoformat()
 
-
-class Clock(DependencyProvider):
-    """`self.clock()` is the current UTC instant. Tests replace it (worker_factory /
-    replace_dependencies) to run SLA and ladder rules at an exact moment."""
-
-    def get_dependency(self, worker_ctx):
-        return utcnow

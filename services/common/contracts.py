@@ -6,12 +6,12 @@ before it writes the outbox row; a receiver loads it with the same schema. A bre
 adds a new version and keeps the old one until no sender uses it.
 """
 import uuid
-from decimal import Decimal
 from functools import lru_cache
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
 
 from services.common.errors import ValidationFailed
+from services.common.money import DEFAULT_LATE_FEE_DAILY_RATE
 
 SITE_CODE = validate.Regexp(r"^\d{3}$", error="site code is 3 digits")
 UNIT_CODE = validate.Regexp(
@@ -76,8 +76,6 @@ class UnitChangedV1(Schema):
 
 
 MONEY = dict(as_string=True, places=2)
-# The late fee (违约金) a day on overdue principal, where a site's fee schedule sets none (SPEC §4).
-DEFAULT_LATE_FEE_DAILY_RATE = Decimal("0.0003")
 
 
 def late_fee_daily_rate():

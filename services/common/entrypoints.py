@@ -1,13 +1,29 @@
 """What every propdesk Nameko service exposes besides its own entrypoints: `ping` and `echo`
-over RPC (readiness checks and the bench baseline) and `/metrics` over HTTP."""
+over RPC (readiness checks and the bench baseline) and `/metrics` over HTTP.
+
+Every process (each service and the gateway) imports this module before it makes or answers an
+RPC, so it is where the shared errors are registered to cross RPC as themselves."""
 from marshmallow import ValidationError
+from nameko.exceptions import deserialize_to_instance
+from nameko.extensions import DependencyProvider
 from nameko.rpc import rpc
 from nameko.web.handlers import http
 
 from services.common.auth import Caller
-from services.common.clock import Clock
-from services.common.errors import EXPECTED, ValidationFailed
+from services.common.clock import utcnow
+from services.common.errors import CROSSING_RPC, EXPECTED, ValidationFailed
 from services.common.metrics import Metrics
+
+for _error in CROSSING_RPC:
+    deserialize_to_instance(_error)
+
+
+class Clock(DependencyProvider):
+    """`self.clock()` is the current UTC instant. Tests replace it (worker_factory /
+    replace_dependencies) to run SLA and ladder rules at an exact moment."""
+
+    def get_dependency(self, worker_ctx):
+        return utcnow
 
 
 class ServiceBase:

@@ -1,5 +1,5 @@
-"""Registry rules (SPEC §1): property codes, masking of personal data, who may read it, the
-warranty and the move-in (000)."""
+"""Registry rules (SPEC §1): property codes, who may read personal data in full (the masking
+itself is services.common.privacy), the warranty and the move-in (000)."""
 import re
 from datetime import date
 
@@ -27,24 +27,6 @@ def site_of_unit(code):
 def building_of_unit(code):
     """Project + group + building: the residents who share a lobby."""
     return code[:6]
-
-
-def mask_phone(phone):
-    """138****1234: enough to recognise, not enough to dial."""
-    if not phone:
-        return phone
-    digits = phone.strip()
-    if len(digits) < 7:
-        return "*" * len(digits)
-    return digits[:3] + "*" * (len(digits) - 7) + digits[-4:]
-
-
-def mask_id_number(id_number):
-    if not id_number:
-        return id_number
-    if len(id_number) <= 8:
-        return "*" * len(id_number)
-    return id_number[:4] + "*" * (len(id_number) - 8) + id_number[-4:]
 
 
 WARRANTY_YEARS = 2

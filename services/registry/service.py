@@ -6,7 +6,7 @@ from services.common.calendar import zone
 from services.common.contracts import load_event
 from services.common.db import Database, new_id, paginate, within_sites
 from services.common.errors import Conflict, NotFound, ValidationFailed
-from services.common import entrypoints
+from services.common import entrypoints, privacy
 from services.common.entrypoints import command, load
 from services.registry import domain
 from services.registry.schemas import (
@@ -238,8 +238,8 @@ class RegistryService(entrypoints.ServiceBase):
             "assistant": _assistant(unit), "people": []})
         out["people"] = [{
             "id": p.id, "name": p.name, "relation": relation, "major_customer": p.major_customer,
-            "phone": domain.mask_phone(p.phone), "email": p.email,
-            "id_number": domain.mask_id_number(p.id_number),
+            "phone": privacy.mask_phone(p.phone), "email": p.email,
+            "id_number": privacy.mask_id_number(p.id_number),
         } for p, relation in people]
         return out
 

@@ -6,9 +6,11 @@ from datetime import date, datetime
 from decimal import Decimal
 
 from services.common import calendar
+from services.common.casefile import CaseFile
 from services.common.clock import as_utc
-from services.common.casefile import CaseFile, Transition
-from services.common.errors import Conflict, Forbidden, IllegalTransition
+from services.common.errors import Conflict
+from services.common.roles import DESK, GATE, INSPECTORS, MANAGERS, PATROLLERS  # noqa: F401 (GATE: service.py)
+from services.common.workflow import Transition, Workflow
 
 # -- the review table (001 ch.4 §6: nine kinds of work that are not registered) -------------
 NEVER = "never"
@@ -52,12 +54,7 @@ DOCUMENTS = {**REQUIRED_DOCUMENTS, UTILITY_DRAWINGS: "水电气改动设计",
 STATUSES = ("submitted", "approved", "rejected", "permitted", "inspection_requested",
             "rectifying", "passed", "closed")
 
-DESK = ("agent", "supervisor", "manager", "hq", "ops_admin")
-FIELD = ("agent", "technician", "supervisor", "manager", "ops_admin")
-REVIEWERS = ("manager",)       # only a manager approves renovations (SPEC §7)
-INSPECTORS = ("supervisor", "manager")
 CREATORS = DESK
-GATE = ("agent", "technician", "supervisor", "quality_supervisor", "manager", "hq", "ops_admin")
 
 # The deadlines whose breach is alerted (renovation.sla_breached); `rectify` is escalated to the
 # authorities instead (001 ch.5 §4 1.5.2 拒不整改,报请政府相关主管部门).
@@ -133,16 +130,22 @@ def rule_violations(work_items, approvals):
     return list(dict.fromkeys(violations))
 
 
-TRANSITIONS = {t.action: t for t in (
-    Transition("review", ("submitted",), None, REVIEWERS),
-    Transition("sign", ("approved",), None, DESK),
-    Transition("patrol", ("permitted", "rectifying", "inspection_requested"), None, FIELD),
-    Transition("violation", ("permitted", "rectifying", "inspection_requested"), None, FIELD),
-    Transition("rectified", ("permitted", "rectifying", "inspection_requested"), None, FIELD),
+UNDER_WORK = ("permitted", "rectifying", "inspection_requested")
+
+# A site manager approves renovations (SPEC §7), and head office may do whatever a manager may.
+WORKFLOW = Workflow(
+    "renovation",
+    Transition("review", ("submitted",), None, MANAGERS),
+    Transition("sign", ("approved",), None, DESK,
+               guard=lambda renovation: renovation.agreement_signed_at is None),
+    Transition("patrol", UNDER_WORK, None, PATROLLERS),
+    Transition("violation", UNDER_WORK, None, PATROLLERS),
+    Transition("rectified", UNDER_WORK, None, PATROLLERS,
+               guard=lambda renovation: bool(renovation.open_violations())),
     Transition("request-inspection", ("permitted", "rectifying"), "inspection_requested", DESK),
     Transition("inspect", ("inspection_requested",), None, INSPECTORS),
     Transition("close", ("passed",), "closed", DESK),
-)}
+)
 
 
 @dataclass
@@ -209,44 +212,16 @@ class Renovation(CaseFile):
             submitted_at, policy.review_working_days, timezone))
         renovation._record(now, by, role, "submit", data={
             "submitted_at": submitted_at.isoformat(), "rule_violations": renovation.rule_violations})
-        renovation._refresh_due()
+        renovation.refresh_due()
         return renovation
 
     # -- what may happen next ------------------------------------------------------------
 
+    workflow = WORKFLOW
+
     @property
     def renovation_policy(self):
         return RenovationPolicy.from_dict(self.policy)
-
-    def allowed_actions(self, role=None):
-        return [t.action for t in TRANSITIONS.values()
-                if self._state_allows(t) and (role is None or role in t.roles)]
-
-    def _state_allows(self, transition):
-        if self.status not in transition.sources:
-            return False
-        if transition.action == "sign":
-            return self.agreement_signed_at is None
-        if transition.action == "rectified":
-            return bool(self.open_violations())
-        return True
-
-    def _check(self, action, role):
-        transition = TRANSITIONS.get(action)
-        if transition is None or not self._state_allows(transition):
-            raise IllegalTransition.build(action, self.status, self.allowed_actions(role), "renovation")
-        if role not in transition.roles:
-            raise Forbidden(f"role {role} may not {action} a renovation",
-                            {"action": action, "allowed_roles": list(transition.roles)})
-        return transition
-
-    def apply(self, action, data, *, now, by, role):
-        transition = self._check(action, role)
-        getattr(self, "_" + action.replace("-", "_"))(data, now=now, by=by, role=role)
-        if transition.target:
-            self.status = transition.target
-        self._refresh_due()
-        return self
 
     # -- review and fees (001 ch.4 §6 审核; ch.5 §4 1.3 办理开工手续) ------------------------
 
@@ -300,7 +275,7 @@ class Renovation(CaseFile):
         self._record(now, "billing", "system", "fees-paid",
                      data={"invoice_id": invoice_id, "amount": str(amount)})
         self._issue_when_ready(now)
-        self._refresh_due()
+        self.refresh_due()
 
     def _issue_when_ready(self, now):
         """施工许可证 and 施工人员出入证 (001 ch.5 §4 1.3), valid for the planned dates."""
@@ -434,7 +409,7 @@ class Renovation(CaseFile):
 
     # -- bookkeeping ---------------------------------------------------------------------
 
-    def _refresh_due(self):
+    def refresh_due(self):
         """The earliest instant the sweep must look at this application again."""
         if self.status in ("rejected", "closed"):
             self.next_due_at = None
@@ -445,9 +420,6 @@ class Renovation(CaseFile):
         dues += [datetime.fromisoformat(v["rectify_by"]) for v in self.open_violations()
                  if v["escalated_at"] is None]
         self.next_due_at = min(dues, default=None)
-
-    def refresh(self):
-        self._refresh_due()
 
     def _contact(self):
         return {"name": self.applicant.get("name"), "phone": self.applicant.get("phone")}

@@ -1,9 +1,9 @@
 """Renovation's commands and answers, used by the service and by the gateway (validation, OpenAPI)."""
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from services.common.casefile import HistoryEntryOut
 from services.common.contracts import SITE_CODE, UNIT_CODE
-from services.registry.domain import mask_id_number
+from services.common.privacy import mask_id_number
+from services.common.schemas import HistoryEntryOut
 from services.renovation.domain import APPROVALS, DOCUMENTS, STATUSES, WORK_ITEMS
 
 PHONE = validate.Regexp(r"^\+?\d{7,15}$", error="phone is 7-15 digits")

@@ -171,7 +171,7 @@ class RenovationService(entrypoints.ServiceBase):
                 renovation.record_breach(deadline, due_at, now=now)
                 taken["breaches"].append({"renovation_id": renovation.id, "deadline": deadline,
                                           "due_at": due_at.isoformat()})
-        renovation.refresh()
+        renovation.refresh_due()
         self._record_events(renovation)
         self.uow.commit()
         for name, steps in taken.items():

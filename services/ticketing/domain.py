@@ -6,9 +6,11 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 from services.common import calendar
+from services.common.casefile import CaseFile, json_safe
 from services.common.clock import as_utc
-from services.common.casefile import CaseFile, Transition
-from services.common.errors import Forbidden, IllegalTransition
+from services.common.errors import Forbidden
+from services.common.roles import DESK, HANDLERS, MANAGERS, TECHNICIANS
+from services.common.workflow import Transition, Workflow
 
 KINDS = ("repair", "complaint", "inquiry", "suggestion")
 CHANNELS = ("front_desk", "phone", "web", "app", "email", "letter")
@@ -25,16 +27,11 @@ STATUSES = {
     "inquiry": ("received", "closed"),
     "suggestion": ("received", "forwarded", "decided", "closed"),
 }
-REPAIR_STATUSES = STATUSES["repair"]
 FINAL_STATUSES = ("closed", "cancelled", "invalid")
 DROPPED_STATUSES = ("cancelled", "invalid")   # their deadlines lapse; a closed ticket's revisit stays
 OPEN_STATUSES = tuple(sorted({s for kind in STATUSES.values() for s in kind} - set(FINAL_STATUSES)))
 
-DESK = ("agent", "supervisor", "manager", "hq", "ops_admin")
-FIELD = ("technician", "supervisor", "manager", "ops_admin")
-CREATORS = DESK + ("resident", "quality_supervisor")
-HANDLERS = ("supervisor", "quality_supervisor", "manager", "hq", "ops_admin")
-MANAGERS = ("manager", "hq", "ops_admin")
+CREATORS = (*DESK, "resident", "quality_supervisor")
 
 # 处理权限 (001 ch.4 §2): the most each role may promise; None = no cap (site manager and up).
 COMPENSATION_CAPS = {"agent": Decimal("0"), "supervisor": Decimal("1000"),
@@ -84,54 +81,80 @@ class SlaPolicy:
         return SlaPolicy(**{**asdict(self), **changes}), loosened
 
 
-RepairPolicy = SlaPolicy
-
-
 def policy_fields():
     return [f.name for f in dataclass_fields(SlaPolicy)]
 
 
-def _table(*transitions):
-    return {t.action: t for t in transitions}
+def _callback_awaited(second):
+    """The callback, or once the ticket is closed, the one more that `second` names (the
+    repair's second callback, the complaint's revisit)."""
+    def guard(ticket):
+        if ticket.status == "closed":
+            return ticket.callback is not None and ticket.second_callback is None \
+                and second in ticket.deadlines
+        return ticket.callback is None
+    return guard
+
+
+def _pending(deadline):
+    return lambda ticket: ticket.deadline_pending(deadline)
+
+
+def _called_back(ticket):
+    return ticket.callback is not None
+
+
+def _extension_pending(ticket):
+    return bool((ticket.extension or {}).get("pending"))
 
 
 TRANSITIONS = {
-    "repair": _table(
+    "repair": Workflow(
+        "repair",
         Transition("dispatch", ("received",), "dispatched", DESK),
-        Transition("reschedule", ("received", "dispatched"), None, DESK + FIELD),
-        Transition("arrive", ("dispatched",), "on_site", FIELD),
-        Transition("complete", ("on_site",), "completed", FIELD),
+        Transition("reschedule", ("received", "dispatched"), None, (*DESK, "technician")),
+        Transition("arrive", ("dispatched",), "on_site", TECHNICIANS),
+        Transition("complete", ("on_site",), "completed", TECHNICIANS),
         # the technician reports a common-area repair back the same day (a callback that
         # reaches the reporter does too)
-        Transition("reply", ("completed", "closed"), None, FIELD),
-        Transition("record-callback", ("completed", "closed"), None, DESK),
-        Transition("close", ("completed",), "closed", DESK),
-        Transition("reopen", ("closed",), "received", DESK),
+        Transition("reply", ("completed", "closed"), None, TECHNICIANS, guard=_pending("reply")),
+        Transition("record-callback", ("completed", "closed"), None, DESK,
+                   guard=_callback_awaited("second_callback")),
+        Transition("close", ("completed",), "closed", DESK, guard=_called_back),
+        Transition("reopen", ("closed",), "received", DESK,
+                   guard=lambda ticket: ticket.completed_at is not None),
         Transition("cancel", ("received", "dispatched"), "cancelled", DESK),
     ),
-    "complaint": _table(
-        Transition("acknowledge", ("received", "routed"), None, DESK),
+    "complaint": Workflow(
+        "complaint",
+        Transition("acknowledge", ("received", "routed"), None, DESK,
+                   guard=_pending("acknowledge")),
         Transition("route", ("received",), "routed", DESK),
-        Transition("assess", ("received", "routed"), None, HANDLERS),
-        Transition("answer", ("received", "routed"), None, HANDLERS + ("agent",)),
-        Transition("request-extension", ("routed",), None, HANDLERS + ("agent",)),
-        Transition("approve-extension", ("routed",), None, MANAGERS),
-        Transition("resolve", ("routed",), "resolved", HANDLERS + ("agent",)),
-        Transition("reply", ("resolved",), "replied", DESK + ("quality_supervisor",)),
-        Transition("record-callback", ("resolved", "replied", "closed"), None, DESK + ("quality_supervisor",)),
-        Transition("close", ("replied",), "closed", DESK + ("quality_supervisor",)),
+        Transition("assess", ("received", "routed"), None, HANDLERS,
+                   guard=lambda ticket: ticket.valid is None),
+        Transition("answer", ("received", "routed"), None, (*HANDLERS, "agent"),
+                   guard=_pending("answer")),
+        Transition("request-extension", ("routed",), None, (*HANDLERS, "agent"),
+                   guard=lambda ticket: not _extension_pending(ticket)),
+        Transition("approve-extension", ("routed",), None, MANAGERS, guard=_extension_pending),
+        Transition("resolve", ("routed",), "resolved", (*HANDLERS, "agent")),
+        Transition("reply", ("resolved",), "replied", (*DESK, "quality_supervisor")),
+        Transition("record-callback", ("resolved", "replied", "closed"), None,
+                   (*DESK, "quality_supervisor"), guard=_callback_awaited("revisit")),
+        Transition("close", ("replied",), "closed", (*DESK, "quality_supervisor"),
+                   guard=_called_back),
     ),
-    "inquiry": _table(
-        Transition("answer", ("received",), "closed", DESK + ("quality_supervisor", "technician")),
+    "inquiry": Workflow(
+        "inquiry",
+        Transition("answer", ("received",), "closed", (*DESK, "quality_supervisor", "technician")),
     ),
-    "suggestion": _table(
+    "suggestion": Workflow(
+        "suggestion",
         Transition("forward", ("received",), "forwarded", DESK),
         Transition("decide", ("forwarded",), "decided", HANDLERS),
-        Transition("reply", ("decided",), "closed", DESK + ("quality_supervisor",)),
+        Transition("reply", ("decided",), "closed", (*DESK, "quality_supervisor")),
     ),
 }
-REPAIR_TRANSITIONS = TRANSITIONS["repair"]
-ACTIONS = sorted({a for table in TRANSITIONS.values() for a in table})
 
 
 @dataclass
@@ -211,11 +234,11 @@ class Ticket(CaseFile):
             id=id, code=code, site=site, timezone=timezone, channel=channel,
             description=description, first_contact_owner=first_contact_owner, unit=unit,
             reporter=reporter, priority=priority, scope=scope, important=important,
-            appointment=appointment, fee=None if fee is None else str(Decimal(fee)))
+            appointment=json_safe(appointment), fee=None if fee is None else str(Decimal(fee)))
         if priority == "urgent":
             ticket._set_deadline("dispatch", calendar.add_minutes(
                 received_at, policy.urgent_dispatch_minutes))
-        ticket._refresh_due()
+        ticket.refresh_due()
         return ticket
 
     @classmethod
@@ -244,7 +267,7 @@ class Ticket(CaseFile):
             ticket._record(now, "system", "system", "escalate",
                            note="joint complaint: severity A, escalated to head office the same day",
                            data={"to": "hq", "complainants": complainants})
-        ticket._refresh_due()
+        ticket.refresh_due()
         return ticket
 
     @classmethod
@@ -259,7 +282,7 @@ class Ticket(CaseFile):
             reporter=reporter)
         if reply_by is not None:
             ticket._set_deadline("answer", reply_by)
-        ticket._refresh_due()
+        ticket.refresh_due()
         return ticket
 
     @classmethod
@@ -273,7 +296,7 @@ class Ticket(CaseFile):
         ticket._set_deadline("forward", calendar.add_hours(received_at, policy.forward_hours))
         ticket._set_deadline("reply", calendar.add_days(received_at, policy.suggestion_reply_days,
                                                         timezone))
-        ticket._refresh_due()
+        ticket.refresh_due()
         return ticket
 
     # -- what may happen next ------------------------------------------------------------
@@ -282,62 +305,14 @@ class Ticket(CaseFile):
     def sla_policy(self):
         return SlaPolicy.from_dict(self.policy)
 
-    repair_policy = sla_policy
-
-    def allowed_actions(self, role=None):
-        """Actions valid in the current state (for this role, when given)."""
-        return [t.action for t in TRANSITIONS[self.kind].values()
-                if self._state_allows(t) and (role is None or role in t.roles)]
-
-    def _state_allows(self, transition):
-        action = transition.action
-        if self.status not in transition.sources:
-            return False
-        if action == "close":
-            return self.callback is not None
-        if action == "record-callback" and self.status == "closed":
-            wanted = "second_callback" if self.kind == "repair" else "revisit"
-            return self.callback is not None and self.second_callback is None \
-                and wanted in self.deadlines
-        if action == "record-callback":
-            return self.callback is None
-        if action == "acknowledge":
-            return "acknowledge" in self.deadlines and "acknowledge" not in self.deadlines_met
-        if action == "answer" and self.kind == "complaint":
-            return "answer" in self.deadlines and "answer" not in self.deadlines_met
-        if action == "assess":
-            return self.valid is None
-        if action == "request-extension":
-            return not (self.extension or {}).get("pending")
-        if action == "approve-extension":
-            return bool((self.extension or {}).get("pending"))
-        if action == "reply" and self.kind == "repair":
-            return "reply" in self.deadlines and "reply" not in self.deadlines_met
-        if action == "reopen":
-            return self.completed_at is not None
-        return True
-
-    def _check(self, action, role):
-        transition = TRANSITIONS[self.kind].get(action)
-        if transition is None:
-            raise IllegalTransition.build(action, self.status, self.allowed_actions(role))
-        if role not in transition.roles:
-            raise Forbidden(f"role {role} may not {action} a {self.kind}",
-                            {"action": action, "allowed_roles": list(transition.roles)})
-        if not self._state_allows(transition):
-            raise IllegalTransition.build(action, self.status, self.allowed_actions(role))
-        return transition
+    @property
+    def workflow(self):
+        return TRANSITIONS[self.kind]
 
     def apply(self, action, data, *, now, by, role):
-        transition = self._check(action, role)
-        handler = getattr(self, f"_{self.kind}_{action.replace('-', '_')}", None) or \
-            getattr(self, "_" + action.replace("-", "_"))
-        handler(data, now=now, by=by, role=role)
-        if transition.target:
-            self.status = transition.target
+        super().apply(action, data, now=now, by=by, role=role)
         if self.status in FINAL_STATUSES and self.closed_at is None:
             self.closed_at = now
-        self._refresh_due()
         return self
 
     # -- repairs (SPEC §2.2) -------------------------------------------------------------
@@ -345,7 +320,7 @@ class Ticket(CaseFile):
     def _dispatch(self, data, *, now, by, role):
         self.assignee = data["assignee"]
         if data.get("appointment"):
-            self.appointment = data["appointment"]
+            self.appointment = json_safe(data["appointment"])
         self._meet("dispatch", now)
         self._record(now, by, role, "dispatch", data={"assignee": self.assignee,
                                                       "dispatched_at": now.isoformat()})
@@ -353,7 +328,7 @@ class Ticket(CaseFile):
     def _reschedule(self, data, *, now, by, role):
         """A missed appointment is apologised for and rescheduled; a second miss escalates to
         the supervisor (001 ch.5 §1)."""
-        self.appointment = data["appointment"]
+        self.appointment = json_safe(data["appointment"])
         self.reschedules += 1
         if data.get("missed"):
             self.missed_appointments += 1
@@ -603,7 +578,7 @@ class Ticket(CaseFile):
             "timezone": self.timezone, "priority": self.priority,
         }))
 
-    def _refresh_due(self):
+    def refresh_due(self):
         """The earliest unmet deadline (handover order, overdue filter), the callback due, and
         the next instant the sweep has work on this ticket (a deadline not yet reported as
         breached, or the 30-day upgrade)."""
@@ -616,8 +591,6 @@ class Ticket(CaseFile):
         if upgrade_at is not None:
             pending.append(upgrade_at)
         self.sweep_due_at = min(pending, default=None)
-
-    refresh_due = _refresh_due
 
 
 def repair_code(site, serial):

@@ -1,8 +1,8 @@
 """Ticketing's commands and answers, used by the service and by the gateway (validation, OpenAPI)."""
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from services.common.casefile import HistoryEntryOut
 from services.common.contracts import SITE_CODE, UNIT_CODE
+from services.common.schemas import HistoryEntryOut
 from services.ticketing.domain import (
     CATEGORIES, CHANNELS, KINDS, PRIORITIES, SCOPES, SEVERITIES, policy_fields,
 )

@@ -5,9 +5,7 @@ from datetime import date
 import pytest
 from marshmallow import ValidationError
 
-from services.registry.domain import (
-    mask_id_number, mask_phone, move_in_date_problem, unit_code_problem, warranty_end,
-)
+from services.registry.domain import move_in_date_problem, unit_code_problem, warranty_end
 from services.registry.schemas import MoveInIn, UnitIn
 
 
@@ -22,14 +20,6 @@ def test_codes_that_are_not_ten_digits_are_refused(code):
 
 def test_a_unit_code_must_start_with_its_site_code():
     assert "001" in unit_code_problem("0021020304", "001")
-
-
-def test_phone_is_masked_like_138_stars_1234():
-    assert mask_phone("13812341234") == "138****1234"
-
-
-def test_id_number_keeps_only_both_ends():
-    assert mask_id_number("110101199001011234") == "1101**********1234"
 
 
 def test_unit_form_names_every_bad_field():

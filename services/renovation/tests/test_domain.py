@@ -135,6 +135,19 @@ def test_only_a_manager_reviews():
         submit().apply("review", {"decision": "approved"}, now=SUBMITTED, by="a", role="agent")
 
 
+@pytest.mark.parametrize("role", ["hq", "ops_admin"])
+def test_head_office_may_review_as_a_manager_may(role):
+    renovation = submit()
+    renovation.apply("review", {"decision": "approved"}, now=SUBMITTED, by="hq-1", role=role)
+    assert renovation.status == "approved"
+
+
+def test_a_role_that_may_never_review_is_refused_403_before_the_state_is_judged():
+    with pytest.raises(Forbidden) as raised:
+        approved().apply("review", {"decision": "approved"}, now=SUBMITTED, by="a", role="agent")
+    assert "manager" in raised.value.extra["allowed_roles"]
+
+
 def test_approval_bills_management_fee_per_m2_deposit_and_debris_removal():
     renovation = submit()
     renovation.apply("review", {"decision": "approved"}, now=SUBMITTED, by="mgr", role="manager")
@@ -260,7 +273,7 @@ def test_a_missed_review_is_breached_once():
     assert renovation.due_breaches(due - timedelta(seconds=1)) == []
     assert renovation.due_breaches(due) == [("review", due)]
     renovation.record_breach("review", due, now=due)
-    renovation.refresh()
+    renovation.refresh_due()
     assert renovation.due_breaches(due + timedelta(days=9)) == []
     assert renovation.next_due_at is None
     assert renovation.breaches == [{"deadline": "review", "due_at": due.isoformat(),

@@ -1,11 +1,12 @@
 """The repair flow of SPEC §2.2 as a front desk and a technician live it."""
+import json
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
 
 from services.common.errors import Forbidden, IllegalTransition
-from services.ticketing.domain import RepairPolicy, Ticket
+from services.ticketing.domain import SlaPolicy, Ticket
 
 SH = ZoneInfo("Asia/Shanghai")
 MONDAY_0900 = datetime(2026, 11, 23, 9, 0, tzinfo=SH)
@@ -15,7 +16,7 @@ def repair(now=MONDAY_0900, received_at=None, **kw):
     return Ticket.open_repair(
         id="t1", code="001-R-00001", site="001", timezone="Asia/Shanghai", channel="phone",
         description="厨房水管漏水", received_at=received_at or now, now=now,
-        first_contact_owner="agent-li", by_role="agent", policy=RepairPolicy(),
+        first_contact_owner="agent-li", by_role="agent", policy=SlaPolicy(),
         unit="0011020304", reporter={"name": "张三", "phone": "13812341234", "person_id": "p1"},
         **kw)
 
@@ -92,6 +93,23 @@ def test_second_missed_appointment_escalates_to_the_supervisor_once():
          ("reschedule", {"appointment": window, "missed": True}, "agent", 180))
     assert ticket.escalated and ticket.reschedules == 3
     assert [h["action"] for h in ticket.history].count("escalate") == 1
+
+
+def test_appointments_as_the_schema_loads_them_are_kept_as_iso_instants():
+    """The loaded payload carries datetimes; the ticket and its history are JSON columns."""
+    ticket = repair()
+    first = {"start": datetime(2026, 11, 24, 9, 0, tzinfo=SH),
+             "end": datetime(2026, 11, 24, 11, 0, tzinfo=SH)}
+    later = {"start": first["start"] + timedelta(days=1), "end": first["end"] + timedelta(days=1)}
+    walk(ticket, ("dispatch", {"assignee": "t", "appointment": first}, "agent", 1))
+    assert ticket.appointment == {"start": "2026-11-24T09:00:00+08:00",
+                                  "end": "2026-11-24T11:00:00+08:00"}
+    walk(ticket, ("reschedule", {"appointment": later, "missed": True, "reason": "技工未到"},
+                  "agent", 60))
+    assert ticket.appointment == {"start": "2026-11-25T09:00:00+08:00",
+                                  "end": "2026-11-25T11:00:00+08:00"}
+    assert ticket.history[-1]["data"]["appointment"] == ticket.appointment
+    json.dumps([ticket.appointment, ticket.history])
 
 
 def test_entry_more_than_two_hours_after_receipt_is_flagged_late():
