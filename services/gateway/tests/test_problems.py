@@ -105,11 +105,11 @@ def test_a_body_that_is_not_an_object_is_refused():
 @pytest.mark.parametrize("raw", [b"{", b"{'a': 1}", b"\xff\xfe"])
 def test_malformed_json_is_a_400(raw):
     with pytest.raises(MalformedRequest):
-        parse_json(raw)
+        parse_json(raw, "application/json")
 
 
 def test_an_empty_body_is_an_empty_object():
-    assert parse_json(b"  ") == {}
+    assert parse_json(b"  ", None) == {}
 
 
 @pytest.mark.parametrize("limit", ["0", "201", "ten"])
