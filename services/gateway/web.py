@@ -1,5 +1,6 @@
 """Requests in and responses out: JSON bodies, query strings, correlation ids, and RFC 9457
 problem documents for every error the gateway answers."""
+import http.client
 import json
 import re
 import uuid
@@ -17,11 +18,13 @@ PROBLEM_JSON = "application/problem+json"
 CORRELATION_HEADER = "X-Correlation-Id"
 MAX_BODY_BYTES = 1 << 20
 MAX_DEPTH = 32
-# eventlet's wsgi answers a header line above 8 KB with an empty 400 before the gateway sees the
-# request, so an oversized token could not be answered as a 401 problem; it still bounds the
-# headers of a request, at this size.
+# eventlet's wsgi answers a header line above 8 KB with an empty 400, and the standard library's
+# header parser (under it) one above 64 KB with an HTML 431, before the gateway sees the request:
+# an oversized token could not be answered as the 401 problem it is. They still bound a
+# request's headers, at this size (module globals, the only setting either offers).
 MAX_HEADER_BYTES = 512 << 10
 eventlet.wsgi.MAX_HEADER_LINE = eventlet.wsgi.MAX_TOTAL_HEADER_SIZE = MAX_HEADER_BYTES
+http.client._MAXLINE = MAX_HEADER_BYTES
 _CORRELATION = re.compile(r"[A-Za-z0-9._:-]{1,100}")
 
 
