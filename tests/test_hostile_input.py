@@ -87,10 +87,10 @@ def test_a_cursor_the_server_did_not_issue_is_refused_on_every_list(desk, path):
 
 
 def test_a_cursor_the_server_issued_still_turns_the_page(desk):
-    first = desk.get("/sites", limit=1)
-    assert first.status_code == 200 and first.json()["next_cursor"] is None  # one site: one page
-    units = desk.get("/units", site=SITE, limit=1).json()
-    assert [u["code"] for u in units["items"]] == [UNIT]
+    assert desk.post("/sites", site_payload("002")).status_code == 201
+    first = desk.get("/sites", limit=1).json()
+    second = desk.get("/sites", limit=1, cursor=first["next_cursor"]).json()
+    assert [s["code"] for s in first["items"] + second["items"]] == [SITE, "002"]
 
 
 def _token(claims_or_size):
