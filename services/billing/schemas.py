@@ -33,7 +33,7 @@ class FeeScheduleIn(Schema):
 
 class BillingRunIn(Schema):
     site = fields.String(required=True, validate=SITE_CODE)
-    period = Month(required=True, error="period is YYYY-MM")
+    period = Month(required=True)
 
 
 class InvoiceItemIn(Schema):
@@ -44,7 +44,7 @@ class InvoiceItemIn(Schema):
 
 class InvoiceIn(Schema):
     unit = fields.String(required=True, validate=UNIT_CODE)
-    period = Month(load_default=None, allow_none=True, error="period is YYYY-MM")
+    period = Month(load_default=None, allow_none=True)
     due_date = Day(required=True)
     items = fields.List(fields.Nested(InvoiceItemIn), required=True,
                         validate=validate.Length(min=1, error="at least one item"))
@@ -73,7 +73,7 @@ class ArrearsFilters(Schema):
 
 class CollectionQuery(Schema):
     site = fields.String(required=True, validate=SITE_CODE)
-    period = Month(required=True, error="period is YYYY-MM")
+    period = Month(required=True)
 
     @validates("period")
     def _known_period(self, value, **_):

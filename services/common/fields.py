@@ -57,9 +57,10 @@ class Day(_WithinYears, fields.Date):
 class Month(fields.String):
     """A month as YYYY-MM, kept as the string."""
 
-    def __init__(self, *, error="a month as YYYY-MM", metadata=None, **kwargs):
+    default_error_messages = {"month": f"a month as YYYY-MM, from {FIRST_YEAR} to {LAST_YEAR}"}
+
+    def __init__(self, *, metadata=None, **kwargs):
         super().__init__(metadata={"pattern": _MONTH.pattern, **(metadata or {})}, **kwargs)
-        self.error_messages["month"] = f"{error}, from {FIRST_YEAR} to {LAST_YEAR}"
 
     def _deserialize(self, value, attr, data, **kwargs):
         text = super()._deserialize(value, attr, data, **kwargs)

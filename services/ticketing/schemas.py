@@ -204,7 +204,7 @@ class SiteListQuery(Schema):
 
 
 class KpiQuery(Schema):
-    month = Month(required=True, error="month is YYYY-MM")
+    month = Month(required=True)
     format = fields.String(load_default="json", validate=validate.OneOf(["json", "csv"]))
 
 
