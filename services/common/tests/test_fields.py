@@ -1,10 +1,12 @@
 """SPEC §7's limits on money, instants, days and months, at the shared field types every schema
 uses: refused with the field named, never rounded, never an overflow further on."""
+import importlib
+import inspect
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 
 import pytest
-from marshmallow import Schema
+from marshmallow import Schema, fields
 
 from services.common.fields import Day, Instant, Money, Month
 
@@ -60,3 +62,30 @@ def test_a_month_is_yyyy_mm_in_the_years_1900_to_2999():
     assert Sample().load({"month": "2026-02"})["month"] == "2026-02"
     for sent in ("0000-01", "1899-12", "3000-01", "2026-13", "2026-00", "2026-1", "２０２６-01", " 2026-01"):
         assert "month" in errors(month=sent), sent
+
+
+# Decimals that are not money: a unit's floor area and a daily late-fee rate (0.0003).
+NOT_MONEY = {"area_m2", "late_fee_daily_rate"}
+
+
+def declared_fields():
+    for service in ("billing", "notifications", "registry", "renovation", "ticketing"):
+        module = importlib.import_module(f"services.{service}.schemas")
+        for schema in vars(module).values():
+            if inspect.isclass(schema) and issubclass(schema, Schema) and schema.__module__ == module.__name__:
+                pending = list(schema._declared_fields.items())
+                while pending:
+                    name, field = pending.pop()
+                    yield f"{schema.__name__}.{name}", name, field
+                    if isinstance(field, fields.List):
+                        pending.append((name, field.inner))
+                    elif isinstance(field, fields.Dict) and field.value_field is not None:
+                        pending.append((name, field.value_field))
+
+
+def test_every_schema_takes_its_money_instants_and_days_through_the_shared_fields():
+    stray = [where for where, name, field in declared_fields()
+             if isinstance(field, fields.DateTime) and not isinstance(field, Instant)
+             or isinstance(field, fields.Date) and not isinstance(field, Day)
+             or isinstance(field, fields.Decimal) and not isinstance(field, Money) and name not in NOT_MONEY]
+    assert stray == []
