@@ -5,18 +5,12 @@ from decimal import Decimal
 from marshmallow import Schema, ValidationError, fields, validate, validates
 
 from services.common.contracts import SITE_CODE, UNIT_CODE
+from services.common.fields import Day, Money, Month
 from services.billing import domain
 
-PERIOD = validate.Regexp(r"^\d{4}-(0[1-9]|1[0-2])$", error="period is YYYY-MM")
 NON_NEGATIVE = validate.Range(min=Decimal("0"), error="not negative")
 POSITIVE = validate.Range(min=Decimal("0.01"), error="at least 0.01")
 PAYMENT_METHODS = ("cash", "card", "bank_transfer", "wechat", "alipay", "cheque")
-
-
-def Money(**kwargs):
-    """Documented as what it is on the wire: a string with two decimals."""
-    return fields.Decimal(as_string=True, places=2, metadata={
-        "type": "string", "format": "decimal", "example": "268.50"}, **kwargs)
 
 
 class FeeScheduleIn(Schema):
@@ -39,7 +33,7 @@ class FeeScheduleIn(Schema):
 
 class BillingRunIn(Schema):
     site = fields.String(required=True, validate=SITE_CODE)
-    period = fields.String(required=True, validate=PERIOD)
+    period = Month(required=True)
 
 
 class InvoiceItemIn(Schema):
@@ -50,8 +44,8 @@ class InvoiceItemIn(Schema):
 
 class InvoiceIn(Schema):
     unit = fields.String(required=True, validate=UNIT_CODE)
-    period = fields.String(load_default=None, allow_none=True, validate=PERIOD)
-    due_date = fields.Date(required=True)
+    period = Month(load_default=None, allow_none=True)
+    due_date = Day(required=True)
     items = fields.List(fields.Nested(InvoiceItemIn), required=True,
                         validate=validate.Length(min=1, error="at least one item"))
 
@@ -64,22 +58,22 @@ class PaymentIn(Schema):
 
 
 class ArrearsSweepIn(Schema):
-    as_of = fields.Date(required=True, metadata={"description": "the day the sweep runs for"})
+    as_of = Day(required=True, metadata={"description": "the day the sweep runs for"})
 
 
 class AccountQuery(Schema):
-    as_of = fields.Date(load_default=None, metadata={"description": "default: today"})
+    as_of = Day(load_default=None, metadata={"description": "default: today"})
 
 
 class ArrearsFilters(Schema):
     site = fields.String(load_default=None, validate=SITE_CODE)
     stage = fields.String(load_default=None, validate=validate.OneOf(domain.STAGES[1:]))
-    as_of = fields.Date(load_default=None)
+    as_of = Day(load_default=None)
 
 
 class CollectionQuery(Schema):
     site = fields.String(required=True, validate=SITE_CODE)
-    period = fields.String(required=True, validate=PERIOD)
+    period = Month(required=True)
 
     @validates("period")
     def _known_period(self, value, **_):

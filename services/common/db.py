@@ -9,6 +9,9 @@ of the restarted (or any other) replica finds it and sends it. Receivers de-dupl
 event id (`uow.first_time`), which makes the at-least-once relay exactly-once in effect.
 """
 import base64
+import functools
+import hashlib
+import hmac
 import json
 import logging
 import os
@@ -34,6 +37,7 @@ from sqlalchemy.types import TypeDecorator
 from services.common import contracts
 from services.common.auth import CallContext
 from services.common.clock import as_utc, utcnow
+from services.common.config import load_config
 from services.common.errors import ValidationFailed
 from services.common.metrics import metric
 from services.common.publish import ConfirmedPublisher, NotConfirmed
@@ -347,15 +351,41 @@ class OutboxRelay:
 
 
 def encode_cursor(value):
-    return base64.urlsafe_b64encode(json.dumps(value).encode()).decode().rstrip("=")
+    """The opaque, signed cursor of a page that follows `value` (a key or an offset)."""
+    payload = _b64encode(json.dumps(value).encode())
+    return f"{payload}.{_cursor_signature(payload)}"
 
 
-def decode_cursor(cursor):
+def decode_cursor(cursor, kind=str):
+    """The value of a cursor this system issued for a list keyed by `kind`; any other cursor is a
+    422 naming it. Signed, because a client-made value reaches the query (a dict or a huge offset
+    there is a 500, and a key of another list compares across column types)."""
     try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        return json.loads(base64.urlsafe_b64decode(padded.encode()))
-    except (ValueError, TypeError) as exc:
+        payload, _, signature = cursor.partition(".")
+        if not hmac.compare_digest(signature.encode(), _cursor_signature(payload).encode()):
+            raise ValueError("not signed by this system")
+        value = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+        if type(value) is not kind:
+            raise ValueError("not a cursor of this list")
+    except (ValueError, TypeError, AttributeError) as exc:
         raise ValidationFailed("invalid cursor", {"errors": {"cursor": ["not a cursor"]}}) from exc
+    return value
+
+
+def _b64encode(data):
+    return base64.urlsafe_b64encode(data).decode().rstrip("=")
+
+
+def _cursor_signature(payload):
+    return _b64encode(hmac.new(_cursor_key(), payload.encode(), hashlib.sha256).digest()[:16])
+
+
+@functools.cache
+def _cursor_key():
+    # Every replica of every service reads the same secret, so any of them takes the cursor
+    # another issued; derived, so that a cursor's signature says nothing about the JWT secret.
+    secret = str(load_config()["JWT_SECRET"]).encode()
+    return hmac.new(secret, b"propdesk pagination cursor", hashlib.sha256).digest()
 
 
 MAX_PAGE = 200

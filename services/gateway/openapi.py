@@ -11,9 +11,10 @@ from services.gateway.web import Problem
 TITLE = "propdesk"
 VERSION = "1.0.0"
 PROBLEM_STATUSES = {
-    "400": "Malformed JSON", "401": "Missing or invalid bearer token",
+    "400": "Malformed JSON, or nested deeper than 32 levels", "401": "Missing or invalid bearer token",
     "403": "Not allowed for this caller or site", "404": "No such resource (or not yours)",
     "409": "Illegal state transition, or the same Idempotency-Key still in flight",
+    "415": "The body is not sent as application/json",
     "422": "Invalid input; `errors` names every offending field",
     "503": "A service is down or did not answer in time; safe to retry",
 }
@@ -98,7 +99,8 @@ def _problems(route):
     if not route.authenticated:
         statuses = {k: v for k, v in statuses.items() if k == "503"}
     elif route.method != "POST":
-        statuses.pop("400")
+        for body_problem in ("400", "415"):
+            statuses.pop(body_problem)
     return {status: {"description": text, "content": {"application/problem+json": {
         "schema": {"$ref": "#/components/schemas/Problem"}}}} for status, text in statuses.items()}
 

@@ -204,7 +204,7 @@ def _answer(service, request, route, handler, path_values, identity, raw):
     if route.query is not None:
         call.query = load_query(route.query, request.args)
     if request.method == "POST":
-        call.payload = parse_json(raw)
+        call.payload = parse_json(raw, request.mimetype)
         schema = route.body
         if route.actions:
             action = path_values["action"]

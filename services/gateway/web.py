@@ -1,10 +1,12 @@
 """Requests in and responses out: JSON bodies, query strings, correlation ids, and RFC 9457
 problem documents for every error the gateway answers."""
+import http.client
 import json
 import re
 import uuid
 from datetime import date, datetime
 
+import eventlet.wsgi
 from marshmallow import Schema, ValidationError, fields
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.wrappers import Response
@@ -15,6 +17,14 @@ JSON = "application/json"
 PROBLEM_JSON = "application/problem+json"
 CORRELATION_HEADER = "X-Correlation-Id"
 MAX_BODY_BYTES = 1 << 20
+MAX_DEPTH = 32
+# eventlet's wsgi answers a header line above 8 KB with an empty 400, and the standard library's
+# header parser (under it) one above 64 KB with an HTML 431, before the gateway sees the request:
+# an oversized token could not be answered as the 401 problem it is. They still bound a
+# request's headers, at this size (module globals, the only setting either offers).
+MAX_HEADER_BYTES = 512 << 10
+eventlet.wsgi.MAX_HEADER_LINE = eventlet.wsgi.MAX_TOTAL_HEADER_SIZE = MAX_HEADER_BYTES
+http.client._MAXLINE = MAX_HEADER_BYTES
 _CORRELATION = re.compile(r"[A-Za-z0-9._:-]{1,100}")
 
 
@@ -34,6 +44,12 @@ class PayloadTooLarge(ProblemError):
     status = 413
     type = PROBLEMS + "payload-too-large"
     title = "Request body too large"
+
+
+class UnsupportedMediaType(ProblemError):
+    status = 415
+    type = PROBLEMS + "unsupported-media-type"
+    title = "Unsupported media type"
 
 
 class InternalError(ProblemError):
@@ -100,14 +116,73 @@ def read_body(request):
     return raw
 
 
-def parse_json(raw):
-    """The JSON document of a body; an empty body is an empty object."""
+def parse_json(raw, content_type):
+    """The JSON document of a body of `content_type` (its mimetype); an empty body is an empty
+    object. Nesting, lone surrogates and NaN are refused here, for every route at once."""
     if not raw.strip():
         return {}
+    if content_type != JSON:
+        raise UnsupportedMediaType(f"send the body as {JSON}, not {content_type or 'untyped'}",
+                                   {"errors": {"body": [f"Content-Type must be {JSON}"]}})
     try:
-        return json.loads(raw)
+        text = raw.decode("utf-8")
+        _refuse_deep_nesting(text)
+        document = json.loads(text, parse_constant=_refuse_constant)
     except (ValueError, UnicodeDecodeError) as exc:
-        raise MalformedRequest(f"the body is not valid JSON: {exc}") from exc
+        raise MalformedRequest(f"the body is not valid JSON: {exc}",
+                               {"errors": {"body": [str(exc)]}}) from exc
+    _refuse_lone_surrogates(document)
+    return document
+
+
+# A string (escapes included) or a bracket: the brackets outside strings are the nesting.
+_STRING_OR_BRACKET = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]')
+
+
+def _refuse_deep_nesting(text):
+    # Counted before parsing: the parser (and anything walking its result) recurses per level,
+    # and 10,000 levels overflow the stack.
+    depth = 0
+    for token in _STRING_OR_BRACKET.finditer(text):
+        bracket = token.group()
+        if bracket in "[{":
+            depth += 1
+            if depth > MAX_DEPTH:
+                raise ValueError(f"nested deeper than {MAX_DEPTH} levels")
+        elif bracket in "]}":
+            depth -= 1
+
+
+def _refuse_constant(name):
+    raise ValueError(f"{name} is not JSON")
+
+
+def _refuse_lone_surrogates(document):
+    # "\ud800" is valid JSON but no text: it cannot be encoded to UTF-8 for the bus or a store.
+    # A key is checked before it becomes part of a path, so that the path is printable.
+    pending = [("", document)]
+    while pending:
+        path, value = pending.pop()
+        if isinstance(value, dict):
+            for key, item in value.items():
+                _refuse_surrogate_in(key, path)
+                pending.append((_at(path, key), item))
+        elif isinstance(value, list):
+            pending.extend((_at(path, index), item) for index, item in enumerate(value))
+        elif isinstance(value, str):
+            _refuse_surrogate_in(value, path)
+
+
+def _refuse_surrogate_in(text, path):
+    if _SURROGATE.search(text):
+        raise ValidationFailed.from_messages({path or "body": ["contains a lone surrogate, which is not text"]})
+
+
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
+
+
+def _at(path, key):
+    return f"{path}.{key}" if path else str(key)
 
 
 def validate(schema_cls, data):

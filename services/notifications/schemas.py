@@ -2,6 +2,7 @@
 from marshmallow import Schema, fields, validate
 
 from services.common.contracts import SITE_CODE, UNIT_CODE
+from services.common.fields import Instant
 from services.notifications.domain import CHANNELS, STATUSES
 
 
@@ -30,18 +31,18 @@ class MessageOut(Schema):
     site = fields.String(allow_none=True)
     subject = fields.String(allow_none=True, metadata={"description": "email only"})
     body = fields.String()
-    created_at = fields.AwareDateTime()
+    created_at = Instant()
     attempts = fields.Integer()
-    next_attempt_at = fields.AwareDateTime(allow_none=True,
+    next_attempt_at = Instant(allow_none=True,
                                            metadata={"description": "when the sweep tries it next"})
     last_error = fields.String(allow_none=True)
-    posted_at = fields.AwareDateTime(allow_none=True, metadata={"description": "letters"})
+    posted_at = Instant(allow_none=True, metadata={"description": "letters"})
     posted_by = fields.String(allow_none=True)
     tracking_number = fields.String(allow_none=True)
 
 
 class AttemptOut(Schema):
-    at = fields.AwareDateTime()
+    at = Instant()
     ok = fields.Boolean()
     error = fields.String(allow_none=True)
 
@@ -51,7 +52,7 @@ class MessageDetailOut(MessageOut):
 
 
 class PostedIn(Schema):
-    posted_at = fields.AwareDateTime(load_default=None, allow_none=True,
+    posted_at = Instant(load_default=None, allow_none=True,
                                      metadata={"description": "default: now"})
     tracking_number = fields.String(load_default=None, allow_none=True,
                                     validate=validate.Length(min=1, max=64),
@@ -90,7 +91,7 @@ class PreviewOut(Schema):
 
 
 class NotificationsSweepIn(Schema):
-    as_of = fields.AwareDateTime(load_default=None, allow_none=True,
+    as_of = Instant(load_default=None, allow_none=True,
                                  metadata={"description": "the instant to sweep at (default: now)"})
 
 

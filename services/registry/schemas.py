@@ -2,6 +2,7 @@
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from services.common.contracts import SITE_CODE, UNIT_CODE
+from services.common.fields import Day, Instant
 from services.registry.domain import USAGES, unit_code_problem
 
 
@@ -38,8 +39,8 @@ class UnitIn(Schema):
     usage = fields.String(required=True, validate=validate.OneOf(USAGES))
     area_m2 = fields.Decimal(required=True, places=2, as_string=True,
                              validate=validate.Range(min=0, min_inclusive=False))
-    handover_date = fields.Date(load_default=None, allow_none=True)
-    warranty_until = fields.Date(load_default=None, allow_none=True, metadata={
+    handover_date = Day(load_default=None, allow_none=True)
+    warranty_until = Day(load_default=None, allow_none=True, metadata={
         "description": "last day of the warranty (保修期); default: handover date + 2 years"})
     meters = fields.Dict(keys=fields.String(), values=fields.String(), load_default=dict)
     owner = fields.Nested(PersonIn, required=True)
@@ -64,7 +65,7 @@ class AssistantContact(Schema):
 
 
 class MoveInIn(Schema):
-    moved_in_on = fields.Date(load_default=None, allow_none=True, metadata={
+    moved_in_on = Day(load_default=None, allow_none=True, metadata={
         "description": "the day the owner moved in (入伙); default: today at the site"})
     assistant = fields.Nested(AssistantContact, required=True)
 
@@ -81,7 +82,7 @@ class SiteOut(Schema):
     code = fields.String()
     name = fields.String()
     timezone = fields.String()
-    created_at = fields.AwareDateTime()
+    created_at = Instant()
 
 
 class PersonOut(Schema):
@@ -99,12 +100,12 @@ class UnitOut(Schema):
     site = fields.String()
     usage = fields.String()
     area_m2 = fields.String()
-    handover_date = fields.Date(allow_none=True)
-    warranty_until = fields.Date(allow_none=True)
-    moved_in_on = fields.Date(allow_none=True)
+    handover_date = Day(allow_none=True)
+    warranty_until = Day(allow_none=True)
+    moved_in_on = Day(allow_none=True)
     assistant = fields.Nested(AssistantContact, allow_none=True)
     meters = fields.Dict()
     active = fields.Boolean()
     transfer_watch = fields.Boolean()
     people = fields.List(fields.Nested(PersonOut), metadata={"description": "phone and ID masked"})
-    created_at = fields.AwareDateTime()
+    created_at = Instant()

@@ -2,13 +2,17 @@
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from services.common.contracts import SITE_CODE, UNIT_CODE
+<<<<<<< HEAD
 from services.common.privacy import mask_id_number
 from services.common.schemas import HistoryEntryOut
+=======
+from services.common.fields import Day, Instant, Money
+from services.registry.domain import mask_id_number
+>>>>>>> hostile
 from services.renovation.domain import APPROVALS, DOCUMENTS, STATUSES, WORK_ITEMS
 
 PHONE = validate.Regexp(r"^\+?\d{7,15}$", error="phone is 7-15 digits")
 NAME = validate.Length(min=1, max=100)
-MONEY = dict(as_string=True, places=2)
 
 
 class ApplicantIn(Schema):
@@ -36,8 +40,8 @@ class WorkerIn(Schema):
 
 
 class PlannedIn(Schema):
-    start = fields.Date(required=True)
-    end = fields.Date(required=True)
+    start = Day(required=True)
+    end = Day(required=True)
 
     @validates_schema
     def ordered(self, data, **_):
@@ -58,7 +62,7 @@ class RenovationIn(Schema):
                             metadata={"description": "codes of the documents supplied"})
     approvals = fields.List(fields.String(validate=validate.OneOf(APPROVALS)), load_default=list)
     debris_removal = fields.Boolean(load_default=False)
-    submitted_at = fields.AwareDateTime(load_default=None, allow_none=True, metadata={
+    submitted_at = Instant(load_default=None, allow_none=True, metadata={
         "description": "when a paper form was handed in; deadlines run from it"})
 
 
@@ -83,9 +87,9 @@ class PatrolIn(Schema):
 
 class ViolationIn(Schema):
     description = fields.String(required=True, validate=validate.Length(min=1, max=2000))
-    rectify_by = fields.AwareDateTime(required=True)
-    deduction = fields.Decimal(load_default=None, allow_none=True, validate=validate.Range(min=0),
-                               metadata={"description": "taken from the deposit"}, **MONEY)
+    rectify_by = Instant(required=True)
+    deduction = Money(load_default=None, allow_none=True, validate=validate.Range(min=0),
+                      metadata={"description": "taken from the deposit"})
 
 
 class RectifiedIn(Schema):
@@ -121,7 +125,7 @@ class RenovationFilters(Schema):
 
 
 class RenovationSweepIn(Schema):
-    as_of = fields.AwareDateTime(required=True)
+    as_of = Instant(required=True)
 
 
 class RenovationOut(Schema):
@@ -141,7 +145,7 @@ class RenovationOut(Schema):
     rejection_reasons = fields.List(fields.String())
     fees = fields.List(fields.Dict())
     paid_invoices = fields.Dict()
-    agreement_signed_at = fields.AwareDateTime(allow_none=True)
+    agreement_signed_at = Instant(allow_none=True)
     permit = fields.Dict(allow_none=True)
     passes = fields.List(fields.Dict())
     patrols = fields.List(fields.Dict())
@@ -153,8 +157,8 @@ class RenovationOut(Schema):
     deadlines_met = fields.Dict(keys=fields.String(), values=fields.String())
     breaches = fields.List(fields.Dict())
     history = fields.List(fields.Nested(HistoryEntryOut))
-    submitted_at = fields.AwareDateTime()
-    created_at = fields.AwareDateTime()
+    submitted_at = Instant()
+    created_at = Instant()
     allowed_actions = fields.List(fields.String())
 
     @staticmethod
@@ -178,6 +182,6 @@ class PassCheckOut(Schema):
 
 
 class RenovationSweepOut(Schema):
-    as_of = fields.AwareDateTime()
+    as_of = Instant()
     breaches = fields.List(fields.Dict())
     escalations = fields.List(fields.Dict())

@@ -2,6 +2,7 @@
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from services.common.contracts import SITE_CODE, UNIT_CODE
+from services.common.fields import Instant, Money, Month
 from services.common.schemas import HistoryEntryOut
 from services.ticketing.domain import (
     CATEGORIES, CHANNELS, KINDS, PRIORITIES, SCOPES, SEVERITIES, policy_fields,
@@ -11,8 +12,8 @@ AVAILABLE_KINDS = KINDS
 
 
 class Window(Schema):
-    start = fields.AwareDateTime(required=True)
-    end = fields.AwareDateTime(required=True)
+    start = Instant(required=True)
+    end = Instant(required=True)
 
     @validates_schema
     def ordered(self, data, **_):
@@ -32,25 +33,24 @@ class TicketIn(Schema):
     unit = fields.String(load_default=None, allow_none=True, validate=UNIT_CODE)
     channel = fields.String(required=True, validate=validate.OneOf(CHANNELS))
     description = fields.String(required=True, validate=validate.Length(min=1, max=4000))
-    received_at = fields.AwareDateTime(load_default=None, allow_none=True)
+    received_at = Instant(load_default=None, allow_none=True)
     priority = fields.String(load_default="normal", validate=validate.OneOf(PRIORITIES))
     scope = fields.String(load_default="common_area", validate=validate.OneOf(SCOPES))
     important = fields.Boolean(load_default=False)
     appointment = fields.Nested(Window, load_default=None, allow_none=True)
     reporter = fields.Nested(ReporterIn, load_default=None, allow_none=True)
-    fee = fields.Decimal(load_default=None, allow_none=True, places=2, as_string=True,
-                         validate=validate.Range(min=0),
-                         metadata={"description": "quoted fee of a paid in-home repair"})
+    fee = Money(load_default=None, allow_none=True, validate=validate.Range(min=0),
+                metadata={"description": "quoted fee of a paid in-home repair"})
     severity = fields.String(load_default=None, allow_none=True, validate=validate.OneOf(SEVERITIES),
                              metadata={"description": "complaints: A major, B general, C minor"})
     category = fields.String(load_default=None, allow_none=True, validate=validate.OneOf(CATEGORIES),
                              metadata={"description": "complaints: KF, ZX, GC, BJ, YY, QT"})
     complainants = fields.Integer(load_default=1, validate=validate.Range(min=1, max=10000),
                                   metadata={"description": "complaints: 3 or more is a joint complaint (always A)"})
-    requested_deadline = fields.AwareDateTime(
+    requested_deadline = Instant(
         load_default=None, allow_none=True,
         metadata={"description": "complaints of severity C: the complainant's own deadline"})
-    reply_by = fields.AwareDateTime(load_default=None, allow_none=True,
+    reply_by = Instant(load_default=None, allow_none=True,
                                     metadata={"description": "inquiries: the reply time agreed"})
 
     @validates_schema
@@ -88,8 +88,7 @@ class CompleteIn(Schema):
     result = fields.String(required=True, validate=validate.Length(min=1, max=2000))
     materials = fields.List(fields.String(), load_default=list)
     signed_off = fields.Boolean(load_default=False, metadata={"description": "customer sign-off"})
-    fee = fields.Decimal(load_default=None, allow_none=True, places=2, as_string=True,
-                         validate=validate.Range(min=0))
+    fee = Money(load_default=None, allow_none=True, validate=validate.Range(min=0))
 
 
 class CallbackIn(Schema):
@@ -135,7 +134,7 @@ class AnswerIn(Schema):
 
 
 class ExtensionIn(Schema):
-    until = fields.AwareDateTime(required=True, metadata={"description": "the new resolve deadline"})
+    until = Instant(required=True, metadata={"description": "the new resolve deadline"})
     reason = fields.String(required=True, validate=validate.Length(min=1, max=2000))
 
 
@@ -146,9 +145,8 @@ class ApprovalIn(Schema):
 
 class ResolveIn(Schema):
     result = fields.String(required=True, validate=validate.Length(min=1, max=4000))
-    compensation = fields.Decimal(load_default=None, allow_none=True, places=2, as_string=True,
-                                  validate=validate.Range(min=0),
-                                  metadata={"description": "CNY; capped by role: supervisor 1000, quality_supervisor 2000"})
+    compensation = Money(load_default=None, allow_none=True, validate=validate.Range(min=0),
+                         metadata={"description": "CNY; capped by role: supervisor 1000, quality_supervisor 2000"})
 
 
 class ReplyIn(Schema):
@@ -185,7 +183,7 @@ ACTION_SCHEMAS = {
 
 
 class SweepIn(Schema):
-    as_of = fields.AwareDateTime(load_default=None, allow_none=True,
+    as_of = Instant(load_default=None, allow_none=True,
                                  metadata={"description": "the instant to sweep at (default: now)"})
 
 
@@ -206,8 +204,7 @@ class SiteListQuery(Schema):
 
 
 class KpiQuery(Schema):
-    month = fields.String(required=True, validate=validate.Regexp(
-        r"^\d{4}-(0[1-9]|1[0-2])$", error="month is YYYY-MM"))
+    month = Month(required=True)
     format = fields.String(load_default="json", validate=validate.OneOf(["json", "csv"]))
 
 
@@ -216,7 +213,7 @@ class TicketFilters(Schema):
     kind = fields.String(load_default=None)
     status = fields.String(load_default=None)
     overdue = fields.Boolean(load_default=None, allow_none=True)
-    callback_due_before = fields.AwareDateTime(load_default=None, allow_none=True)
+    callback_due_before = Instant(load_default=None, allow_none=True)
 
 
 class TicketOut(Schema):
@@ -238,10 +235,10 @@ class TicketOut(Schema):
     reschedules = fields.Integer()
     missed_appointments = fields.Integer()
     escalated = fields.Boolean()
-    received_at = fields.AwareDateTime()
-    created_at = fields.AwareDateTime()
-    completed_at = fields.AwareDateTime(allow_none=True)
-    closed_at = fields.AwareDateTime(allow_none=True)
+    received_at = Instant()
+    created_at = Instant()
+    completed_at = Instant(allow_none=True)
+    closed_at = Instant(allow_none=True)
     late_entry = fields.Boolean()
     deadlines = fields.Dict(keys=fields.String(), values=fields.String())
     deadlines_met = fields.Dict(keys=fields.String(), values=fields.String())
@@ -255,13 +252,13 @@ class TicketOut(Schema):
     severity = fields.String(allow_none=True)
     category = fields.String(allow_none=True)
     complainants = fields.Integer(allow_none=True)
-    requested_deadline = fields.AwareDateTime(allow_none=True)
+    requested_deadline = Instant(allow_none=True)
     valid = fields.Boolean(allow_none=True)
     compensation = fields.String(allow_none=True)
     extension = fields.Dict(allow_none=True)
     details = fields.Dict(allow_none=True)
     reopened = fields.Integer()
     rework = fields.Integer()
-    resolved_at = fields.AwareDateTime(allow_none=True)
-    next_due_at = fields.AwareDateTime(allow_none=True)
+    resolved_at = Instant(allow_none=True)
+    next_due_at = Instant(allow_none=True)
     allowed_actions = fields.List(fields.String())

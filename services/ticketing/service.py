@@ -260,7 +260,7 @@ class TicketingService(entrypoints.ServiceBase):
             Ticket.status.in_(domain.OPEN_STATUSES))
 
     def _offset_page(self, stmt, cursor, limit):
-        size, offset = page_size(limit), int(decode_cursor(cursor)) if cursor else 0
+        size, offset = page_size(limit), decode_cursor(cursor, int) if cursor else 0
         rows = self.uow.session.scalars(stmt.offset(offset).limit(size + 1)).all()
         more = len(rows) > size
         return {"items": [self._out(t) for t in rows[:size]],

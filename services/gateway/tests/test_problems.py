@@ -105,11 +105,11 @@ def test_a_body_that_is_not_an_object_is_refused():
 @pytest.mark.parametrize("raw", [b"{", b"{'a': 1}", b"\xff\xfe"])
 def test_malformed_json_is_a_400(raw):
     with pytest.raises(MalformedRequest):
-        parse_json(raw)
+        parse_json(raw, "application/json")
 
 
 def test_an_empty_body_is_an_empty_object():
-    assert parse_json(b"  ") == {}
+    assert parse_json(b"  ", None) == {}
 
 
 @pytest.mark.parametrize("limit", ["0", "201", "ten"])
@@ -175,3 +175,50 @@ def test_a_resident_reads_only_their_own_person_record():
         access.require_person(RESIDENT, "p2")
     access.require_person(RESIDENT, "p1")
     access.require_person(AGENT_001, "p2")  # registry checks staff by site and role
+
+
+# -- the body parser's limits (SPEC §7), for every route ---------------------------------------
+
+@pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded", None,
+                                          "application/problem+json"])
+def test_a_body_that_is_not_sent_as_json_is_a_415(content_type):
+    with pytest.raises(ProblemError) as caught:
+        parse_json(b'{"kind": "repair"}', content_type)
+    assert caught.value.status == 415 and "body" in caught.value.extra["errors"]
+
+
+def test_nesting_of_32_levels_is_parsed_and_of_33_or_10000_is_a_400_without_recursing():
+    assert parse_json(b"[" * 32 + b"]" * 32, "application/json") == json.loads("[" * 32 + "]" * 32)
+    for depth in (33, 10_000, 1_000_000):
+        with pytest.raises(MalformedRequest) as caught:
+            parse_json(b'{"a": ' + b"[" * depth + b"]" * depth + b"}", "application/json")
+        assert caught.value.extra["errors"] == {"body": ["nested deeper than 32 levels"]}
+
+
+def test_brackets_inside_strings_are_not_nesting():
+    text = json.dumps({"note": "[" * 100 + '\\"{' * 100})
+    assert parse_json(text.encode(), "application/json")["note"].startswith("[[[")
+
+
+@pytest.mark.parametrize("raw, field", [
+    (rb'{"description": "leak \ud800"}', "description"),
+    (rb'{"reporter": {"name": "\udfff"}}', "reporter.name"),
+    (rb'{"items": [{"description": "ok"}, {"description": "\udc00"}]}', "items.1.description"),
+    (rb'{"context": {"\ud800": 1}}', "context"),
+    (rb'"\ud800"', "body"),
+])
+def test_a_lone_surrogate_anywhere_is_a_422_naming_where(raw, field):
+    with pytest.raises(ValidationFailed) as caught:
+        parse_json(raw, "application/json")
+    assert list(caught.value.extra["errors"]) == [field]
+    assert problem_response(caught.value, "/p", "c").status_code == 422  # and it can be answered
+
+
+def test_a_surrogate_pair_is_text():
+    assert parse_json(rb'{"d": "\ud83d\ude00"}', "application/json") == {"d": "\U0001F600"}
+
+
+@pytest.mark.parametrize("constant", [b"NaN", b"Infinity", b"-Infinity"])
+def test_nan_and_infinity_are_not_json(constant):
+    with pytest.raises(MalformedRequest):
+        parse_json(b'{"amount": ' + constant + b"}", "application/json")

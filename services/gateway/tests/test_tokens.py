@@ -89,3 +89,23 @@ def test_the_secret_defaults_to_the_environment(monkeypatch, capsys):
     monkeypatch.setenv("PROPDESK_JWT_SECRET", SECRET)
     tokens.main(["--sub", "a", "--role", "agent", "--sites", "001"])
     assert tokens.decode(capsys.readouterr().out.strip(), SECRET).sub == "a"
+
+
+def test_a_token_without_exp_is_refused():
+    claims = {"sub": "x", "role": "ops_admin", "sites": ["*"]}
+    with pytest.raises(Unauthorized, match="exp"):
+        tokens.decode(jwt.encode(claims, SECRET, algorithm="HS256"), SECRET)
+
+
+def test_a_token_above_4_kb_is_refused_before_it_is_decoded():
+    padded = jwt.encode({"sub": "x", "role": "agent", "sites": ["001"], "pad": "x" * 4096,
+                         "exp": datetime.now(timezone.utc) + timedelta(hours=1)}, SECRET, algorithm="HS256")
+    with pytest.raises(Unauthorized, match="4096 bytes"):
+        tokens.identity_from_header(f"Bearer {padded}", SECRET)
+    assert len(token(sites=[f"{n:03d}" for n in range(200)])) <= tokens.MAX_TOKEN_BYTES
+
+
+def test_every_minted_token_expires(capsys):
+    tokens.main(["--sub", "ops", "--role", "ops_admin", "--sites", "*", "--secret", SECRET])
+    claims = jwt.decode(capsys.readouterr().out.strip(), SECRET, algorithms=["HS256"])
+    assert claims["exp"] - claims["iat"] == 24 * 3600
