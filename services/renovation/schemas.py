@@ -2,13 +2,9 @@
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from services.common.contracts import SITE_CODE, UNIT_CODE
-<<<<<<< HEAD
+from services.common.fields import Day, Instant, Money
 from services.common.privacy import mask_id_number
 from services.common.schemas import HistoryEntryOut
-=======
-from services.common.fields import Day, Instant, Money
-from services.registry.domain import mask_id_number
->>>>>>> hostile
 from services.renovation.domain import APPROVALS, DOCUMENTS, STATUSES, WORK_ITEMS
 
 PHONE = validate.Regexp(r"^\+?\d{7,15}$", error="phone is 7-15 digits")
