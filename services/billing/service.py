@@ -3,7 +3,6 @@ import logging
 from datetime import datetime
 from decimal import Decimal
 
-from nameko.events import event_handler
 from nameko.timer import timer
 from sqlalchemy import select
 
@@ -17,9 +16,8 @@ from services.billing.storage import (
 )
 from services.common import entrypoints
 from services.common.calendar import DEFAULT_TZ, zone
-from services.common.contracts import load_event
 from services.common.db import Database, decode_cursor, encode_cursor, page_size, within_sites
-from services.common.entrypoints import command, load
+from services.common.entrypoints import command, handles, load
 from services.common.errors import Conflict, NotFound, ValidationFailed
 from services.common.rpc import TimedRpc
 
@@ -240,23 +238,16 @@ class BillingService(entrypoints.ServiceBase):
 
     # -- events ------------------------------------------------------------------------------
 
-    @event_handler("registry", "unit_changed", requeue_on_error=True)
-    def on_unit_changed(self, body):
-        envelope = self._envelope(body)
-        if envelope is None or not self.uow.first_time(envelope["id"], "billing.unit_changed"):
-            return
-        data = envelope["data"]
+    @handles("registry", "unit_changed")
+    def on_unit_changed(self, data, envelope):
         self._project_unit(data["unit"], data.get("usage"), data.get("area_m2"),
                            data.get("owner"), data.get("major_customer"), data.get("timezone"),
                            active=data["change"] != "deactivated")
         self.uow.commit()
 
-    @event_handler("renovation", "fees_due", requeue_on_error=True)
-    def on_fees_due(self, body):
-        envelope = self._envelope(body)
-        if envelope is None or not self.uow.first_time(envelope["id"], "billing.fees_due"):
-            return
-        data, now = envelope["data"], self.clock()
+    @handles("renovation", "fees_due")
+    def on_fees_due(self, data, envelope):
+        now = self.clock()
         unit = self._billed_unit(envelope)
         if unit is None:
             return
@@ -271,12 +262,9 @@ class BillingService(entrypoints.ServiceBase):
         self._allocate(unit.code, now)
         self.uow.commit()
 
-    @event_handler("ticketing", "service_charge", requeue_on_error=True)
-    def on_service_charge(self, body):
-        envelope = self._envelope(body)
-        if envelope is None or not self.uow.first_time(envelope["id"], "billing.service_charge"):
-            return
-        data, now = envelope["data"], self.clock()
+    @handles("ticketing", "service_charge")
+    def on_service_charge(self, data, envelope):
+        now = self.clock()
         unit = self._billed_unit(envelope)
         if unit is None:
             return
@@ -288,12 +276,9 @@ class BillingService(entrypoints.ServiceBase):
         self._allocate(unit.code, now)
         self.uow.commit()
 
-    @event_handler("renovation", "deposit_refund_due", requeue_on_error=True)
-    def on_deposit_refund_due(self, body):
-        envelope = self._envelope(body)
-        if envelope is None or not self.uow.first_time(envelope["id"], "billing.deposit_refund_due"):
-            return
-        data, now, session = envelope["data"], self.clock(), self.uow.session
+    @handles("renovation", "deposit_refund_due")
+    def on_deposit_refund_due(self, data, envelope):
+        now, session = self.clock(), self.uow.session
         deposit = session.scalars(select(Deposit).where(
             Deposit.renovation_id == data["renovation_id"])).first()
         if deposit is None or deposit.status != "held":
@@ -313,14 +298,6 @@ class BillingService(entrypoints.ServiceBase):
         self.uow.commit()
 
     # -- helpers -----------------------------------------------------------------------------
-
-    @staticmethod
-    def _envelope(body):
-        try:
-            return load_event(body)
-        except ValidationFailed as exc:
-            log.error("dropped an event that breaks its contract: %s", exc, extra=exc.extra)
-            return None
 
     def _allocate(self, unit_code, now):
         """Any credit the unit holds goes to its open invoices, oldest first; each invoice this

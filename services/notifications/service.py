@@ -3,7 +3,6 @@ import logging
 import time
 from datetime import timedelta
 
-from nameko.events import event_handler
 from nameko.timer import timer
 from prometheus_client import Counter
 from sqlalchemy import delete, false, insert, or_, select, update
@@ -11,10 +10,9 @@ from sqlalchemy import delete, false, insert, or_, select, update
 from services.common import entrypoints
 from services.common.auth import STAFF_ROLES
 from services.common.calendar import DEFAULT_TZ, shift_months, zone
-from services.common.contracts import load_event
 from services.common.clock import as_utc
 from services.common.db import Database, insert_once, locking, new_id, paginate, within_sites
-from services.common.entrypoints import command, load
+from services.common.entrypoints import command, handles, load
 from services.common.metrics import metric
 from services.common.errors import Forbidden, IllegalTransition, NotFound, ValidationFailed
 from services.notifications import domain, rendering
@@ -37,48 +35,46 @@ class NotificationsService(entrypoints.ServiceBase):
     uow = Database(Base)
     delivery = Providers()
 
-    # Requeued on error, so that an event is not lost to a database hiccup; a redelivery of one
-    # already handled stops at `first_time`, and one that breaks its contract is dropped.
-    @event_handler("ticketing", "callback_due", requeue_on_error=True)
-    def on_callback_due(self, body):
-        self._handle(body, "notifications.callback_due", domain.callback_due_messages)
+    @handles("ticketing", "callback_due")
+    def on_callback_due(self, data, envelope):
+        self._notify(envelope, domain.callback_due_messages(envelope))
 
-    @event_handler("ticketing", "sla_breached", requeue_on_error=True)
-    def on_ticket_sla_breached(self, body):
-        self._handle(body, "notifications.ticketing_sla_breached", domain.sla_breach_messages,
-                     ticket_id="subject_id")
+    @handles("ticketing", "sla_breached", handler="notifications.ticketing_sla_breached")
+    def on_ticket_sla_breached(self, data, envelope):
+        data["ticket_id"] = data["subject_id"]      # so that the ticket's messages list them
+        self._notify(envelope, domain.sla_breach_messages(envelope))
 
-    @event_handler("renovation", "sla_breached", requeue_on_error=True)
-    def on_renovation_sla_breached(self, body):
-        self._handle(body, "notifications.renovation_sla_breached", domain.sla_breach_messages)
+    @handles("renovation", "sla_breached", handler="notifications.renovation_sla_breached")
+    def on_renovation_sla_breached(self, data, envelope):
+        self._notify(envelope, domain.sla_breach_messages(envelope))
 
-    @event_handler("renovation", "decided", requeue_on_error=True)
-    def on_renovation_decided(self, body):
-        self._handle(body, "notifications.renovation_decided", domain.renovation_decided_messages)
+    @handles("renovation", "decided", handler="notifications.renovation_decided")
+    def on_renovation_decided(self, data, envelope):
+        self._notify(envelope, domain.renovation_decided_messages(envelope))
 
-    @event_handler("renovation", "fees_due", requeue_on_error=True)
-    def on_renovation_fees_due(self, body):
-        self._handle(body, "notifications.renovation_fees_due", domain.renovation_fee_notice_messages)
+    @handles("renovation", "fees_due", handler="notifications.renovation_fees_due")
+    def on_renovation_fees_due(self, data, envelope):
+        self._notify(envelope, domain.renovation_fee_notice_messages(envelope))
 
-    @event_handler("renovation", "permit_issued", requeue_on_error=True)
-    def on_permit_issued(self, body):
-        self._handle(body, "notifications.permit_issued", domain.lobby_notice_messages)
+    @handles("renovation", "permit_issued")
+    def on_permit_issued(self, data, envelope):
+        self._notify(envelope, domain.lobby_notice_messages(envelope))
 
-    @event_handler("billing", "arrears_escalated", requeue_on_error=True)
-    def on_arrears_escalated(self, body):
-        self._handle(body, "notifications.arrears_escalated", domain.arrears_messages)
+    @handles("billing", "arrears_escalated")
+    def on_arrears_escalated(self, data, envelope):
+        self._notify(envelope, domain.arrears_messages(envelope))
 
-    @event_handler("billing", "invoice_issued", requeue_on_error=True)
-    def on_invoice_issued(self, body):
-        self._handle(body, "notifications.invoice_issued", domain.bill_messages)
+    @handles("billing", "invoice_issued")
+    def on_invoice_issued(self, data, envelope):
+        self._notify(envelope, domain.bill_messages(envelope))
 
-    @event_handler("billing", "invoice_paid", requeue_on_error=True)
-    def on_invoice_paid(self, body):
-        self._handle(body, "notifications.invoice_paid", domain.receipt_messages)
+    @handles("billing", "invoice_paid")
+    def on_invoice_paid(self, data, envelope):
+        self._notify(envelope, domain.receipt_messages(envelope))
 
-    @event_handler("registry", "unit_changed", requeue_on_error=True)
-    def on_unit_changed(self, body):
-        self._handle(body, "notifications.unit_changed", self._unit_changed)
+    @handles("registry", "unit_changed")
+    def on_unit_changed(self, data, envelope):
+        self._notify(envelope, self._unit_changed(envelope))
 
     def _unit_changed(self, envelope):
         """Keep the unit's warranty for the expiry sweep, then welcome or introduce the
@@ -268,30 +264,10 @@ class NotificationsService(entrypoints.ServiceBase):
         # a message whose template could not be filled has nothing to send again
         return ["retry"] if message.status in ("dead", "failed") and message.body else []
 
-    @staticmethod
-    def _envelope(body):
-        """The loaded event, or None for one that breaks its contract: no redelivery can mend
-        it, so it is logged and dropped instead of requeued for ever."""
-        try:
-            return load_event(body)
-        except ValidationFailed as exc:
-            event_id = body.get("id") if isinstance(body, dict) else None
-            log.error("dropped an event that breaks its contract: %s", exc,
-                      extra={"event_id": event_id, **exc.extra})
-            return None
-
-    def _handle(self, body, key, messages_of, ticket_id=None):
-        """An event, once: its messages (`messages_of(envelope)` → drafts) stored with the
-        event's claim in one transaction, then delivered. `ticket_id` names the data field that
-        lists the messages by ticket when it is not `ticket_id`."""
-        envelope = self._envelope(body)
-        if envelope is None or not self.uow.first_time(envelope["id"], key):
-            return
-        data = envelope["data"]
-        if ticket_id:
-            data["ticket_id"] = data[ticket_id]
-        drafts = messages_of(envelope)
-        now = self.clock()
+    def _notify(self, envelope, drafts):
+        """An event's messages stored with the event's claim in one transaction, then
+        delivered."""
+        data, now = envelope["data"], self.clock()
         messages = [self._new_message(draft, envelope["event"], envelope["id"], envelope["site"],
                                       data.get("timezone"), now, data.get("ticket_id"),
                                       data.get("unit"), opted_out)
