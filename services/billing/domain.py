@@ -85,8 +85,7 @@ class FeeSchedule:
         if usage == "parking":
             return [("parking", money(self.parking_per_month), "车位管理费")]
         rate = Decimal(str(self.management_per_m2.get(usage, 0)))
-        return [("management", money(Decimal(str(area_m2)) * rate),
-                 f"物业管理费 {area_m2} m² × {money(rate)}")]
+        return [("management", money(Decimal(str(area_m2)) * rate), "物业管理费")]
 
 
 # -- payments ----------------------------------------------------------------------------------
