@@ -19,15 +19,11 @@ from services.common.calendar import DEFAULT_TZ, zone
 from services.common.db import Database, decode_cursor, encode_cursor, page_size, within_sites
 from services.common.entrypoints import command, handles, load
 from services.common.errors import Conflict, NotFound, ValidationFailed
+from services.common.roles import DESK, MANAGERS, RECORD_READERS, SWEEPERS
 from services.common.rpc import TimedRpc
 
 log = logging.getLogger(__name__)
 
-SCHEDULE_EDITORS = ("manager", "hq", "ops_admin")
-BILLERS = ("agent", "supervisor", "manager", "hq", "ops_admin")
-CASHIERS = ("agent", "supervisor", "manager", "hq", "ops_admin")
-ARREARS_READERS = ("agent", "supervisor", "quality_supervisor", "manager", "hq", "legal", "ops_admin")
-SWEEPERS = ("ops_admin", "hq")
 # Units stepped per transaction by the sweep: fewer commits, short enough locks.
 STEP_BATCH = 100
 
@@ -67,7 +63,7 @@ class BillingService(entrypoints.ServiceBase):
     @command
     def set_fee_schedule(self, payload):
         identity = self.caller.identity
-        identity.require_role("set fee schedules", *SCHEDULE_EDITORS)
+        identity.require_role("set fee schedules", *MANAGERS)
         data = load(FeeScheduleIn(), payload)
         identity.require_site(data["site"])
         body = FeeScheduleIn().dump(data)
@@ -80,7 +76,7 @@ class BillingService(entrypoints.ServiceBase):
     def run_billing(self, payload):
         """The monthly run of a site and period: one invoice per unit, once."""
         identity = self.caller.identity
-        identity.require_role("run billing", *BILLERS)
+        identity.require_role("run billing", *MANAGERS)
         data = load(BillingRunIn(), payload)
         identity.require_site(data["site"])
         session, now = self.uow.session, self.clock()
@@ -99,7 +95,7 @@ class BillingService(entrypoints.ServiceBase):
     @command
     def create_invoice(self, payload):
         identity = self.caller.identity
-        identity.require_role("issue invoices", *BILLERS)
+        identity.require_role("issue invoices", *DESK)
         data = load(InvoiceIn(), payload)
         unit = self._unit(data["unit"])
         invoice = books.add_invoice(self.uow.session, unit, data["period"], data["due_date"],
@@ -115,7 +111,7 @@ class BillingService(entrypoints.ServiceBase):
     @command
     def record_payment(self, payload):
         identity = self.caller.identity
-        identity.require_role("take payments", *CASHIERS)
+        identity.require_role("take payments", *DESK)
         data = load(PaymentIn(), payload)
         unit = self._unit(data["unit"])
         session, now = self.uow.session, self.clock()
@@ -151,7 +147,7 @@ class BillingService(entrypoints.ServiceBase):
     @command
     def list_arrears(self, filters=None, cursor=None, limit=50):
         identity = self.caller.identity
-        identity.require_role("read arrears", *ARREARS_READERS)
+        identity.require_role("read arrears", *RECORD_READERS)
         f = load(ArrearsFilters(), filters or {})
         day = f["as_of"] or today(self.clock())
         listed = books.arrears(day, f["site"]).subquery()
@@ -170,7 +166,7 @@ class BillingService(entrypoints.ServiceBase):
     @command
     def collection_rate(self, payload):
         identity = self.caller.identity
-        identity.require_role("read collection rates", *ARREARS_READERS)
+        identity.require_role("read collection rates", *RECORD_READERS)
         data = load(CollectionQuery(), payload)
         identity.require_site(data["site"])
         billed, collected, count, settled = books.collection(self.uow.session, data["site"], data["period"])
