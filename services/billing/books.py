@@ -199,6 +199,38 @@ def allocate(session, invoices, payments, now):
     return settled
 
 
+def add_payment(session, unit, amount, method, reference, received_by, now):
+    """A payment with its receipt number and its ledger entry, all of it credit until allocated."""
+    fen = to_fen(amount)
+    payment = Payment(id=new_id(), receipt_number=receipt_number(unit.site, now), unit=unit.code,
+                      site=unit.site, amount_fen=fen, unallocated_fen=fen, method=method,
+                      reference=reference, received_by=received_by, received_at=now)
+    session.add(payment)
+    session.add(LedgerEntry(unit=unit.code, site=unit.site, kind="payment", amount_fen=fen,
+                            payment_id=payment.id, note=method, at=now))
+    session.flush()
+    return payment
+
+
+def add_deposit(session, invoice, renovation_id):
+    """The deposit an invoice carries, due until the invoice is paid."""
+    session.add(Deposit(id=new_id(), unit=invoice.unit, renovation_id=renovation_id,
+                        invoice_id=invoice.id, amount_fen=invoice.deposit_fen, status="due"))
+    session.flush()
+
+
+def deposit_of(session, renovation_id):
+    return session.scalars(select(Deposit).where(Deposit.renovation_id == renovation_id)).first()
+
+
+def record_deposit_refund(session, deposit, now):
+    """The ledger entry of a refunded deposit, naming its deductions."""
+    session.add(LedgerEntry(unit=deposit.unit, site=deposit.unit[:3], kind="deposit_refund",
+                            amount_fen=deposit.refunded_fen, invoice_id=deposit.invoice_id,
+                            note=f"renovation {deposit.renovation_id}, deductions "
+                                 f"{domain.money_text(from_fen(deposit.deductions_fen))}", at=now))
+
+
 def credit_payments(session, unit_code):
     return list(session.scalars(select(Payment).where(
         Payment.unit == unit_code, Payment.unallocated_fen > 0).order_by(Payment.id)))
@@ -208,9 +240,8 @@ def _hold_deposit(session, invoice, now):
     if not invoice.deposit_fen:
         return
     deposit = session.scalars(select(Deposit).where(Deposit.invoice_id == invoice.id)).first()
-    if deposit is None or deposit.status != "due":
+    if deposit is None or not domain.hold_deposit(deposit, now):
         return
-    deposit.status, deposit.held_at = "held", now
     session.add(LedgerEntry(unit=invoice.unit, site=invoice.site, kind="deposit_held",
                             amount_fen=deposit.amount_fen, invoice_id=invoice.id,
                             note=f"renovation {deposit.renovation_id}", at=now))

@@ -12,7 +12,7 @@ from services.billing.schemas import (
     ArrearsFilters, ArrearsSweepIn, BillingRunIn, CollectionQuery, FeeScheduleIn, InvoiceIn, PaymentIn,
 )
 from services.billing.storage import (
-    Base, Deposit, FeeScheduleRow, Invoice, LedgerEntry, Payment, Unit,
+    Base, FeeScheduleRow, Invoice, Unit,
 )
 from services.common import entrypoints
 from services.common.calendar import DEFAULT_TZ, zone
@@ -114,16 +114,9 @@ class BillingService(entrypoints.ServiceBase):
         identity.require_role("take payments", *DESK)
         data = load(PaymentIn(), payload)
         unit = self._unit(data["unit"])
-        session, now = self.uow.session, self.clock()
-        fen = to_fen(data["amount"])
-        payment = Payment(id=books.new_id(), receipt_number=books.receipt_number(unit.site, now),
-                          unit=unit.code, site=unit.site, amount_fen=fen, unallocated_fen=fen,
-                          method=data["method"], reference=data["reference"],
-                          received_by=identity.sub, received_at=now)
-        session.add(payment)
-        session.add(LedgerEntry(unit=unit.code, site=unit.site, kind="payment", amount_fen=fen,
-                                payment_id=payment.id, note=data["method"], at=now))
-        session.flush()
+        now = self.clock()
+        payment = books.add_payment(self.uow.session, unit, data["amount"], data["method"],
+                                    data["reference"], identity.sub, now)
         settled = self._allocate(unit.code, now)
         self.uow.commit()
         return {"receipt_number": payment.receipt_number, "unit": unit.code,
@@ -250,10 +243,7 @@ class BillingService(entrypoints.ServiceBase):
         invoice = books.add_invoice(self.uow.session, unit, None, data["due_date"], data["items"],
                                     "renovation", {"renovation_id": data["renovation_id"]}, now)
         if invoice.deposit_fen:
-            self.uow.session.add(Deposit(
-                id=books.new_id(), unit=unit.code, renovation_id=data["renovation_id"],
-                invoice_id=invoice.id, amount_fen=invoice.deposit_fen, status="due"))
-            self.uow.session.flush()
+            books.add_deposit(self.uow.session, invoice, data["renovation_id"])
         self._announce(Invoice.id == invoice.id)
         self._allocate(unit.code, now)
         self.uow.commit()
@@ -275,22 +265,13 @@ class BillingService(entrypoints.ServiceBase):
     @handles("renovation", "deposit_refund_due")
     def on_deposit_refund_due(self, data, envelope):
         now, session = self.clock(), self.uow.session
-        deposit = session.scalars(select(Deposit).where(
-            Deposit.renovation_id == data["renovation_id"])).first()
-        if deposit is None or deposit.status != "held":
+        deposit = books.deposit_of(session, data["renovation_id"])
+        if deposit is None or not domain.refund_deposit(deposit, data["deductions"], now):
             log.error("deposit refund due but no deposit held", extra={
                 "renovation_id": data["renovation_id"],
                 "status": None if deposit is None else deposit.status})
-            self.uow.commit()
-            return
-        refund = domain.deposit_refund(from_fen(deposit.amount_fen), data["deductions"])
-        deposit.status, deposit.refunded_at = "refunded", now
-        deposit.deductions_fen = deposit.amount_fen - to_fen(refund)
-        deposit.refunded_fen = to_fen(refund)
-        session.add(LedgerEntry(unit=deposit.unit, site=deposit.unit[:3], kind="deposit_refund",
-                                amount_fen=deposit.refunded_fen, invoice_id=deposit.invoice_id,
-                                note=f"renovation {deposit.renovation_id}, deductions "
-                                     f"{money_text(from_fen(deposit.deductions_fen))}", at=now))
+        else:
+            books.record_deposit_refund(session, deposit, now)
         self.uow.commit()
 
     # -- helpers -----------------------------------------------------------------------------
