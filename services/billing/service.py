@@ -103,9 +103,7 @@ class BillingService(entrypoints.ServiceBase):
         if invoice is None:
             raise Conflict(f"unit {unit.code} already has an invoice for {data['period']}",
                            {"unit": unit.code, "period": data["period"]})
-        self._announce(Invoice.id == invoice.id)
-        self._allocate(unit.code, self.clock())
-        self.uow.commit()
+        self._issue(invoice, self.clock())
         return self._invoice_out(invoice)
 
     @command
@@ -244,9 +242,7 @@ class BillingService(entrypoints.ServiceBase):
                                     "renovation", {"renovation_id": data["renovation_id"]}, now)
         if invoice.deposit_fen:
             books.add_deposit(self.uow.session, invoice, data["renovation_id"])
-        self._announce(Invoice.id == invoice.id)
-        self._allocate(unit.code, now)
-        self.uow.commit()
+        self._issue(invoice, now)
 
     @handles("ticketing", "service_charge")
     def on_service_charge(self, data, envelope):
@@ -258,9 +254,7 @@ class BillingService(entrypoints.ServiceBase):
                   "description": (f"{data['code']} {data['description']}").strip()[:200]}]
         invoice = books.add_invoice(self.uow.session, unit, None, today(data["completed_at"]), items,
                                     "repair", {"ticket_id": data["ticket_id"]}, now)
-        self._announce(Invoice.id == invoice.id)
-        self._allocate(unit.code, now)
-        self.uow.commit()
+        self._issue(invoice, now)
 
     @handles("renovation", "deposit_refund_due")
     def on_deposit_refund_due(self, data, envelope):
@@ -294,6 +288,12 @@ class BillingService(entrypoints.ServiceBase):
                 "reference": invoice.reference or {}, "receipt_number": payment.receipt_number,
                 "owner": owner, "timezone": unit.timezone if unit else None}, site=invoice.site)
         return [invoice for invoice, _ in settled]
+
+    def _issue(self, invoice, now):
+        """A new invoice told to its owner, paid from any credit the unit holds, committed."""
+        self._announce(Invoice.id == invoice.id)
+        self._allocate(invoice.unit, now)
+        self.uow.commit()
 
     def _announce(self, which):
         """billing.invoice_issued for each invoice matching `which` (a whole monthly run, or one
