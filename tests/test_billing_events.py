@@ -15,7 +15,7 @@ from services.billing.service import BillingService
 from services.billing.storage import Base
 from services.common.auth import IDENTITY_KEY, CallContext
 from services.common.contracts import envelope
-from services.common.errors import Conflict
+from services.common.errors import Conflict, Forbidden
 from tests.flows import SITE
 from tests.infra import migrated
 from tests.inprocess import identity
@@ -174,3 +174,15 @@ def test_a_credit_pays_the_monthly_bill_it_is_told_of_first(site_billed, databas
     [settled] = raised(database, "billing.invoice_paid")
     assert (settled["invoice_id"], settled["receipt_number"], settled["owner"]) == (
         f"M2026-11-{UNIT}", paid["receipt_number"], LI)
+
+
+@pytest.mark.parametrize("role", ["agent", "supervisor", "legal"])
+def test_only_a_manager_or_head_office_runs_billing_and_a_refused_run_bills_no_one(
+        site_billed, database, role):
+    with pytest.raises(Forbidden):
+        site_billed("run_billing", {"site": SITE, "period": "2026-11"}, caller=identity(role))
+    assert raised(database, "billing.invoice_issued") == []
+    site_billed("run_billing", {"site": SITE, "period": "2026-11"}, caller=identity("hq", sites=["*"]))
+    site_billed("run_billing", {"site": SITE, "period": "2026-12"},
+                caller=identity("ops_admin", sites=["*"]), now=NOW + timedelta(hours=1))
+    assert len(raised(database, "billing.invoice_issued")) == 6

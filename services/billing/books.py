@@ -4,7 +4,8 @@ import secrets
 from decimal import Decimal
 
 from sqlalchemy import (
-    JSON, and_, case, exists, false, func, literal, select, true,
+    JSON, BigInteger, Column, MetaData, String, Table, and_, case, exists, false, func, literal,
+    select, text, true,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 
@@ -47,39 +48,65 @@ def _insert(session):
     return (postgresql.insert if session.bind.dialect.name == "postgresql" else sqlite.insert)
 
 
+# The lines the fee schedule gives each (usage, area) of a site's units, computed by the
+# domain's rule and joined in the monthly run: one rule, however many units share an area.
+_monthly_charges = Table(
+    "monthly_charges", MetaData(), Column("usage", String(16)), Column("area_centi_m2", BigInteger),
+    Column("fee", String(32)), Column("amount_fen", BigInteger), Column("description", String(200)),
+    prefixes=["TEMPORARY"])
+
+
+def _charges_of(session, schedule):
+    """`_monthly_charges` filled for the site's active units (dropped by the caller)."""
+    kinds = session.execute(select(Unit.usage, Unit.area_centi_m2).where(
+        Unit.site == schedule.site, Unit.active == true()).distinct()).all()
+    connection = session.connection()
+    _monthly_charges.create(connection)
+    rows = [{"usage": usage, "area_centi_m2": area, "fee": fee, "amount_fen": to_fen(amount),
+             "description": description}
+            for usage, area in kinds
+            for fee, amount, description in schedule.monthly_lines(usage, Decimal(area) / 100)]
+    if rows:
+        session.execute(_monthly_charges.insert(), rows)
+    if session.bind.dialect.name == "postgresql":
+        session.execute(text("ANALYZE monthly_charges"))   # a temporary table has no statistics
+    return _monthly_charges
+
+
 def run_monthly(session, schedule, period, now):
-    """One invoice per active unit of the site for `period`; units already invoiced for it are
-    left alone by the unique (unit, period) key (ON CONFLICT DO NOTHING, which PostgreSQL checks
-    row by row in the index, where a NOT EXISTS anti-join was planned as a nested loop over
-    every invoice of the period), so a run repeated or raced adds nothing.
-    Returns how many invoices this run created."""
+    """One invoice per active unit of the site for `period`, with the lines `FeeSchedule.
+    monthly_lines` gives it; units already invoiced for it are left alone by the unique
+    (unit, period) key (ON CONFLICT DO NOTHING, which PostgreSQL checks row by row in the
+    index, where a NOT EXISTS anti-join was planned as a nested loop over every invoice of the
+    period), so a run repeated or raced adds nothing. Returns how many invoices this run created."""
     due = domain.due_date_of(period, schedule.due_day)
-    rates = {usage: to_fen(rate) for usage, rate in schedule.management_per_m2.items()}
-    management = case(
-        *[(Unit.usage == usage, (Unit.area_centi_m2 * fen + 50) // 100) for usage, fen in rates.items()],
-        else_=0)
-    total = case((Unit.usage == "parking", to_fen(schedule.parking_per_month)), else_=management)
+    charges = _charges_of(session, schedule)
+    of_unit = and_(charges.c.usage == Unit.usage, charges.c.area_centi_m2 == Unit.area_centi_m2)
+    totals = (select(charges.c.usage, charges.c.area_centi_m2,
+                     func.sum(charges.c.amount_fen).label("total_fen"))
+              .group_by(charges.c.usage, charges.c.area_centi_m2).subquery())
     invoice_id = literal(f"M{period}-") + Unit.code
     source = (select(invoice_id, Unit.code, Unit.site, literal(period), literal(due),
-                     literal("monthly"), total, literal(0), literal(0), false(),
+                     literal("monthly"), totals.c.total_fen, literal(0), literal(0), false(),
                      literal({}, JSON), literal(now, Invoice.created_at.type))
-              .where(Unit.site == schedule.site, Unit.active == true(), total > 0))
+              .join(totals, and_(totals.c.usage == Unit.usage,
+                                 totals.c.area_centi_m2 == Unit.area_centi_m2))
+              .where(Unit.site == schedule.site, Unit.active == true(), totals.c.total_fen > 0))
     columns = ["id", "unit", "site", "period", "due_date", "kind", "total_fen", "paid_fen",
                "deposit_fen", "settled", "reference", "created_at"]
     session.execute(_insert(session)(Invoice).from_select(columns, source).on_conflict_do_nothing())
     new = made_by_run(schedule.site, period, now)
     # (rowcount of INSERT … SELECT is not reported by every driver)
     created = session.scalar(select(func.count()).select_from(Invoice).where(new))
-    fee = case((Unit.usage == "parking", "parking"), else_="management")
-    description = case((Unit.usage == "parking", "车位管理费"), else_="物业管理费")
     session.execute(InvoiceLine.__table__.insert().from_select(
         ["invoice_id", "fee", "amount_fen", "description"],
-        select(Invoice.id, fee, Invoice.total_fen, description)
-        .join(Unit, Unit.code == Invoice.unit).where(new)))
+        select(Invoice.id, charges.c.fee, charges.c.amount_fen, charges.c.description)
+        .join(Unit, Unit.code == Invoice.unit).join(charges, of_unit).where(new)))
     session.execute(LedgerEntry.__table__.insert().from_select(
         ["unit", "site", "kind", "amount_fen", "invoice_id", "note", "at"],
         select(Invoice.unit, Invoice.site, literal("charge"), Invoice.total_fen, Invoice.id,
                literal(f"{period} monthly fees"), Invoice.created_at).where(new)))
+    charges.drop(session.connection())
     return created
 
 
@@ -172,6 +199,38 @@ def allocate(session, invoices, payments, now):
     return settled
 
 
+def add_payment(session, unit, amount, method, reference, received_by, now):
+    """A payment with its receipt number and its ledger entry, all of it credit until allocated."""
+    fen = to_fen(amount)
+    payment = Payment(id=new_id(), receipt_number=receipt_number(unit.site, now), unit=unit.code,
+                      site=unit.site, amount_fen=fen, unallocated_fen=fen, method=method,
+                      reference=reference, received_by=received_by, received_at=now)
+    session.add(payment)
+    session.add(LedgerEntry(unit=unit.code, site=unit.site, kind="payment", amount_fen=fen,
+                            payment_id=payment.id, note=method, at=now))
+    session.flush()
+    return payment
+
+
+def add_deposit(session, invoice, renovation_id):
+    """The deposit an invoice carries, due until the invoice is paid."""
+    session.add(Deposit(id=new_id(), unit=invoice.unit, renovation_id=renovation_id,
+                        invoice_id=invoice.id, amount_fen=invoice.deposit_fen, status="due"))
+    session.flush()
+
+
+def deposit_of(session, renovation_id):
+    return session.scalars(select(Deposit).where(Deposit.renovation_id == renovation_id)).first()
+
+
+def record_deposit_refund(session, deposit, now):
+    """The ledger entry of a refunded deposit, naming its deductions."""
+    session.add(LedgerEntry(unit=deposit.unit, site=deposit.unit[:3], kind="deposit_refund",
+                            amount_fen=deposit.refunded_fen, invoice_id=deposit.invoice_id,
+                            note=f"renovation {deposit.renovation_id}, deductions "
+                                 f"{domain.money_text(from_fen(deposit.deductions_fen))}", at=now))
+
+
 def credit_payments(session, unit_code):
     return list(session.scalars(select(Payment).where(
         Payment.unit == unit_code, Payment.unallocated_fen > 0).order_by(Payment.id)))
@@ -181,9 +240,8 @@ def _hold_deposit(session, invoice, now):
     if not invoice.deposit_fen:
         return
     deposit = session.scalars(select(Deposit).where(Deposit.invoice_id == invoice.id)).first()
-    if deposit is None or deposit.status != "due":
+    if deposit is None or not domain.hold_deposit(deposit, now):
         return
-    deposit.status, deposit.held_at = "held", now
     session.add(LedgerEntry(unit=invoice.unit, site=invoice.site, kind="deposit_held",
                             amount_fen=deposit.amount_fen, invoice_id=invoice.id,
                             note=f"renovation {deposit.renovation_id}", at=now))

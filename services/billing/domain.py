@@ -85,8 +85,7 @@ class FeeSchedule:
         if usage == "parking":
             return [("parking", money(self.parking_per_month), "车位管理费")]
         rate = Decimal(str(self.management_per_m2.get(usage, 0)))
-        return [("management", money(Decimal(str(area_m2)) * rate),
-                 f"物业管理费 {area_m2} m² × {money(rate)}")]
+        return [("management", money(Decimal(str(area_m2)) * rate), "物业管理费")]
 
 
 # -- payments ----------------------------------------------------------------------------------
@@ -125,6 +124,31 @@ def late_fee(invoices, as_of: date, daily_rate=DEFAULT_LATE_FEE_DAILY_RATE):
 def deposit_refund(held, deductions):
     """What goes back to the owner: the deposit less recorded deductions, never below zero."""
     return max(money(held) - money(deductions), Decimal("0.00"))
+
+
+# -- renovation deposits -----------------------------------------------------------------------
+# A deposit (保证金) is `due` once invoiced, `held` once its invoice is paid, and `refunded` (less
+# the recorded deductions) after the inspection passes; never mixed with fees. These change any
+# object with the deposit's fields (`status`, `amount_fen`, `deductions_fen`, `refunded_fen`,
+# `held_at`, `refunded_at`), the stored row included.
+
+def hold_deposit(deposit, now):
+    """The deposit's invoice was paid: held from now. False for one not due (already held)."""
+    if deposit.status != "due":
+        return False
+    deposit.status, deposit.held_at = "held", now
+    return True
+
+
+def refund_deposit(deposit, deductions, now):
+    """The inspection passed: refund what is held less `deductions`. False for a deposit not
+    held (never paid, or refunded already), which is left as it is."""
+    if deposit.status != "held":
+        return False
+    refund = to_fen(deposit_refund(from_fen(deposit.amount_fen), deductions))
+    deposit.status, deposit.refunded_at = "refunded", now
+    deposit.deductions_fen, deposit.refunded_fen = deposit.amount_fen - refund, refund
+    return True
 
 
 # -- the arrears ladder ------------------------------------------------------------------------

@@ -3,7 +3,6 @@ import logging
 from datetime import datetime
 from decimal import Decimal
 
-from nameko.events import event_handler
 from nameko.timer import timer
 from sqlalchemy import select
 
@@ -13,23 +12,18 @@ from services.billing.schemas import (
     ArrearsFilters, ArrearsSweepIn, BillingRunIn, CollectionQuery, FeeScheduleIn, InvoiceIn, PaymentIn,
 )
 from services.billing.storage import (
-    Base, Deposit, FeeScheduleRow, Invoice, LedgerEntry, Payment, Unit,
+    Base, FeeScheduleRow, Invoice, Unit,
 )
 from services.common import entrypoints
 from services.common.calendar import DEFAULT_TZ, zone
-from services.common.contracts import load_event
 from services.common.db import Database, decode_cursor, encode_cursor, page_size, within_sites
-from services.common.entrypoints import command, load
+from services.common.entrypoints import command, handles, load
 from services.common.errors import Conflict, NotFound, ValidationFailed
+from services.common.roles import DESK, MANAGERS, RECORD_READERS, SWEEPERS
 from services.common.rpc import TimedRpc
 
 log = logging.getLogger(__name__)
 
-SCHEDULE_EDITORS = ("manager", "hq", "ops_admin")
-BILLERS = ("agent", "supervisor", "manager", "hq", "ops_admin")
-CASHIERS = ("agent", "supervisor", "manager", "hq", "ops_admin")
-ARREARS_READERS = ("agent", "supervisor", "quality_supervisor", "manager", "hq", "legal", "ops_admin")
-SWEEPERS = ("ops_admin", "hq")
 # Units stepped per transaction by the sweep: fewer commits, short enough locks.
 STEP_BATCH = 100
 
@@ -69,7 +63,7 @@ class BillingService(entrypoints.ServiceBase):
     @command
     def set_fee_schedule(self, payload):
         identity = self.caller.identity
-        identity.require_role("set fee schedules", *SCHEDULE_EDITORS)
+        identity.require_role("set fee schedules", *MANAGERS)
         data = load(FeeScheduleIn(), payload)
         identity.require_site(data["site"])
         body = FeeScheduleIn().dump(data)
@@ -82,7 +76,7 @@ class BillingService(entrypoints.ServiceBase):
     def run_billing(self, payload):
         """The monthly run of a site and period: one invoice per unit, once."""
         identity = self.caller.identity
-        identity.require_role("run billing", *BILLERS)
+        identity.require_role("run billing", *MANAGERS)
         data = load(BillingRunIn(), payload)
         identity.require_site(data["site"])
         session, now = self.uow.session, self.clock()
@@ -101,7 +95,7 @@ class BillingService(entrypoints.ServiceBase):
     @command
     def create_invoice(self, payload):
         identity = self.caller.identity
-        identity.require_role("issue invoices", *BILLERS)
+        identity.require_role("issue invoices", *DESK)
         data = load(InvoiceIn(), payload)
         unit = self._unit(data["unit"])
         invoice = books.add_invoice(self.uow.session, unit, data["period"], data["due_date"],
@@ -109,27 +103,18 @@ class BillingService(entrypoints.ServiceBase):
         if invoice is None:
             raise Conflict(f"unit {unit.code} already has an invoice for {data['period']}",
                            {"unit": unit.code, "period": data["period"]})
-        self._announce(Invoice.id == invoice.id)
-        self._allocate(unit.code, self.clock())
-        self.uow.commit()
+        self._issue(invoice, self.clock())
         return self._invoice_out(invoice)
 
     @command
     def record_payment(self, payload):
         identity = self.caller.identity
-        identity.require_role("take payments", *CASHIERS)
+        identity.require_role("take payments", *DESK)
         data = load(PaymentIn(), payload)
         unit = self._unit(data["unit"])
-        session, now = self.uow.session, self.clock()
-        fen = to_fen(data["amount"])
-        payment = Payment(id=books.new_id(), receipt_number=books.receipt_number(unit.site, now),
-                          unit=unit.code, site=unit.site, amount_fen=fen, unallocated_fen=fen,
-                          method=data["method"], reference=data["reference"],
-                          received_by=identity.sub, received_at=now)
-        session.add(payment)
-        session.add(LedgerEntry(unit=unit.code, site=unit.site, kind="payment", amount_fen=fen,
-                                payment_id=payment.id, note=data["method"], at=now))
-        session.flush()
+        now = self.clock()
+        payment = books.add_payment(self.uow.session, unit, data["amount"], data["method"],
+                                    data["reference"], identity.sub, now)
         settled = self._allocate(unit.code, now)
         self.uow.commit()
         return {"receipt_number": payment.receipt_number, "unit": unit.code,
@@ -153,7 +138,7 @@ class BillingService(entrypoints.ServiceBase):
     @command
     def list_arrears(self, filters=None, cursor=None, limit=50):
         identity = self.caller.identity
-        identity.require_role("read arrears", *ARREARS_READERS)
+        identity.require_role("read arrears", *RECORD_READERS)
         f = load(ArrearsFilters(), filters or {})
         day = f["as_of"] or today(self.clock())
         listed = books.arrears(day, f["site"]).subquery()
@@ -172,7 +157,7 @@ class BillingService(entrypoints.ServiceBase):
     @command
     def collection_rate(self, payload):
         identity = self.caller.identity
-        identity.require_role("read collection rates", *ARREARS_READERS)
+        identity.require_role("read collection rates", *RECORD_READERS)
         data = load(CollectionQuery(), payload)
         identity.require_site(data["site"])
         billed, collected, count, settled = books.collection(self.uow.session, data["site"], data["period"])
@@ -240,43 +225,28 @@ class BillingService(entrypoints.ServiceBase):
 
     # -- events ------------------------------------------------------------------------------
 
-    @event_handler("registry", "unit_changed", requeue_on_error=True)
-    def on_unit_changed(self, body):
-        envelope = self._envelope(body)
-        if envelope is None or not self.uow.first_time(envelope["id"], "billing.unit_changed"):
-            return
-        data = envelope["data"]
+    @handles("registry", "unit_changed")
+    def on_unit_changed(self, data, envelope):
         self._project_unit(data["unit"], data.get("usage"), data.get("area_m2"),
                            data.get("owner"), data.get("major_customer"), data.get("timezone"),
                            active=data["change"] != "deactivated")
         self.uow.commit()
 
-    @event_handler("renovation", "fees_due", requeue_on_error=True)
-    def on_fees_due(self, body):
-        envelope = self._envelope(body)
-        if envelope is None or not self.uow.first_time(envelope["id"], "billing.fees_due"):
-            return
-        data, now = envelope["data"], self.clock()
+    @handles("renovation", "fees_due")
+    def on_fees_due(self, data, envelope):
+        now = self.clock()
         unit = self._billed_unit(envelope)
         if unit is None:
             return
         invoice = books.add_invoice(self.uow.session, unit, None, data["due_date"], data["items"],
                                     "renovation", {"renovation_id": data["renovation_id"]}, now)
         if invoice.deposit_fen:
-            self.uow.session.add(Deposit(
-                id=books.new_id(), unit=unit.code, renovation_id=data["renovation_id"],
-                invoice_id=invoice.id, amount_fen=invoice.deposit_fen, status="due"))
-            self.uow.session.flush()
-        self._announce(Invoice.id == invoice.id)
-        self._allocate(unit.code, now)
-        self.uow.commit()
+            books.add_deposit(self.uow.session, invoice, data["renovation_id"])
+        self._issue(invoice, now)
 
-    @event_handler("ticketing", "service_charge", requeue_on_error=True)
-    def on_service_charge(self, body):
-        envelope = self._envelope(body)
-        if envelope is None or not self.uow.first_time(envelope["id"], "billing.service_charge"):
-            return
-        data, now = envelope["data"], self.clock()
+    @handles("ticketing", "service_charge")
+    def on_service_charge(self, data, envelope):
+        now = self.clock()
         unit = self._billed_unit(envelope)
         if unit is None:
             return
@@ -284,43 +254,21 @@ class BillingService(entrypoints.ServiceBase):
                   "description": (f"{data['code']} {data['description']}").strip()[:200]}]
         invoice = books.add_invoice(self.uow.session, unit, None, today(data["completed_at"]), items,
                                     "repair", {"ticket_id": data["ticket_id"]}, now)
-        self._announce(Invoice.id == invoice.id)
-        self._allocate(unit.code, now)
-        self.uow.commit()
+        self._issue(invoice, now)
 
-    @event_handler("renovation", "deposit_refund_due", requeue_on_error=True)
-    def on_deposit_refund_due(self, body):
-        envelope = self._envelope(body)
-        if envelope is None or not self.uow.first_time(envelope["id"], "billing.deposit_refund_due"):
-            return
-        data, now, session = envelope["data"], self.clock(), self.uow.session
-        deposit = session.scalars(select(Deposit).where(
-            Deposit.renovation_id == data["renovation_id"])).first()
-        if deposit is None or deposit.status != "held":
+    @handles("renovation", "deposit_refund_due")
+    def on_deposit_refund_due(self, data, envelope):
+        now, session = self.clock(), self.uow.session
+        deposit = books.deposit_of(session, data["renovation_id"])
+        if deposit is None or not domain.refund_deposit(deposit, data["deductions"], now):
             log.error("deposit refund due but no deposit held", extra={
                 "renovation_id": data["renovation_id"],
                 "status": None if deposit is None else deposit.status})
-            self.uow.commit()
-            return
-        refund = domain.deposit_refund(from_fen(deposit.amount_fen), data["deductions"])
-        deposit.status, deposit.refunded_at = "refunded", now
-        deposit.deductions_fen = deposit.amount_fen - to_fen(refund)
-        deposit.refunded_fen = to_fen(refund)
-        session.add(LedgerEntry(unit=deposit.unit, site=deposit.unit[:3], kind="deposit_refund",
-                                amount_fen=deposit.refunded_fen, invoice_id=deposit.invoice_id,
-                                note=f"renovation {deposit.renovation_id}, deductions "
-                                     f"{money_text(from_fen(deposit.deductions_fen))}", at=now))
+        else:
+            books.record_deposit_refund(session, deposit, now)
         self.uow.commit()
 
     # -- helpers -----------------------------------------------------------------------------
-
-    @staticmethod
-    def _envelope(body):
-        try:
-            return load_event(body)
-        except ValidationFailed as exc:
-            log.error("dropped an event that breaks its contract: %s", exc, extra=exc.extra)
-            return None
 
     def _allocate(self, unit_code, now):
         """Any credit the unit holds goes to its open invoices, oldest first; each invoice this
@@ -340,6 +288,12 @@ class BillingService(entrypoints.ServiceBase):
                 "reference": invoice.reference or {}, "receipt_number": payment.receipt_number,
                 "owner": owner, "timezone": unit.timezone if unit else None}, site=invoice.site)
         return [invoice for invoice, _ in settled]
+
+    def _issue(self, invoice, now):
+        """A new invoice told to its owner, paid from any credit the unit holds, committed."""
+        self._announce(Invoice.id == invoice.id)
+        self._allocate(invoice.unit, now)
+        self.uow.commit()
 
     def _announce(self, which):
         """billing.invoice_issued for each invoice matching `which` (a whole monthly run, or one

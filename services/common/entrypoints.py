@@ -1,9 +1,14 @@
 """What every propdesk Nameko service exposes besides its own entrypoints: `ping` and `echo`
-over RPC (readiness checks and the bench baseline) and `/metrics` over HTTP.
+over RPC (readiness checks and the bench baseline) and `/metrics` over HTTP; and the entrypoint
+decorators the services write theirs with (`command`, `handles`).
 
 Every process (each service and the gateway) imports this module before it makes or answers an
 RPC, so it is where the shared errors are registered to cross RPC as themselves."""
+import functools
+import logging
+
 from marshmallow import ValidationError
+from nameko.events import event_handler
 from nameko.exceptions import deserialize_to_instance
 from nameko.extensions import DependencyProvider
 from nameko.rpc import rpc
@@ -11,8 +16,11 @@ from nameko.web.handlers import http
 
 from services.common.auth import Caller
 from services.common.clock import utcnow
+from services.common.contracts import load_event
 from services.common.errors import CROSSING_RPC, EXPECTED, ValidationFailed
 from services.common.metrics import Metrics
+
+log = logging.getLogger(__name__)
 
 for _error in CROSSING_RPC:
     deserialize_to_instance(_error)
@@ -59,3 +67,39 @@ def load(schema, payload, **kwargs):
         return schema.load(payload or {}, **kwargs)
     except ValidationError as exc:
         raise ValidationFailed.from_messages(exc.messages) from exc
+
+
+def handles(source, event, *, handler=None, when=None):
+    """`@event_handler(source, event)` for a service with a `uow`, calling the method as
+    `method(self, data, envelope)` with the event's payload loaded by its versioned contract,
+    once per event id.
+
+    An event that breaks its contract is logged and dropped: no redelivery can mend it, and
+    requeued it would come back for ever. Any other error requeues the event, so that a
+    database hiccup loses nothing. The event id is claimed (`uow.first_time`, keyed
+    `<service>.<event>` or `handler`) in the method's unit of work, so the claim commits with
+    the method's effect or not at all; a method that commits nothing leaves the event unclaimed.
+    `when(data)` false: an event this service has no business with, not claimed."""
+    name = f"{source}.{event}"
+
+    def decorate(method):
+        @functools.wraps(method)
+        def entrypoint(self, body):
+            envelope = _contracted(name, body)
+            if envelope is None or (when is not None and not when(envelope["data"])):
+                return None
+            if not self.uow.first_time(envelope["id"], handler or f"{self.name}.{event}"):
+                return None
+            return method(self, envelope["data"], envelope)
+        return event_handler(source, event, requeue_on_error=True)(entrypoint)
+    return decorate
+
+
+def _contracted(name, body):
+    try:
+        return load_event(body)
+    except ValidationFailed as exc:
+        event_id = body.get("id") if isinstance(body, dict) else None
+        log.error("dropped a %s event that breaks its contract: %s", name, exc,
+                  extra={"event": name, "event_id": event_id, **exc.extra})
+        return None

@@ -1,13 +1,19 @@
 """Notification rules (SPEC §5), plain Python: which messages an event makes, for whom and from
 which template. No Nameko, no SQL, no I/O; `rendering` fills the templates.
 
-Quiet hours for SMS (22:00–08:00 site time, except urgent matters) hold a message until the
-morning (`first_attempt_at`); opt-outs make it `skipped`; retries back off (`retry_at`).
+A message's life is here too: the status it starts in (`first_status`), what a delivery
+attempt makes of it (`record_attempt`), and what staff may do with it (`actions`, `retry`,
+`post`). Quiet hours for SMS (22:00–08:00 site time, except urgent matters) hold a message until
+the morning (`first_attempt_at`); opt-outs make it `skipped`; retries back off (`retry_at`) until
+the attempt limit makes it `dead`. The lifecycle functions change any object with the message's
+fields (`channel`, `status`, `attempts`, `next_attempt_at`, `last_error`, `body`, and a letter's
+`posted_*`), the stored row included.
 """
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta, timezone
 
 from services.common.calendar import DEFAULT_TZ, shift_months, zone
+from services.common.errors import IllegalTransition
 
 CHANNELS = ("sms", "email", "in_app", "letter", "staff")
 # `pending` until tried, `failed` while retries remain, `dead` after the last; `skipped` when the
@@ -263,3 +269,76 @@ def first_attempt_at(channel, urgent, now, tz=DEFAULT_TZ, quiet=QUIET_HOURS):
 def retry_at(now, attempts, base_seconds):
     """After the `attempts`-th failed try: base × 2^attempts seconds later."""
     return now + timedelta(seconds=base_seconds * 2 ** attempts)
+
+
+# -- a message's life ----------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How often a failing message is tried (provider settings `max_attempts` and
+    `retry_base_seconds`): base × 2^n seconds after the n-th failure, dead after the last."""
+    max_attempts: int = 5
+    base_seconds: float = 30.0
+
+
+def first_status(channel, now, *, renderable, opted_out, send_now, tz=DEFAULT_TZ, quiet=QUIET_HOURS):
+    """(status, next_attempt_at) of a message just made from an event. One whose template could
+    not be filled is `dead` at once, in sight rather than an event requeued for ever; opted
+    out: `skipped`; a letter waits to be posted; anything else is `pending`, a non-urgent SMS
+    in quiet hours until the morning (`send_now`: urgent, or nothing reaches anyone's phone)."""
+    if not renderable:
+        return "dead", None
+    if opted_out:
+        return "skipped", None
+    if channel == "letter":
+        return "awaiting_post", None
+    return "pending", first_attempt_at(channel, send_now, now, tz, quiet)
+
+
+def skip(message):
+    """The person opted out of the channel after the message was made: it is never sent."""
+    message.status, message.next_attempt_at = "skipped", None
+    return message.status
+
+
+def record_attempt(message, now, error, policy=RetryPolicy()):
+    """A provider tried the message (`error` None: delivered): `sent`, or `failed` to be tried
+    again later, or `dead` after the last attempt allowed. Its new status."""
+    message.attempts += 1
+    message.last_error = error
+    if error is None:
+        message.status, message.next_attempt_at = "sent", None
+    elif message.attempts >= policy.max_attempts:
+        message.status, message.next_attempt_at = "dead", None
+    else:
+        message.status = "failed"
+        message.next_attempt_at = retry_at(now, message.attempts - 1, policy.base_seconds)
+    return message.status
+
+
+def actions(message):
+    """What staff may do with the message now: post a letter, retry a failed or dead one."""
+    if message.channel == "letter" and message.status == "awaiting_post":
+        return ["post"]
+    # a message whose template could not be filled has nothing to send again
+    return ["retry"] if message.status in ("dead", "failed") and message.body else []
+
+
+def retry(message, now):
+    """One more try at once (e.g. after an outage of the SMS gateway); the attempts so far count,
+    so a failed retry of a dead message leaves it dead."""
+    _require(message, "retry")
+    message.status, message.next_attempt_at = "pending", now
+
+
+def post(message, posted_at, posted_by, tracking_number=None):
+    """Staff posted a letter (a lawyer's letter by express mail, with its number): `sent`."""
+    _require(message, "post")
+    message.status = "sent"
+    message.posted_at, message.posted_by, message.tracking_number = posted_at, posted_by, tracking_number
+
+
+def _require(message, action):
+    allowed = actions(message)
+    if action not in allowed:
+        raise IllegalTransition.build(action, message.status, allowed, "message")

@@ -1,8 +1,15 @@
-"""Notifications schema: every message made from an event, one per event, recipient and channel."""
-from sqlalchemy import Boolean, Date, Index, Integer, String, Text, UniqueConstraint
+"""Notifications schema — every message made from an event, one per event, recipient and
+channel — and its queries: the delivery sweep's batch claim, opt-outs, the warranty copy."""
+from datetime import timedelta
+
+from sqlalchemy import (
+    Boolean, Date, Index, Integer, String, Text, UniqueConstraint, delete, false, insert, or_,
+    select, update,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
-from services.common.db import UTCDateTime, declarative_base
+from services.common.calendar import DEFAULT_TZ, shift_months
+from services.common.db import UTCDateTime, declarative_base, insert_once, locking, within_sites
 
 Base = declarative_base()
 
@@ -77,3 +84,98 @@ class Warranty(Base):
     owner_email: Mapped[str | None] = mapped_column(String(200))
     person_id: Mapped[str | None] = mapped_column(String(24))
     updated_at = mapped_column(UTCDateTime, nullable=False)
+
+
+def visible(identity, site=None):
+    """The messages `identity` may see: staff their sites' (or `site`'s), a resident only those
+    addressed to them."""
+    stmt = within_sites(select(Message), Message.site, identity, site)
+    if identity.is_resident:
+        stmt = stmt.where(Message.person_id == identity.person_id if identity.person_id else false())
+    return stmt
+
+
+def attempts_of(session, message_id):
+    return session.scalars(select(DeliveryAttempt).where(DeliveryAttempt.message_id == message_id)
+                           .order_by(DeliveryAttempt.at, DeliveryAttempt.id)).all()
+
+
+def opted_out(session, person_ids):
+    """{(person_id, channel)} of the opt-outs of `person_ids`, in one query."""
+    if not person_ids:
+        return set()
+    return set(session.execute(select(OptOut.person_id, OptOut.channel)
+                               .where(OptOut.person_id.in_(person_ids))).all())
+
+
+def set_opt_out(session, person_id, channel, opted_out, now):
+    if opted_out:
+        insert_once(session, insert(OptOut).values(person_id=person_id, channel=channel,
+                                                   created_at=now))
+    else:
+        session.execute(delete(OptOut).where(OptOut.person_id == person_id, OptOut.channel == channel))
+
+
+def insert_message_once(session, message):
+    """False when the message's event already made it for this recipient and channel."""
+    values = {c.key: getattr(message, c.key) for c in Message.__table__.columns}
+    return insert_once(session, insert(Message).values(values))
+
+
+def keep_warranty(session, envelope):
+    """The unit's warranty end and owner from a `registry.unit_changed`, for the expiry sweep;
+    an event older than what is kept (redelivered late) does not roll it back."""
+    data = envelope["data"]
+    kept = session.get(Warranty, data["unit"])
+    if kept is not None and kept.updated_at > envelope["occurred_at"]:
+        return
+    if data["change"] == "deactivated" or not data.get("warranty_until"):
+        if kept is not None:
+            session.delete(kept)
+        return
+    owner = data.get("owner") or {}
+    kept = kept or Warranty(unit=data["unit"])
+    kept.site, kept.timezone = envelope["site"], data.get("timezone") or DEFAULT_TZ
+    kept.warranty_until = data["warranty_until"]
+    kept.owner_name, kept.owner_phone = owner.get("name"), owner.get("phone")
+    kept.owner_email, kept.person_id = owner.get("email"), owner.get("person_id")
+    kept.updated_at = envelope["occurred_at"]
+    session.add(kept)
+
+
+def warranties_ending_soon(session, utc_today, notice_months):
+    """Units whose warranty ends within `notice_months` (a day of slack either side, for the
+    sites' time zones) and that were not reminded of this end yet."""
+    return session.scalars(select(Warranty).where(
+        Warranty.warranty_until.between(utc_today - timedelta(days=1),
+                                        shift_months(utc_today, notice_months) + timedelta(days=1)),
+        or_(Warranty.reminded_for.is_(None), Warranty.reminded_for != Warranty.warranty_until),
+    ).order_by(Warranty.unit)).all()
+
+
+CLAIMABLE = ("pending", "failed")
+
+
+def claim_due(session, now, lease, batch, ids=None):
+    """Claim up to `batch` messages due at `now`, in due order (only `ids`, when given): a lease
+    (`next_attempt_at` moved `lease` past now, in one short transaction), so that replicas never
+    try the same message at once and one that dies mid-delivery lets it lapse. A claimed
+    message is not due again in this sweep. The claimed messages, loaded."""
+    claimable = (Message.status.in_(CLAIMABLE), Message.next_attempt_at <= now)
+    due = select(Message.id).where(*claimable).order_by(Message.next_attempt_at, Message.id).limit(batch)
+    if ids is not None:
+        due = due.where(Message.id.in_(ids))
+    candidates = session.scalars(locking(due, session.get_bind())).all()
+    if not candidates:
+        session.commit()
+        return []
+    # Another replica may have claimed some since they were read (SQLite takes no row lock):
+    # only what this UPDATE moved is ours.
+    ours = set(session.scalars(
+        update(Message).where(Message.id.in_(candidates), *claimable)
+        .values(next_attempt_at=now + lease).returning(Message.id),
+        execution_options={"synchronize_session": False}).all())
+    claimed = {m.id: m for m in session.scalars(
+        select(Message).where(Message.id.in_(ours)).execution_options(populate_existing=True))}
+    session.commit()
+    return [claimed[message_id] for message_id in candidates if message_id in claimed]

@@ -1,13 +1,11 @@
 """registry: sites, units and the people in them (SPEC §1)."""
-from nameko.events import event_handler
 from sqlalchemy import func, select
 
 from services.common.calendar import zone
-from services.common.contracts import load_event
 from services.common.db import Database, new_id, paginate, within_sites
 from services.common.errors import Conflict, NotFound, ValidationFailed
 from services.common import entrypoints, privacy
-from services.common.entrypoints import command, load
+from services.common.entrypoints import command, handles, load
 from services.registry import domain
 from services.registry.schemas import (
     AssistantIn, MoveInIn, PersonOut, PersonReadIn, SiteIn, SiteOut, UnitIn, UnitOut,
@@ -168,17 +166,10 @@ class RegistryService(entrypoints.ServiceBase):
         return self.uow.session.scalar(select(func.count()).select_from(Unit).where(
             Unit.site == site, Unit.active.is_(True)))
 
-    @event_handler("billing", "arrears_escalated", requeue_on_error=True)
-    def on_arrears_escalated(self, body):
+    @handles("billing", "arrears_escalated", when=lambda data: data["step"] == "transfer_watch")
+    def on_arrears_escalated(self, data, envelope):
         """Arrears past 3 months put the unit on transfer watch (SPEC §1, 001 §2.8.2.6)."""
-        try:
-            envelope = load_event(body)
-        except ValidationFailed:
-            return
-        if envelope["data"]["step"] != "transfer_watch" or not self.uow.first_time(
-                envelope["id"], "registry.arrears_escalated"):
-            return
-        unit = self.uow.session.get(Unit, envelope["data"]["unit"])
+        unit = self.uow.session.get(Unit, data["unit"])
         if unit is not None:
             unit.transfer_watch = True
         self.uow.commit()

@@ -1,15 +1,13 @@
 """renovation: applications, review, fees, permit and passes, patrols, inspection, deposit
 refund (SPEC §3)."""
 import logging
-from nameko.events import event_handler
 from nameko.timer import timer
 from sqlalchemy import select
 from sqlalchemy.orm.exc import StaleDataError
 
 from services.common import calendar, entrypoints
-from services.common.contracts import load_event
 from services.common.db import Database, locking, new_id, paginate, within_sites
-from services.common.entrypoints import command, load
+from services.common.entrypoints import command, handles, load
 from services.common.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from services.common.rpc import TimedRpc
 from services.renovation import domain
@@ -103,19 +101,11 @@ class RenovationService(entrypoints.ServiceBase):
 
     # -- billing tells us what was paid --------------------------------------------------
 
-    @event_handler("billing", "invoice_paid", requeue_on_error=True)
-    def on_invoice_paid(self, body):
-        try:
-            envelope = load_event(body)
-        except ValidationFailed as exc:
-            log.error("dropped an event that breaks its contract: %s", exc, extra=exc.extra)
-            return
-        data = envelope["data"]
-        renovation_id = (data.get("reference") or {}).get("renovation_id")
-        if not renovation_id:
-            return      # another invoice (a monthly bill, a repair): not ours
-        if not self.uow.first_time(envelope["id"], "renovation.invoice_paid"):
-            return
+    @handles("billing", "invoice_paid",
+             when=lambda data: (data.get("reference") or {}).get("renovation_id"))
+    def on_invoice_paid(self, data, envelope):
+        """Ours when the invoice names a renovation; a monthly bill or a repair is not."""
+        renovation_id = data["reference"]["renovation_id"]
         renovation = self.uow.session.get(Renovation, renovation_id)
         if renovation is None:
             log.error("invoice %s paid for unknown renovation %s", data["invoice_id"], renovation_id)

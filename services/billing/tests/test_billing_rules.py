@@ -1,7 +1,8 @@
 """Billing rules of SPEC §4 with the seed's numbers: money, allocation oldest first, late fees at
 0.03 % a day, deposits, and the arrears ladder walked month by month (1–6 months reminders and
 notices, lawyer's letters past 6 and 12, referral past 18; major customers 3 and 6)."""
-from datetime import date
+from datetime import date, datetime, timezone
+from types import SimpleNamespace
 from decimal import Decimal
 
 import pytest
@@ -127,3 +128,26 @@ def test_a_partial_payment_of_the_oldest_invoice_counts_from_the_next_oldest():
 def test_no_arrears_no_steps():
     assert domain.steps_due(None, date(2026, 6, 1), False) == []
     assert domain.stage_of(None, date(2026, 6, 1), False) == "none"
+
+
+def _deposit(status, amount_fen=200000):
+    return SimpleNamespace(status=status, amount_fen=amount_fen, deductions_fen=0, refunded_fen=0,
+                           held_at=None, refunded_at=None)
+
+
+def test_a_deposit_is_held_once_its_invoice_is_paid_then_refunded_less_deductions():
+    at = datetime(2026, 11, 23, 2, tzinfo=timezone.utc)
+    deposit = _deposit("due")                                   # 2000.00 invoiced
+    assert domain.refund_deposit(deposit, Decimal("300.00"), at) is False   # nothing held yet
+    assert domain.hold_deposit(deposit, at) and (deposit.status, deposit.held_at) == ("held", at)
+    assert domain.hold_deposit(deposit, at) is False
+    assert domain.refund_deposit(deposit, Decimal("300.00"), at)
+    assert (deposit.status, deposit.refunded_fen, deposit.deductions_fen, deposit.refunded_at) == (
+        "refunded", 170000, 30000, at)
+    assert domain.refund_deposit(deposit, Decimal("0"), at) is False          # refunded once
+
+
+def test_deductions_above_the_deposit_refund_nothing():
+    deposit = _deposit("held", amount_fen=50000)
+    domain.refund_deposit(deposit, Decimal("800.00"), datetime(2026, 11, 23, tzinfo=timezone.utc))
+    assert (deposit.refunded_fen, deposit.deductions_fen) == (0, 50000)
