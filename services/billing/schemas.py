@@ -63,10 +63,6 @@ class PaymentIn(Schema):
     reference = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=80))
 
 
-class ArrearsSweepIn(Schema):
-    as_of = fields.Date(required=True, metadata={"description": "the day the sweep runs for"})
-
-
 class AccountQuery(Schema):
     as_of = fields.Date(load_default=None, metadata={"description": "default: today"})
 

@@ -10,7 +10,7 @@ from sqlalchemy import select
 from services.billing import books, domain
 from services.billing.domain import from_fen, money_text, to_fen
 from services.billing.schemas import (
-    ArrearsFilters, ArrearsSweepIn, BillingRunIn, CollectionQuery, FeeScheduleIn, InvoiceIn, PaymentIn,
+    ArrearsFilters, BillingRunIn, CollectionQuery, FeeScheduleIn, InvoiceIn, PaymentIn,
 )
 from services.billing.storage import (
     Base, Deposit, FeeScheduleRow, Invoice, LedgerEntry, Payment, Unit,
@@ -21,15 +21,13 @@ from services.common.contracts import load_event
 from services.common.db import Database, decode_cursor, encode_cursor, page_size, within_sites
 from services.common.entrypoints import command, load
 from services.common.errors import Conflict, NotFound, ValidationFailed
+from services.common.roles import DESK, MANAGERS, RECORD_READERS, SWEEPERS
 from services.common.rpc import TimedRpc
+from services.common.sweeps import SweepIn
+from services.common.units import site_of_unit
 
 log = logging.getLogger(__name__)
 
-SCHEDULE_EDITORS = ("manager", "hq", "ops_admin")
-BILLERS = ("agent", "supervisor", "manager", "hq", "ops_admin")
-CASHIERS = ("agent", "supervisor", "manager", "hq", "ops_admin")
-ARREARS_READERS = ("agent", "supervisor", "quality_supervisor", "manager", "hq", "legal", "ops_admin")
-SWEEPERS = ("ops_admin", "hq")
 # Units stepped per transaction by the sweep: fewer commits, short enough locks.
 STEP_BATCH = 100
 
@@ -69,7 +67,7 @@ class BillingService(entrypoints.ServiceBase):
     @command
     def set_fee_schedule(self, payload):
         identity = self.caller.identity
-        identity.require_role("set fee schedules", *SCHEDULE_EDITORS)
+        identity.require_role("set fee schedules", *MANAGERS)
         data = load(FeeScheduleIn(), payload)
         identity.require_site(data["site"])
         body = FeeScheduleIn().dump(data)
@@ -82,7 +80,7 @@ class BillingService(entrypoints.ServiceBase):
     def run_billing(self, payload):
         """The monthly run of a site and period: one invoice per unit, once."""
         identity = self.caller.identity
-        identity.require_role("run billing", *BILLERS)
+        identity.require_role("run billing", *DESK)
         data = load(BillingRunIn(), payload)
         identity.require_site(data["site"])
         session, now = self.uow.session, self.clock()
@@ -101,7 +99,7 @@ class BillingService(entrypoints.ServiceBase):
     @command
     def create_invoice(self, payload):
         identity = self.caller.identity
-        identity.require_role("issue invoices", *BILLERS)
+        identity.require_role("issue invoices", *DESK)
         data = load(InvoiceIn(), payload)
         unit = self._unit(data["unit"])
         invoice = books.add_invoice(self.uow.session, unit, data["period"], data["due_date"],
@@ -117,7 +115,7 @@ class BillingService(entrypoints.ServiceBase):
     @command
     def record_payment(self, payload):
         identity = self.caller.identity
-        identity.require_role("take payments", *CASHIERS)
+        identity.require_role("take payments", *DESK)
         data = load(PaymentIn(), payload)
         unit = self._unit(data["unit"])
         session, now = self.uow.session, self.clock()
@@ -143,17 +141,16 @@ class BillingService(entrypoints.ServiceBase):
     @command
     def get_account(self, code, as_of=None):
         identity = self.caller.identity
-        unit = self.uow.session.get(Unit, code)
-        if unit is None or not identity.can_see_site(unit.site) or (
-                identity.is_resident and unit.owner_person_id != identity.person_id):
-            raise NotFound(f"no account for unit {code}", {"unit": code})
+        unit = identity.require_visible(
+            self.uow.session.get(Unit, code), f"account for unit {code}", {"unit": code},
+            owned=lambda u: u.owner_person_id == identity.person_id, conceal=True)
         day = datetime.fromisoformat(as_of).date() if as_of else today(self.clock())
         return self._account(unit, day)
 
     @command
     def list_arrears(self, filters=None, cursor=None, limit=50):
         identity = self.caller.identity
-        identity.require_role("read arrears", *ARREARS_READERS)
+        identity.require_role("read arrears", *RECORD_READERS)
         f = load(ArrearsFilters(), filters or {})
         day = f["as_of"] or today(self.clock())
         listed = books.arrears(day, f["site"]).subquery()
@@ -172,7 +169,7 @@ class BillingService(entrypoints.ServiceBase):
     @command
     def collection_rate(self, payload):
         identity = self.caller.identity
-        identity.require_role("read collection rates", *ARREARS_READERS)
+        identity.require_role("read collection rates", *RECORD_READERS)
         data = load(CollectionQuery(), payload)
         identity.require_site(data["site"])
         billed, collected, count, settled = books.collection(self.uow.session, data["site"], data["period"])
@@ -187,12 +184,12 @@ class BillingService(entrypoints.ServiceBase):
     @command
     def sweep(self, payload):
         self.caller.identity.require_role("run the billing sweep", *SWEEPERS)
-        return self._sweep(load(ArrearsSweepIn(), payload)["as_of"])
+        return self._sweep(load(SweepIn(), payload)["as_of"])
 
     @timer(interval=3600)
     def daily_sweep(self):
-        """Hourly, for the day it is at the sites: every step is taken once whatever the cadence."""
-        self._sweep(today(self.clock()))
+        """Hourly, for the day it is at each site: every step is taken once whatever the cadence."""
+        self._sweep(self.clock())
 
     def _sweep(self, as_of):
         """Units whose oldest unpaid due date has passed a milestone with no step recorded are
@@ -201,13 +198,16 @@ class BillingService(entrypoints.ServiceBase):
         the same moment waits for the other's batch, finds the row taken and raises nothing;
         both go in the same order, so neither waits on the other in a circle."""
         session = self.uow.session
-        candidates = session.execute(books.due_for_a_step(as_of)).all()
-        rates = books.late_fee_rates(session, (row.site for row in candidates))
+        # the ladder counts days: at `as_of` each site is on its own calendar day
+        days = {site: today(as_of, tz) for site, tz in books.site_timezones(session).items()}
+        candidates = [(row, day) for site, day in sorted(days.items())
+                      for row in session.execute(books.due_for_a_step(day, site)).all()]
+        rates = books.late_fee_rates(session, (row.site for row, _ in candidates))
         session.rollback()
         steps = 0
         for start in range(0, len(candidates), STEP_BATCH):
-            for row in candidates[start:start + STEP_BATCH]:
-                steps += self._step(row, as_of, rates[row.site])
+            for row, day in candidates[start:start + STEP_BATCH]:
+                steps += self._step(row, day, rates[row.site])
             self.uow.commit()
         return {"as_of": as_of.isoformat(), "units": len(candidates), "steps": steps}
 
@@ -306,7 +306,7 @@ class BillingService(entrypoints.ServiceBase):
         deposit.status, deposit.refunded_at = "refunded", now
         deposit.deductions_fen = deposit.amount_fen - to_fen(refund)
         deposit.refunded_fen = to_fen(refund)
-        session.add(LedgerEntry(unit=deposit.unit, site=deposit.unit[:3], kind="deposit_refund",
+        session.add(LedgerEntry(unit=deposit.unit, site=site_of_unit(deposit.unit), kind="deposit_refund",
                                 amount_fen=deposit.refunded_fen, invoice_id=deposit.invoice_id,
                                 note=f"renovation {deposit.renovation_id}, deductions "
                                      f"{money_text(from_fen(deposit.deductions_fen))}", at=now))
@@ -368,7 +368,7 @@ class BillingService(entrypoints.ServiceBase):
         if unit is not None:
             self.caller.identity.require_site(unit.site)
             return unit
-        self.caller.identity.require_site(code[:3])
+        self.caller.identity.require_site(site_of_unit(code))
         try:
             remote = self.rpc.registry.get_unit(code)
             contact = self.rpc.registry.unit_contact(code)
@@ -382,7 +382,7 @@ class BillingService(entrypoints.ServiceBase):
 
     def _project_unit(self, code, usage, area_m2, owner, major, timezone=None, active=True):
         session = self.uow.session
-        unit = session.get(Unit, code) or Unit(code=code, site=code[:3], usage=usage or "residential",
+        unit = session.get(Unit, code) or Unit(code=code, site=site_of_unit(code), usage=usage or "residential",
                                                 area_centi_m2=0)
         if usage:
             unit.usage = usage

@@ -9,7 +9,6 @@ from prometheus_client import Counter
 from sqlalchemy import delete, false, insert, or_, select, update
 
 from services.common import entrypoints
-from services.common.auth import STAFF_ROLES
 from services.common.calendar import DEFAULT_TZ, shift_months, zone
 from services.common.contracts import load_event
 from services.common.clock import as_utc
@@ -17,6 +16,8 @@ from services.common.db import Database, insert_once, locking, new_id, paginate,
 from services.common.entrypoints import command, load
 from services.common.metrics import metric
 from services.common.errors import Forbidden, IllegalTransition, NotFound, ValidationFailed
+from services.common.roles import STAFF, SUPERVISORS, SWEEPERS
+from services.common.sweeps import SweepIn
 from services.notifications import domain, rendering
 from services.notifications.providers import Providers
 from services.notifications.rendering import render
@@ -26,9 +27,6 @@ from services.notifications.schemas import (
 from services.notifications.storage import Base, DeliveryAttempt, Message, OptOut, Warranty
 
 log = logging.getLogger(__name__)
-
-# Who may give a dead message another try.
-OPERATORS = ("supervisor", "manager", "hq", "ops_admin")
 
 
 class NotificationsService(entrypoints.ServiceBase):
@@ -117,18 +115,18 @@ class NotificationsService(entrypoints.ServiceBase):
         self._remind_warranties(self.clock())
 
     @command
-    def sweep(self, payload=None):
-        """Both sweeps at `as_of` (now by default), as the timers run them, so that an operator
+    def sweep(self, payload):
+        """Both sweeps at `as_of`, as the timers run them, so that an operator
         can replay a day: {"warranty_reminders": n, "sent": n, "failed": n, "dead": n, "skipped": n}."""
-        self._require_staff("run the notifications sweep")
-        now = self._as_of((payload or {}).get("as_of"))
+        self.caller.identity.require_role("run the notifications sweep", *SWEEPERS)
+        now = as_utc(load(SweepIn(), payload)["as_of"])
         reminded = self._remind_warranties(now)
         return {"warranty_reminders": reminded, **self._deliver_due(now)}
 
     @command
     def deliver(self, as_of=None):
         """Try every message due at `as_of` (now by default): {"sent": n, "failed": n, "dead": n}."""
-        self._require_staff("run deliveries")
+        self.caller.identity.require_role("run deliveries", *SWEEPERS)
         return self._deliver_due(self._as_of(as_of))
 
     # -- people and messages -------------------------------------------------------------
@@ -176,7 +174,7 @@ class NotificationsService(entrypoints.ServiceBase):
     def retry(self, message_id):
         """Give a dead (or failing) message one more try at once, e.g. after an outage of the
         SMS gateway; its attempts so far stay on record, so a failed retry leaves it dead."""
-        self.caller.identity.require_role("retry messages", *OPERATORS)
+        self.caller.identity.require_role("retry messages", *SUPERVISORS)
         message = self._message(message_id)
         if "retry" not in self._actions(message):
             raise IllegalTransition.build("retry", message.status, self._actions(message), "message")
@@ -237,7 +235,7 @@ class NotificationsService(entrypoints.ServiceBase):
 
     def _require_staff(self, action):
         identity = self.caller.identity
-        identity.require_role(action, *STAFF_ROLES)
+        identity.require_role(action, *STAFF)
         return identity
 
     def _as_of(self, as_of):

@@ -56,8 +56,6 @@ DESK = ("agent", "supervisor", "manager", "hq", "ops_admin")
 FIELD = ("agent", "technician", "supervisor", "manager", "ops_admin")
 REVIEWERS = ("manager",)       # only a manager approves renovations (SPEC §7)
 INSPECTORS = ("supervisor", "manager")
-CREATORS = DESK
-GATE = ("agent", "technician", "supervisor", "quality_supervisor", "manager", "hq", "ops_admin")
 
 # The deadlines whose breach is alerted (renovation.sla_breached); `rectify` is escalated to the
 # authorities instead (001 ch.5 §4 1.5.2 拒不整改,报请政府相关主管部门).
