@@ -144,7 +144,7 @@ class Api(DependencyProvider):
         self.secret = str(config["JWT_SECRET"])
         rpc_timeout = float(config.get("RPC_TIMEOUT", 10))
         # A claim still in flight after this long belongs to a gateway that died mid-request
-        # (a request makes at most two calls, each bounded by RPC_TIMEOUT).
+        # (a request makes one call, bounded by RPC_TIMEOUT; the rest is generous margin).
         self.lease = timedelta(seconds=3 * rpc_timeout + 30)
         self.retention = timedelta(hours=float(config.get("IDEMPOTENCY_RETENTION_HOURS", 24)))
         self.routes = routes_of(self.container.service_cls)
