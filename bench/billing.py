@@ -37,7 +37,7 @@ from tests.infra import PostgresDatabase, Vhost, migrated  # noqa: E402
 RESULTS = os.path.join(ROOT, "bench", "results", "billing.md")
 UNITS_PER_SITE = 10_000
 PERIODS = [f"{2025 + (10 + m) // 12}-{(10 + m) % 12 + 1:02d}" for m in range(12)]  # 2025-11 … 2026-10
-RUN_PERIOD, AS_OF = "2026-11", "2026-11-20"
+RUN_PERIOD, AS_OF = "2026-11", "2026-11-20T09:00:00+08:00"
 RATE_FEN = 250   # 2.50 CNY per m² per month
 SCHEDULE_BODY = ('{"management_per_m2": {"residential": "2.50"}, "parking_per_month": "150.00", '
                  '"renovation_management": "0.00", "renovation_deposit": "0.00", '

@@ -25,9 +25,10 @@ def desk(system):
     return system.client("agent", [SITE], sub="agent-ann")
 
 
-def sweep(system, as_of):
+def sweep(system, day):
+    """The sweep at 09:00 at the site (Asia/Shanghai) on `day`."""
     response = system.client("ops_admin", ["*"], sub="ops").post(
-        "/admin/sweeps/billing", {"as_of": as_of})
+        "/admin/sweeps/billing", {"as_of": f"{day}T09:00:00+08:00"})
     assert response.status_code == 200, response.text
     return response.json()["steps"]
 

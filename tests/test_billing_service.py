@@ -149,7 +149,7 @@ def test_the_ladder_is_walked_by_successive_sweeps_and_a_payment_stops_it(billin
     with billing.rpc(DESK) as rpc:
         rpc.billing.create_invoice(past_invoice(UNIT, "2026-01"))
     with billing.rpc(OPS) as rpc:
-        swept = [rpc.billing.sweep({"as_of": day}) for day in (
+        swept = [rpc.billing.sweep({"as_of": f"{day}T09:00:00+08:00"}) for day in (
             "2026-02-14", "2026-02-15", "2026-02-16", "2026-04-16", "2026-04-16")]
         arrears = rpc.billing.list_arrears({"site": SITE, "as_of": "2026-04-16"})
     assert [s["steps"] for s in swept] == [0, 2, 0, 3, 0]
@@ -163,7 +163,7 @@ def test_the_ladder_is_walked_by_successive_sweeps_and_a_payment_stops_it(billin
         partial = rpc.billing.record_payment({"unit": UNIT, "amount": "100.00", "method": "cash"})
     assert (partial["settled_invoices"], partial["credit"]) == ([], "0.00")
     with billing.rpc(OPS) as rpc:
-        assert rpc.billing.sweep({"as_of": "2026-05-15"})["steps"] == 2
+        assert rpc.billing.sweep({"as_of": "2026-05-15T09:00:00+08:00"})["steps"] == 2
         account = rpc.billing.get_account(UNIT, "2026-05-15")
     assert (account["arrears"]["months"], account["arrears"]["amount_overdue"]) == (4, "123.75")
     # paying the rest, with 50.00 over, stops it and leaves a credit
@@ -171,8 +171,24 @@ def test_the_ladder_is_walked_by_successive_sweeps_and_a_payment_stops_it(billin
         settled = rpc.billing.record_payment({"unit": UNIT, "amount": "173.75", "method": "cash"})
     assert settled["credit"] == "50.00"
     with billing.rpc(OPS) as rpc:
-        assert rpc.billing.sweep({"as_of": "2026-08-01"})["steps"] == 0
+        assert rpc.billing.sweep({"as_of": "2026-08-01T09:00:00+08:00"})["steps"] == 0
         assert rpc.billing.list_arrears({"site": SITE, "as_of": "2026-08-01"})["items"] == []
+
+
+def test_the_sweep_takes_the_day_of_its_instant_at_the_site(billing):
+    """The first reminder and notice are due on 2026-02-15 at the site (Asia/Shanghai), which
+    begins at 16:00 UTC on the 14th."""
+    with billing.rpc(DESK) as rpc:
+        rpc.billing.create_invoice(past_invoice(UNIT, "2026-01"))
+    with billing.rpc(OPS) as rpc:
+        assert rpc.billing.sweep({"as_of": "2026-02-14T15:59:00+00:00"})["steps"] == 0
+        assert rpc.billing.sweep({"as_of": "2026-02-14T16:00:00+00:00"})["steps"] == 2
+
+
+def test_the_sweep_takes_an_instant_not_a_day(billing):
+    with billing.rpc(OPS) as rpc, pytest.raises(ValidationFailed) as caught:
+        rpc.billing.sweep({"as_of": "2026-02-15"})
+    assert "as_of" in caught.value.extra["errors"]
 
 
 def publish(event, data, config):
@@ -209,7 +225,7 @@ def test_two_replicas_sweeping_at_the_same_moment_take_each_step_once(
         with others.rpc(OPS) as first, others.rpc(OPS) as second:
             # Two calls in flight at once are consumed round-robin, one by each replica.
             pool = eventlet.GreenPool()
-            results = list(pool.imap(lambda proxy: proxy.billing.sweep({"as_of": "2026-04-16"}),
+            results = list(pool.imap(lambda proxy: proxy.billing.sweep({"as_of": "2026-04-16T09:00:00+08:00"}),
                                      [first, second]))
         # each unit: the reminder and the notice of month 3, and the transfer watch — once
         assert sum(r["steps"] for r in results) == 3 * len(units)

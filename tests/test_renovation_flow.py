@@ -172,8 +172,8 @@ def test_a_review_left_past_its_deadline_alerts_the_manager_once(renovation_serv
         late = rpc.renovation.create_renovation(application(submitted_at=long_ago.isoformat()))
     as_of = datetime.now(timezone.utc).isoformat()
     with cluster.rpc(OPS) as rpc:
-        assert [b["deadline"] for b in rpc.renovation.sweep(as_of)["breaches"]] == ["review"]
-        assert rpc.renovation.sweep(as_of)["breaches"] == []
+        assert [b["deadline"] for b in rpc.renovation.sweep({"as_of": as_of})["breaches"]] == ["review"]
+        assert rpc.renovation.sweep({"as_of": as_of})["breaches"] == []
     alerts = eventually(lambda: _messages(cluster, f"role:manager@{SITE}"), what="the breach alert")
     assert [(m["event"], m["channel"]) for m in alerts] == [("renovation.sla_breached", "staff")]
     assert late["id"] in alerts[0]["body"]
@@ -207,7 +207,7 @@ def test_the_sweep_escalates_an_overdue_violation_and_breaches_late_reviews_once
     as_of = (datetime.now(timezone.utc) + timedelta(hours=1)).isoformat()
 
     with cluster.rpc(OPS) as rpc:
-        reports = [rpc.renovation.sweep(as_of), rpc.renovation.sweep(as_of)]
+        reports = [rpc.renovation.sweep({"as_of": as_of}), rpc.renovation.sweep({"as_of": as_of})]
     assert reports[1]["breaches"] == reports[1]["escalations"] == []
     swept = [b["renovation_id"] for report in reports for b in report["breaches"]]
     assert sorted(swept) == sorted(late)

@@ -72,7 +72,7 @@ def test_sweeps_of_two_processes_at_once_breach_each_review_once(two_renovation_
 
     def sweep(_):
         with rpc(config, OPS) as proxy:
-            return proxy.renovation.sweep(as_of)
+            return proxy.renovation.sweep({"as_of": as_of})
 
     reports = list(eventlet.GreenPool(SWEEPS).imap(sweep, range(SWEEPS)))
 

@@ -280,6 +280,11 @@ def arrears(as_of, site=None):
             .select_from(overdue).outerjoin(Unit, Unit.code == overdue.c.unit))
 
 
+def site_timezones(session):
+    """{site: its time zone (None: DEFAULT_TZ)} of every site billing keeps units of."""
+    return dict(session.execute(select(Unit.site, func.max(Unit.timezone)).group_by(Unit.site)).all())
+
+
 def due_for_a_step(as_of, site=None):
     """Units whose furthest milestone has no step recorded yet: the sweep's work list."""
     listed = arrears(as_of, site).subquery()

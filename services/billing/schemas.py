@@ -57,10 +57,6 @@ class PaymentIn(Schema):
     reference = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=80))
 
 
-class ArrearsSweepIn(Schema):
-    as_of = Day(required=True, metadata={"description": "the day the sweep runs for"})
-
-
 class AccountQuery(Schema):
     as_of = Day(load_default=None, metadata={"description": "default: today"})
 

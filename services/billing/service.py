@@ -9,7 +9,7 @@ from sqlalchemy import select
 from services.billing import books, domain
 from services.billing.domain import from_fen, money_text, to_fen
 from services.billing.schemas import (
-    ArrearsFilters, ArrearsSweepIn, BillingRunIn, CollectionQuery, FeeScheduleIn, InvoiceIn, PaymentIn,
+    ArrearsFilters, BillingRunIn, CollectionQuery, FeeScheduleIn, InvoiceIn, PaymentIn,
 )
 from services.billing.storage import (
     Base, FeeScheduleRow, Invoice, Unit,
@@ -21,6 +21,8 @@ from services.common.entrypoints import command, handles, load
 from services.common.errors import Conflict, NotFound, ValidationFailed
 from services.common.roles import DESK, MANAGERS, RECORD_READERS, SWEEPERS
 from services.common.rpc import TimedRpc
+from services.common.sweeps import SweepIn
+from services.common.units import site_of_unit
 
 log = logging.getLogger(__name__)
 
@@ -128,10 +130,9 @@ class BillingService(entrypoints.ServiceBase):
     @command
     def get_account(self, code, as_of=None):
         identity = self.caller.identity
-        unit = self.uow.session.get(Unit, code)
-        if unit is None or not identity.can_see_site(unit.site) or (
-                identity.is_resident and unit.owner_person_id != identity.person_id):
-            raise NotFound(f"no account for unit {code}", {"unit": code})
+        unit = identity.require_visible(
+            self.uow.session.get(Unit, code), f"account for unit {code}", {"unit": code},
+            owned=lambda u: u.owner_person_id == identity.person_id, conceal=True)
         day = datetime.fromisoformat(as_of).date() if as_of else today(self.clock())
         return self._account(unit, day)
 
@@ -172,12 +173,12 @@ class BillingService(entrypoints.ServiceBase):
     @command
     def sweep(self, payload):
         self.caller.identity.require_role("run the billing sweep", *SWEEPERS)
-        return self._sweep(load(ArrearsSweepIn(), payload)["as_of"])
+        return self._sweep(load(SweepIn(), payload)["as_of"])
 
     @timer(interval=3600)
     def daily_sweep(self):
-        """Hourly, for the day it is at the sites: every step is taken once whatever the cadence."""
-        self._sweep(today(self.clock()))
+        """Hourly, for the day it is at each site: every step is taken once whatever the cadence."""
+        self._sweep(self.clock())
 
     def _sweep(self, as_of):
         """Units whose oldest unpaid due date has passed a milestone with no step recorded are
@@ -186,13 +187,16 @@ class BillingService(entrypoints.ServiceBase):
         the same moment waits for the other's batch, finds the row taken and raises nothing;
         both go in the same order, so neither waits on the other in a circle."""
         session = self.uow.session
-        candidates = session.execute(books.due_for_a_step(as_of)).all()
-        rates = books.late_fee_rates(session, (row.site for row in candidates))
+        # the ladder counts days: at `as_of` each site is on its own calendar day
+        days = {site: today(as_of, tz) for site, tz in books.site_timezones(session).items()}
+        candidates = [(row, day) for site, day in sorted(days.items())
+                      for row in session.execute(books.due_for_a_step(day, site)).all()]
+        rates = books.late_fee_rates(session, (row.site for row, _ in candidates))
         session.rollback()
         steps = 0
         for start in range(0, len(candidates), STEP_BATCH):
-            for row in candidates[start:start + STEP_BATCH]:
-                steps += self._step(row, as_of, rates[row.site])
+            for row, day in candidates[start:start + STEP_BATCH]:
+                steps += self._step(row, day, rates[row.site])
             self.uow.commit()
         return {"as_of": as_of.isoformat(), "units": len(candidates), "steps": steps}
 
@@ -322,7 +326,7 @@ class BillingService(entrypoints.ServiceBase):
         if unit is not None:
             self.caller.identity.require_site(unit.site)
             return unit
-        self.caller.identity.require_site(code[:3])
+        self.caller.identity.require_site(site_of_unit(code))
         try:
             remote = self.rpc.registry.get_unit(code)
             contact = self.rpc.registry.unit_contact(code)
@@ -336,7 +340,7 @@ class BillingService(entrypoints.ServiceBase):
 
     def _project_unit(self, code, usage, area_m2, owner, major, timezone=None, active=True):
         session = self.uow.session
-        unit = session.get(Unit, code) or Unit(code=code, site=code[:3], usage=usage or "residential",
+        unit = session.get(Unit, code) or Unit(code=code, site=site_of_unit(code), usage=usage or "residential",
                                                 area_centi_m2=0)
         if usage:
             unit.usage = usage

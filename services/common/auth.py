@@ -5,9 +5,9 @@ from dataclasses import asdict, dataclass, field
 
 from nameko.extensions import DependencyProvider
 
-from services.common.errors import Forbidden
+from services.common.errors import Forbidden, NotFound
 from services.common.logs import bind_correlation_id
-from services.common.roles import ROLES, STAFF as STAFF_ROLES  # noqa: F401 (re-exported)
+from services.common.roles import RESIDENT, ROLES  # noqa: F401 (re-exported for tokens)
 
 ALL_SITES = "*"
 
@@ -39,7 +39,7 @@ class Identity:
 
     @property
     def is_resident(self):
-        return self.role == "resident"
+        return self.role == RESIDENT
 
     def can_see_site(self, site):
         return ALL_SITES in self.sites or site in self.sites
@@ -54,6 +54,21 @@ class Identity:
                 f"role {self.role} may not {action}",
                 {"action": action, "allowed_roles": list(roles)},
             )
+
+    def require_visible(self, found, name, ref, owned=None, conceal=False):
+        """Check an object a service loaded by id (`found`, None if there is none) as it loads
+        it, so that the gateway need not fetch it first. Nothing, or a resident asking for what
+        `owned(found)` says is not theirs (without `owned`, residents see none), is 404: a
+        resident learns nothing of others'. Staff of another site get 403, or 404 where
+        `conceal` says that an object elsewhere must look like none at all. `name` ("ticket
+        01H…") and `ref` ({"ticket_id": …}) word the problem."""
+        if found is None or (self.is_resident and not (owned and owned(found))):
+            raise NotFound(f"no {name}", ref)
+        if not self.can_see_site(found.site):
+            if conceal:
+                raise NotFound(f"no {name}", ref)
+            raise Forbidden(f"{name} belongs to another site", {"site": found.site})
+        return found
 
     def visible_sites(self):
         """None means every site."""

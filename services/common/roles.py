@@ -23,7 +23,10 @@ HANDLERS = ("supervisor", "quality_supervisor", *MANAGERS)   # who handles a com
 TECHNICIANS = ("technician", *SUPERVISORS)
 PATROLLERS = ("agent", *TECHNICIANS)
 INSPECTORS = SUPERVISORS                                 # renovation completion inspection
-GATE = tuple(r for r in STAFF if r != "legal")           # gate staff checking a pass
+# Everyone at work on a site: the front desk's views (handover, callbacks, KPIs), the
+# renovation list, the gate staff checking a pass.
+SITE_STAFF = tuple(r for r in STAFF if r != "legal")
+GATE = SITE_STAFF
 # Full personal records (phone, ID number) and the arrears lists: every staff role whose work
 # needs them (001 §2.4); technicians see masked records only.
 RECORD_READERS = tuple(r for r in STAFF if r != "technician")

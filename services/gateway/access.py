@@ -1,22 +1,26 @@
-"""Per-object scope, checked at the gateway before a call (and again by the owning service);
-a site named outright is checked with `Identity.require_site`.
+"""What a gateway route is scoped by, declared on `@route` and checked before any RPC (the
+owning service checks again):
 
-- A site the caller names (path, body, query, or the first 3 digits of a unit code) outside
-  their token's `sites`: 403.
-- An object fetched by id: staff of another site get 403, as the services answer; a resident
-  gets 404 for anything that is not theirs, so that a resident learns nothing about others.
+- a site the caller names (in the path, the body, or a list's filters), or a unit code (its
+  site by `site_of_unit`), outside their token's `sites`: 403; a unit is 404 to a resident;
+- an object loaded by id: checked by the owning service as it loads it
+  (`Identity.require_visible`), so the gateway makes one call;
+- a person: a resident may name only themselves (404 otherwise); staff are checked by registry;
+- any caller, the service narrows what they see; or public.
 """
 import re
+from dataclasses import dataclass
 
 from services.common.errors import Forbidden, NotFound
-from services.registry.domain import site_of_unit
+from services.common.units import site_of_unit
 
 _UNIT_CODE = re.compile(r"\d{10}")
 
 
 def require_unit(identity, code):
     """Units are 404 to a resident outside their sites, 403 to staff. Whether the unit is the
-    resident's own is known only to registry, which answers 404 otherwise."""
+    resident's own is known only to registry, which answers 404 otherwise. A code that is no
+    unit code is the service's to refuse (422, or 404)."""
     if not _UNIT_CODE.fullmatch(code) or identity.can_see_site(site_of_unit(code)):
         return
     if identity.is_resident:
@@ -26,13 +30,56 @@ def require_unit(identity, code):
 
 
 def require_person(identity, person_id):
-    """A resident reads only their own record; staff are checked by registry (site, role)."""
     if identity.is_resident and identity.person_id != person_id:
         raise NotFound(f"no person {person_id}")
 
 
-def require_ticket(identity, ticket):
-    if identity.is_resident and (ticket.get("reporter") or {}).get("person_id") != identity.person_id:
-        raise NotFound(f"no ticket {ticket['id']}", {"ticket_id": ticket["id"]})
-    if not identity.can_see_site(ticket["site"]):
-        raise Forbidden(f"ticket {ticket['id']} belongs to another site", {"site": ticket["site"]})
+@dataclass(frozen=True)
+class Scope:
+    kind: str                       # for the OpenAPI document and the route-table test
+    source: str | None = None       # where the scoping value is: path, body or query
+    field: str | None = None
+    authenticated: bool = True
+
+    def check(self, identity, call, path_values):
+        """Raise unless the caller may reach this route's object; by default the owning
+        service narrows (an object by id, or what a list shows)."""
+        values = {"path": path_values, "body": call.payload, "query": call.query}.get(self.source)
+        if self.kind == "site":
+            identity.require_site(values[self.field])
+        elif self.kind == "unit":
+            require_unit(identity, values[self.field])
+        elif self.kind == "person":
+            require_person(identity, values[self.field])
+        elif self.kind == "filters":
+            if call.query.get("site") is not None:
+                identity.require_site(call.query["site"])
+            if call.query.get("unit") is not None:
+                require_unit(identity, call.query["unit"])
+
+    @property
+    def description(self):
+        return {
+            "site": f"the site in the {self.source} ({self.field})",
+            "unit": f"the site of the unit in the {self.source} ({self.field})",
+            "person": f"a resident only for themselves ({self.field})",
+            "filters": "the site and unit filtered on; the list shows only the caller's sites",
+            "object": "the object's site, and a resident's own only (checked by the owning service)",
+            "any": "any caller; the service shows only what they may see",
+            "public": "public",
+        }[self.kind]
+
+
+def site_in(source, field="code"):
+    return Scope("site", source, field)
+
+
+def unit_in(source, field="code"):
+    return Scope("unit", source, field)
+
+
+OWN_PERSON = Scope("person", "path", "person_id")
+FILTERS = Scope("filters", "query")
+OBJECT = Scope("object")
+ANY_CALLER = Scope("any")
+PUBLIC = Scope("public", authenticated=False)

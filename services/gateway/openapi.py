@@ -91,6 +91,11 @@ def _operation(route, body, path, operation_id):
         operation["parameters"] = parameters
     if route.authenticated:
         operation["security"] = [{"bearer": []}]
+        # what the router enforces, said where client authors look
+        operation["description"] = (f"Roles: {', '.join(route.roles)}. "
+                                    f"Scope: {route.scope.description}.")
+        operation["x-roles"] = list(route.roles)
+        operation["x-scope"] = route.scope.kind
     return operation
 
 

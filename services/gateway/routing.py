@@ -2,9 +2,12 @@
 both registers it as a Nameko `@http` entrypoint and records what the OpenAPI document says
 about it; the pipeline around every handler does the rest:
 
-    correlation id → bearer token (401) → identity onto every RPC → body read (413) →
-    Idempotency-Key claim / replay → JSON (400) and schema (422) → query (422) →
-    the handler → JSON answer, or a problem document for any error.
+    correlation id → bearer token (401) → the route's roles (403) → identity onto every RPC →
+    body read (413) → Idempotency-Key claim / replay → JSON (400) and schema (422) → query
+    (422) → the route's scope (403, or 404 to a resident) → the handler → JSON answer, or a
+    problem document for any error.
+
+Handlers only forward: every permission a route needs is declared on it.
 
 A service using it has `api = Api()`, `caller = Caller()` and `uow = Database(Base)` with the
 gateway's storage Base.
@@ -24,9 +27,11 @@ from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Response
 
 from services.common.clock import utcnow
+from services.common.roles import ROLES
 from services.common.errors import NotFound
 from services.common.metrics import metric
 from services.gateway import idempotency, tokens
+from services.gateway.access import PUBLIC, Scope
 from services.gateway.openapi import build as build_openapi
 from services.gateway.web import (
     CORRELATION_HEADER, MethodNotAllowed, as_problem, correlation_id_of, json_response,
@@ -46,7 +51,8 @@ class Route:
     name: str                       # the handler, also the OpenAPI operationId
     summary: str
     tag: str
-    authenticated: bool = True
+    scope: Scope
+    roles: tuple = ()               # who may call it at all; the service may narrow per action
     body: type | None = None        # schema of the JSON body, from the owning service
     actions: dict = field(default_factory=dict)  # or one schema per value of <action>
     query: type | None = None       # schema of the query string
@@ -56,17 +62,28 @@ class Route:
     documented: bool = True
 
     @property
+    def authenticated(self):
+        return self.scope.authenticated
+
+    @property
     def template(self):
         """The path in OpenAPI's form: /tickets/{ticket_id}."""
         return re.sub(r"<(?:[^:<>]+:)?([^<>]+)>", r"{\1}", self.path)
 
 
-def route(method, path, *, summary, tag, root=False, **options):
-    """Declare a gateway endpoint: `path` is under /api/v1 unless `root`. The handler is
+class UndeclaredAccess(TypeError):
+    """A route that does not say who may call it is refused when it is declared."""
+
+
+def route(method, path, *, summary, tag, scope=None, roles=(), root=False, **options):
+    """Declare a gateway endpoint: `path` is under /api/v1 unless `root`; `scope` (see
+    access.py) and `roles` say who may call it, and the pipeline enforces both. The handler is
     `(self, call, **path_values)` and returns a JSON-able answer (or a werkzeug Response)."""
     def decorate(handler):
+        _require_declared_access(handler.__name__, scope, roles)
         spec = Route(method=method, path=path if root else API + path, name=handler.__name__,
-                     summary=summary, tag=tag, **options)
+                     summary=summary, tag=tag, scope=scope, roles=tuple(dict.fromkeys(roles)),
+                     **options)
 
         @wraps(handler)
         def endpoint(self, request, **path_values):
@@ -77,11 +94,23 @@ def route(method, path, *, summary, tag, root=False, **options):
     return decorate
 
 
+def _require_declared_access(name, scope, roles):
+    if not isinstance(scope, Scope):
+        raise UndeclaredAccess(f"route {name} declares no scope")
+    if scope.authenticated and not roles:
+        raise UndeclaredAccess(f"route {name} declares no roles")
+    if not scope.authenticated and roles:
+        raise UndeclaredAccess(f"route {name} is public: roles would not be checked")
+    unknown = set(roles) - set(ROLES)
+    if unknown:
+        raise UndeclaredAccess(f"route {name} names unknown roles {sorted(unknown)}")
+
+
 def fallback(handler):
     """Every path no route claims (werkzeug tries static rules first), so that unknown paths
     and wrong methods are answered as problems too."""
     spec = Route(method=FALLBACK_METHODS, path="/<path:path>", name=handler.__name__,
-                 summary="", tag="", authenticated=False, documented=False)
+                 summary="", tag="", scope=PUBLIC, documented=False)
 
     @wraps(handler)
     def endpoint(self, request, path=""):
@@ -115,7 +144,7 @@ class Api(DependencyProvider):
         self.secret = str(config["JWT_SECRET"])
         rpc_timeout = float(config.get("RPC_TIMEOUT", 10))
         # A claim still in flight after this long belongs to a gateway that died mid-request
-        # (a request makes at most two calls, each bounded by RPC_TIMEOUT).
+        # (a request makes one call, bounded by RPC_TIMEOUT; the rest is generous margin).
         self.lease = timedelta(seconds=3 * rpc_timeout + 30)
         self.retention = timedelta(hours=float(config.get("IDEMPOTENCY_RETENTION_HOURS", 24)))
         self.routes = routes_of(self.container.service_cls)
@@ -166,6 +195,7 @@ def _authenticated(service, request, route, handler, path_values, correlation_id
     identity = None
     if route.authenticated:
         identity = tokens.identity_from_header(request.headers.get("Authorization"), api.secret)
+        identity.require_role(f"{route.method} {route.template}", *route.roles)
         service.caller.act_as(identity, correlation_id=correlation_id)
     raw = read_body(request) if request.method == "POST" else b""
     key = request.headers.get(idempotency.HEADER)
@@ -213,6 +243,7 @@ def _answer(service, request, route, handler, path_values, identity, raw):
             schema = route.actions[action]
         if schema is not None:
             validate(schema, call.payload)
+    route.scope.check(identity, call, path_values)
     result = handler(service, call, **path_values)
     if isinstance(result, Response):
         return result

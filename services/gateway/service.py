@@ -1,4 +1,5 @@
-"""gateway: HTTP → RPC. Handlers only check scope and forward; routing.py does the rest."""
+"""gateway: HTTP → RPC. A route declares who may call it (scope and roles), and its handler only
+forwards; routing.py does the rest."""
 import eventlet
 from kombu import Connection
 from nameko.constants import AMQP_URI_CONFIG_KEY
@@ -10,8 +11,16 @@ from services.common import BACKEND_SERVICES, entrypoints
 from services.common.clock import utcnow
 from services.common.db import Database
 from services.common.errors import ProblemError, ServiceUnavailable, ValidationFailed
+from services.common.roles import (
+    DESK, GATE, HANDLERS, MANAGERS, RECORD_READERS, RESIDENT, ROLES, SITE_STAFF, STAFF,
+    SUPERVISORS, SWEEPERS,
+)
 from services.common.rpc import TimedRpc
-from services.gateway import access, idempotency
+from services.common.sweeps import SweepIn
+from services.gateway import idempotency
+from services.gateway.access import (
+    ANY_CALLER, FILTERS, OBJECT, OWN_PERSON, PUBLIC, site_in, unit_in,
+)
 from services.gateway.queries import (
     ArrearsQuery, EchoIn, MessageQuery, Page, RenovationQuery, TicketQuery, UnitQuery, page_args,
 )
@@ -23,13 +32,10 @@ from services.registry.schemas import (
 )
 from services.renovation import schemas as renovation_schemas
 from services.ticketing.schemas import (
-    ACTION_SCHEMAS, KpiQuery, SiteListQuery, SlaPolicyIn, SlaPolicyOut, SweepIn, TicketIn,
-    TicketOut,
+    ACTION_SCHEMAS, KpiQuery, SiteListQuery, SlaPolicyIn, SlaPolicyOut, TicketIn, TicketOut,
 )
 
 READY_TIMEOUT = 2.0
-# Who may call echo and replay the sweeps.
-ADMIN_ROLES = ("ops_admin", "hq")
 
 
 class GatewayService(entrypoints.ServiceBase):
@@ -41,12 +47,12 @@ class GatewayService(entrypoints.ServiceBase):
 
     # -- operations ----------------------------------------------------------------------
 
-    @route("GET", "/health", root=True, authenticated=False, tag="operations",
+    @route("GET", "/health", root=True, scope=PUBLIC, tag="operations",
            summary="The gateway process is up")
     def health(self, call):
         return {"status": "ok"}
 
-    @route("GET", "/ready", root=True, authenticated=False, tag="operations",
+    @route("GET", "/ready", root=True, scope=PUBLIC, tag="operations",
            summary="The broker and every service answer (each within 2 s); 503 lists the ones down")
     def ready(self, call):
         names = ["broker", *self._services()]
@@ -58,15 +64,14 @@ class GatewayService(entrypoints.ServiceBase):
                                      {"down": down, "checks": checks})
         return {"status": "ready", "checks": checks}
 
-    @route("GET", "/openapi.json", authenticated=False, tag="operations",
+    @route("GET", "/openapi.json", scope=PUBLIC, tag="operations",
            summary="This document")
     def openapi(self, call):
         return self.api.openapi
 
-    @route("POST", "/admin/echo", body=EchoIn, tag="operations",
+    @route("POST", "/admin/echo", body=EchoIn, tag="operations", scope=ANY_CALLER, roles=SWEEPERS,
            summary="Round trip to a service's echo (the benchmark's baseline); ops_admin and hq")
     def admin_echo(self, call):
-        call.identity.require_role("call echo", *ADMIN_ROLES)
         service = call.payload.get("service", "registry")
         if service not in (*self._services(), self.name):
             raise ValidationFailed.from_messages({"service": [
@@ -76,123 +81,111 @@ class GatewayService(entrypoints.ServiceBase):
     # -- registry ------------------------------------------------------------------------
 
     @route("POST", "/sites", body=SiteIn, response=SiteOut, status=201, tag="registry",
-           summary="Register a site")
+           scope=site_in("body"), roles=MANAGERS, summary="Register a site")
     def create_site(self, call):
-        call.identity.require_site(call.payload["code"])
         return self.rpc.registry.create_site(call.payload)
 
-    @route("GET", "/sites/<string:code>", response=SiteOut, tag="registry", summary="A site")
+    @route("GET", "/sites/<string:code>", response=SiteOut, tag="registry",
+           scope=site_in("path"), roles=ROLES, summary="A site")
     def get_site(self, call, code):
-        call.identity.require_site(code)
         return self.rpc.registry.get_site(code)
 
     @route("GET", "/sites", query=Page, response=SiteOut, many=True, tag="registry",
-           summary="The sites the caller may see")
+           scope=ANY_CALLER, roles=ROLES, summary="The sites the caller may see")
     def list_sites(self, call):
         return self.rpc.registry.list_sites(call.query["cursor"], call.query["limit"])
 
     @route("POST", "/units", body=UnitIn, response=UnitOut, status=201, tag="registry",
-           summary="Register a unit and its owner")
+           scope=unit_in("body"), roles=DESK, summary="Register a unit and its owner")
     def create_unit(self, call):
-        call.identity.require_site(call.payload["code"][:3])
         return self.rpc.registry.create_unit(call.payload)
 
     @route("GET", "/units/<string:code>", response=UnitOut, tag="registry",
-           summary="A unit, its people's phone and ID numbers masked")
+           scope=unit_in("path"), roles=ROLES, summary="A unit, its people's phone and ID numbers masked")
     def get_unit(self, call, code):
-        access.require_unit(call.identity, code)
         return self.rpc.registry.get_unit(code)
 
     @route("GET", "/units", query=UnitQuery, response=UnitOut, many=True, tag="registry",
-           summary="The units of a site")
+           scope=FILTERS, roles=ROLES, summary="The units of a site")
     def list_units(self, call):
-        call.identity.require_site(call.query["site"])
         return self.rpc.registry.list_units(call.query["site"], call.query["cursor"], call.query["limit"])
 
     @route("POST", "/units/<string:code>/move-in", body=MoveInIn, response=UnitOut, tag="registry",
-           summary="The owner moved in (入伙) and an assistant looks after them; 409 if already in")
+           scope=unit_in("path"), roles=DESK, summary="The owner moved in (入伙) and an assistant looks after them; 409 if already in")
     def record_move_in(self, call, code):
-        access.require_unit(call.identity, code)
         return self.rpc.registry.record_move_in(code, call.payload)
 
     @route("POST", "/units/<string:code>/assistant", body=AssistantIn, response=UnitOut,
-           tag="registry", summary="Another customer-affairs assistant (客户事务助理) for the unit")
+           tag="registry", scope=unit_in("path"), roles=DESK,
+           summary="Another customer-affairs assistant (客户事务助理) for the unit")
     def assign_assistant(self, call, code):
-        access.require_unit(call.identity, code)
         return self.rpc.registry.assign_assistant(code, call.payload)
 
     @route("GET", "/persons/<string:person_id>", query=PersonReadIn, response=PersonOut,
-           tag="registry", summary="A person's full record; the read and its reason are logged")
+           tag="registry", scope=OWN_PERSON, roles=(RESIDENT, *RECORD_READERS),
+           summary="A person's full record; the read and its reason are logged")
     def get_person(self, call, person_id):
-        access.require_person(call.identity, person_id)
         return self.rpc.registry.get_person(person_id, {"reason": call.query["reason"]})
 
     # -- ticketing -----------------------------------------------------------------------
 
     @route("POST", "/tickets", body=TicketIn, response=TicketOut, status=201, tag="ticketing",
-           summary="Open a ticket")
+           scope=site_in("body", "site"), roles=(RESIDENT, *DESK, *HANDLERS), summary="Open a ticket")
     def create_ticket(self, call):
-        call.identity.require_site(call.payload["site"])
         return self.rpc.ticketing.create_ticket(call.payload)
 
     @route("GET", "/tickets", query=TicketQuery, response=TicketOut, many=True, tag="ticketing",
-           summary="Tickets by site, kind, status, overdue, callback due before")
+           scope=FILTERS, roles=ROLES, summary="Tickets by site, kind, status, overdue, callback due before")
     def list_tickets(self, call):
         filters, cursor, limit = page_args(call.query)
-        if "site" in filters:
-            call.identity.require_site(filters["site"])
         return self.rpc.ticketing.list_tickets(filters, cursor, limit)
 
     @route("GET", "/tickets/<string:ticket_id>", response=TicketOut, tag="ticketing",
-           summary="A ticket with its deadlines, breaches, history and callback")
+           scope=OBJECT, roles=ROLES, summary="A ticket with its deadlines, breaches, history and callback")
     def get_ticket(self, call, ticket_id):
-        ticket = self.rpc.ticketing.get_ticket(ticket_id)
-        access.require_ticket(call.identity, ticket)
-        return ticket
+        return self.rpc.ticketing.get_ticket(ticket_id)
 
     @route("POST", "/tickets/<string:ticket_id>/<string:action>", actions=ACTION_SCHEMAS,
-           response=TicketOut, tag="ticketing", summary="Take a step of the ticket's flow")
+           response=TicketOut, tag="ticketing", scope=OBJECT, roles=STAFF,
+           summary="Take a step of the ticket's flow (the step's roles are the flow's)")
     def act_on_ticket(self, call, ticket_id, action):
-        access.require_ticket(call.identity, self.rpc.ticketing.get_ticket(ticket_id))
         return self.rpc.ticketing.act(ticket_id, action, call.payload)
 
     @route("POST", "/admin/sweeps/ticketing", body=SweepIn, tag="ticketing",
-           summary="Run ticketing's deadline sweep at `as_of` (as its timer does); ops_admin and hq")
+           scope=ANY_CALLER, roles=SWEEPERS,
+           summary="Run ticketing's deadline sweep at `as_of` (as its timer does)")
     def sweep_ticketing(self, call):
-        call.identity.require_role("run the ticketing sweep", *ADMIN_ROLES)
-        as_of = call.payload.get("as_of")
-        return self.rpc.ticketing.sweep({"as_of": as_of} if as_of else {})
+        return self.rpc.ticketing.sweep(call.payload)
 
     @route("GET", "/sites/<string:code>/sla-policy", response=SlaPolicyOut, tag="ticketing",
+           scope=site_in("path"), roles=ROLES,
            summary="The SLA policy in force at a site (defaults, and what the site tightened)")
     def get_sla_policy(self, call, code):
-        call.identity.require_site(code)
         return self.rpc.ticketing.get_sla_policy(code)
 
     @route("POST", "/sites/<string:code>/sla-policy", body=SlaPolicyIn, response=SlaPolicyOut,
-           tag="ticketing", summary="Tighten a site's time limits (manager, hq); new tickets carry them")
+           tag="ticketing", scope=site_in("path"), roles=MANAGERS,
+           summary="Tighten a site's time limits; new tickets carry them")
     def set_sla_policy(self, call, code):
-        call.identity.require_site(code)
         return self.rpc.ticketing.set_sla_policy(code, {k: v for k, v in call.payload.items()
                                                         if v is not None})
 
     @route("GET", "/sites/<string:code>/handover", query=SiteListQuery, response=TicketOut,
-           many=True, tag="ticketing",
+           many=True, tag="ticketing", scope=site_in("path"), roles=SITE_STAFF,
            summary="Shift handover: every open ticket of the site, most urgent deadline first")
     def handover(self, call, code):
-        call.identity.require_site(code)
         return self.rpc.ticketing.handover(code, call.query["cursor"], call.query["limit"])
 
     @route("GET", "/sites/<string:code>/callbacks", query=SiteListQuery, response=TicketOut,
-           many=True, tag="ticketing", summary="Callback worklist: tickets awaiting a callback, by due time")
+           many=True, tag="ticketing", scope=site_in("path"), roles=SITE_STAFF,
+           summary="Callback worklist: tickets awaiting a callback, by due time")
     def callback_worklist(self, call, code):
-        call.identity.require_site(code)
         return self.rpc.ticketing.callbacks(code, call.query["cursor"], call.query["limit"])
 
     @route("GET", "/sites/<string:code>/kpis", query=KpiQuery, tag="ticketing",
+           scope=site_in("path"), roles=SITE_STAFF,
            summary="Monthly KPI report of a site (JSON; CSV with ?format=csv or Accept: text/csv)")
     def kpis(self, call, code):
-        call.identity.require_site(code)
         wants_csv = call.query["format"] == "csv" or "text/csv" in call.request.headers.get("Accept", "")
         report = self.rpc.ticketing.kpis(code, {"month": call.query["month"],
                                                 "format": "csv" if wants_csv else "json"})
@@ -203,161 +196,154 @@ class GatewayService(entrypoints.ServiceBase):
     # -- notifications -------------------------------------------------------------------
 
     @route("GET", "/messages", query=MessageQuery, response=notifications_schemas.MessageOut,
-           many=True, tag="notifications",
+           many=True, tag="notifications", scope=FILTERS, roles=ROLES,
            summary="Messages sent, by ticket, unit, recipient, channel or site")
     def list_messages(self, call):
         filters, cursor, limit = page_args(call.query)
-        if "site" in filters:
-            call.identity.require_site(filters["site"])
-        if "unit" in filters:
-            access.require_unit(call.identity, filters["unit"])
         return self.rpc.notifications.list_messages(filters, cursor, limit)
 
     @route("GET", "/messages/<string:message_id>", response=notifications_schemas.MessageDetailOut,
-           tag="notifications", summary="A message with every delivery attempt")
+           tag="notifications", scope=OBJECT, roles=ROLES,
+           summary="A message with every delivery attempt")
     def get_message(self, call, message_id):
         return self.rpc.notifications.get_message(message_id)
 
     @route("POST", "/messages/<string:message_id>/retry", response=notifications_schemas.MessageDetailOut,
-           tag="notifications", summary="One more try of a dead or failing message now "
-                                        "(supervisor, manager, hq, ops_admin)")
+           tag="notifications", scope=OBJECT, roles=SUPERVISORS,
+           summary="One more try of a dead or failing message now")
     def retry_message(self, call, message_id):
         return self.rpc.notifications.retry(message_id)
 
     @route("GET", "/messages/<string:message_id>/document", tag="notifications",
-           summary="A letter as a printable A4 page (text/html)")
+           scope=OBJECT, roles=STAFF, summary="A letter as a printable A4 page (text/html)")
     def letter_document(self, call, message_id):
         document = self.rpc.notifications.letter_document(message_id)
         return Response(document["body"], status=200, content_type=document["content_type"])
 
     @route("POST", "/messages/<string:message_id>/posted", body=notifications_schemas.PostedIn,
            response=notifications_schemas.MessageDetailOut, tag="notifications",
-           summary="Mark a letter posted (with its express-mail number); it is then sent")
+           scope=OBJECT, roles=STAFF, summary="Mark a letter posted (with its express-mail number); it is then sent")
     def mark_letter_posted(self, call, message_id):
         return self.rpc.notifications.mark_posted(message_id, call.payload)
 
     @route("POST", "/persons/<string:person_id>/opt-outs", body=notifications_schemas.OptOutIn,
            response=notifications_schemas.OptOutOut, tag="notifications",
-           summary="A person stops (opted_out: true) or resumes messages on a channel")
+           scope=OWN_PERSON, roles=ROLES, summary="A person stops (opted_out: true) or resumes messages on a channel")
     def set_opt_out(self, call, person_id):
-        access.require_person(call.identity, person_id)
         return self.rpc.notifications.set_opt_out(person_id, call.payload["channel"],
                                                   call.payload.get("opted_out", True))
 
     @route("GET", "/templates", response=notifications_schemas.TemplateOut, many=True,
-           tag="notifications", summary="Every message template, by channel, with the event it serves")
+           tag="notifications", scope=ANY_CALLER, roles=STAFF,
+           summary="Every message template, by channel, with the event it serves")
     def list_templates(self, call):
         return self.rpc.notifications.list_templates()
 
     @route("POST", "/templates/<string:name>/<string:channel>/preview",
            body=notifications_schemas.PreviewIn, response=notifications_schemas.PreviewOut,
-           tag="notifications", summary="A template filled from its sample and the context given")
+           tag="notifications", scope=ANY_CALLER, roles=STAFF,
+           summary="A template filled from its sample and the context given")
     def preview_template(self, call, name, channel):
         return self.rpc.notifications.preview_template(name, channel, call.payload)
 
-    @route("POST", "/admin/sweeps/notifications", body=notifications_schemas.NotificationsSweepIn,
+    @route("POST", "/admin/sweeps/notifications", body=SweepIn,
            response=notifications_schemas.NotificationsSweepOut, tag="notifications",
-           summary="Run the warranty-expiry and delivery sweeps at `as_of` (as the timers do); "
-                   "ops_admin and hq")
+           scope=ANY_CALLER, roles=SWEEPERS,
+           summary="Run the warranty-expiry and delivery sweeps at `as_of` (as the timers do)")
     def sweep_notifications(self, call):
-        call.identity.require_role("run the notifications sweep", *ADMIN_ROLES)
-        as_of = call.payload.get("as_of")
-        return self.rpc.notifications.sweep({"as_of": as_of} if as_of else {})
+        return self.rpc.notifications.sweep(call.payload)
 
     # -- renovation ----------------------------------------------------------------------
 
     @route("POST", "/renovations", body=renovation_schemas.RenovationIn,
            response=renovation_schemas.RenovationOut, status=201, tag="renovation",
+           scope=unit_in("body", "unit"), roles=DESK,
            summary="Register a renovation application; missing documents are named (422)")
     def create_renovation(self, call):
-        call.identity.require_site(call.payload["unit"][:3])
         return self.rpc.renovation.create_renovation(call.payload)
 
     @route("GET", "/renovations", query=RenovationQuery, response=renovation_schemas.RenovationOut,
-           many=True, tag="renovation", summary="Renovation applications by site, status or unit")
+           many=True, tag="renovation", scope=FILTERS, roles=SITE_STAFF,
+           summary="Renovation applications by site, status or unit")
     def list_renovations(self, call):
         filters, cursor, limit = page_args(call.query)
-        if "site" in filters:
-            call.identity.require_site(filters["site"])
         return self.rpc.renovation.list_renovations(filters, cursor, limit)
 
     @route("GET", "/renovations/<string:renovation_id>", response=renovation_schemas.RenovationOut,
-           tag="renovation", summary="An application with its fees, permit, passes, deadlines and history")
+           tag="renovation", scope=OBJECT, roles=ROLES,
+           summary="An application with its fees, permit, passes, deadlines and history")
     def get_renovation(self, call, renovation_id):
-        renovation = self.rpc.renovation.get_renovation(renovation_id)
-        call.identity.require_site(renovation["site"])
-        return renovation
+        return self.rpc.renovation.get_renovation(renovation_id)
 
     @route("POST", "/renovations/<string:renovation_id>/<string:action>",
            actions=renovation_schemas.ACTION_SCHEMAS, response=renovation_schemas.RenovationOut,
-           tag="renovation", summary="Take a step: review, sign, patrol, violation, rectified, "
-                                     "request-inspection, inspect, close")
+           tag="renovation", scope=OBJECT, roles=STAFF,
+           summary="Take a step: review, sign, patrol, violation, rectified, request-inspection, "
+                   "inspect, close (the step's roles are the flow's)")
     def act_on_renovation(self, call, renovation_id, action):
-        call.identity.require_site(self.rpc.renovation.get_renovation(renovation_id)["site"])
         return self.rpc.renovation.act(renovation_id, action, call.payload)
 
     @route("GET", "/passes/<string:number>", response=renovation_schemas.PassCheckOut, tag="renovation",
-           summary="Gate check of a worker pass: valid, expired or revoked; unknown is 404")
+           scope=OBJECT, roles=GATE, summary="Gate check of a worker pass: valid, expired or revoked; unknown is 404")
     def check_pass(self, call, number):
         return self.rpc.renovation.check_pass(number)
 
-    @route("POST", "/admin/sweeps/renovation", body=renovation_schemas.RenovationSweepIn,
+    @route("POST", "/admin/sweeps/renovation", body=SweepIn,
            response=renovation_schemas.RenovationSweepOut, tag="renovation",
-           summary="Run renovation's sweep at `as_of` (as its timer does); ops_admin and hq")
+           scope=ANY_CALLER, roles=SWEEPERS,
+           summary="Run renovation's sweep at `as_of` (as its timer does)")
     def sweep_renovation(self, call):
-        call.identity.require_role("run the renovation sweep", *ADMIN_ROLES)
-        return self.rpc.renovation.sweep(call.payload["as_of"])
+        return self.rpc.renovation.sweep(call.payload)
 
     # -- billing -------------------------------------------------------------------------
 
     @route("POST", "/fee-schedules", body=billing_schemas.FeeScheduleIn, status=201, tag="billing",
+           scope=site_in("body", "site"), roles=MANAGERS,
            summary="Set a site's fee schedule (in force for the next invoices)")
     def set_fee_schedule(self, call):
-        call.identity.require_site(call.payload["site"])
         return self.rpc.billing.set_fee_schedule(call.payload)
 
     @route("POST", "/billing/runs", body=billing_schemas.BillingRunIn, tag="billing",
+           scope=site_in("body", "site"), roles=DESK,
            summary="The monthly run of a site and period: one invoice per unit, once")
     def run_billing(self, call):
-        call.identity.require_site(call.payload["site"])
         return self.rpc.billing.run_billing(call.payload)
 
     @route("POST", "/invoices", body=billing_schemas.InvoiceIn, status=201, tag="billing",
+           scope=unit_in("body", "unit"), roles=DESK,
            summary="An invoice for a unit, also for a past period (a migration of arrears)")
     def create_invoice(self, call):
-        access.require_unit(call.identity, call.payload["unit"])
         return self.rpc.billing.create_invoice(call.payload)
 
     @route("POST", "/payments", body=billing_schemas.PaymentIn, status=201, tag="billing",
+           scope=unit_in("body", "unit"), roles=DESK,
            summary="A payment: allocated to the oldest open invoice first; a receipt number")
     def record_payment(self, call):
-        access.require_unit(call.identity, call.payload["unit"])
         return self.rpc.billing.record_payment(call.payload)
 
     @route("GET", "/units/<string:code>/account", query=billing_schemas.AccountQuery, tag="billing",
+           scope=unit_in("path"), roles=ROLES,
            summary="Balance, open invoices, deposits and arrears {months, stage, late_fee}")
     def get_account(self, call, code):
-        access.require_unit(call.identity, code)
         return self.rpc.billing.get_account(code, call.query.get("as_of"))
 
     @route("GET", "/arrears", query=ArrearsQuery, tag="billing",
+           scope=FILTERS, roles=RECORD_READERS,
            summary="Units in arrears by site and stage (reminder, lawyer_letter, lawsuit)")
     def list_arrears(self, call):
         filters, cursor, limit = page_args(call.query)
-        if "site" in filters:
-            call.identity.require_site(filters["site"])
         return self.rpc.billing.list_arrears(filters, cursor, limit)
 
     @route("GET", "/billing/collection", query=billing_schemas.CollectionQuery, tag="billing",
+           scope=FILTERS, roles=RECORD_READERS,
            summary="Collection rate of a site and period (target 98 %)")
     def collection_rate(self, call):
-        call.identity.require_site(call.query["site"])
         return self.rpc.billing.collection_rate(call.query)
 
-    @route("POST", "/admin/sweeps/billing", body=billing_schemas.ArrearsSweepIn, tag="billing",
-           summary="Run billing's arrears sweep at `as_of` (as its timer does); ops_admin and hq")
+    @route("POST", "/admin/sweeps/billing", body=SweepIn, tag="billing",
+           scope=ANY_CALLER, roles=SWEEPERS,
+           summary="Run billing's arrears sweep for the day of `as_of` at each site (as its timer does)")
     def sweep_billing(self, call):
-        call.identity.require_role("run the billing sweep", *ADMIN_ROLES)
         return self.rpc.billing.sweep(call.payload)
 
     # -- everything else -----------------------------------------------------------------

@@ -90,11 +90,6 @@ class PreviewOut(Schema):
     body = fields.String()
 
 
-class NotificationsSweepIn(Schema):
-    as_of = Instant(load_default=None, allow_none=True,
-                                 metadata={"description": "the instant to sweep at (default: now)"})
-
-
 class NotificationsSweepOut(Schema):
     warranty_reminders = fields.Integer(metadata={"description": "units reminded of their warranty's end"})
     sent = fields.Integer()

@@ -7,14 +7,14 @@ from nameko.timer import timer
 from prometheus_client import Counter
 
 from services.common import entrypoints
-from services.common.auth import STAFF_ROLES
 from services.common.calendar import DEFAULT_TZ, zone
 from services.common.clock import as_utc
 from services.common.db import Database, new_id, paginate
 from services.common.entrypoints import command, handles, load
 from services.common.metrics import metric
 from services.common.errors import Forbidden, NotFound, ValidationFailed
-from services.common.roles import SUPERVISORS
+from services.common.roles import STAFF, SUPERVISORS, SWEEPERS
+from services.common.sweeps import SweepIn
 from services.notifications import domain, rendering, storage
 from services.notifications.providers import Providers
 from services.notifications.rendering import render
@@ -93,18 +93,18 @@ class NotificationsService(entrypoints.ServiceBase):
         self._remind_warranties(self.clock())
 
     @command
-    def sweep(self, payload=None):
-        """Both sweeps at `as_of` (now by default), as the timers run them, so that an operator
+    def sweep(self, payload):
+        """Both sweeps at `as_of`, as the timers run them, so that an operator
         can replay a day: {"warranty_reminders": n, "sent": n, "failed": n, "dead": n, "skipped": n}."""
-        self._require_staff("run the notifications sweep")
-        now = self._as_of((payload or {}).get("as_of"))
+        self.caller.identity.require_role("run the notifications sweep", *SWEEPERS)
+        now = as_utc(load(SweepIn(), payload)["as_of"])
         reminded = self._remind_warranties(now)
         return {"warranty_reminders": reminded, **self._deliver_due(now)}
 
     @command
     def deliver(self, as_of=None):
         """Try every message due at `as_of` (now by default): {"sent": n, "failed": n, "dead": n}."""
-        self._require_staff("run deliveries")
+        self.caller.identity.require_role("run deliveries", *SWEEPERS)
         return self._deliver_due(self._as_of(as_of))
 
     # -- people and messages -------------------------------------------------------------
@@ -199,7 +199,7 @@ class NotificationsService(entrypoints.ServiceBase):
 
     def _require_staff(self, action):
         identity = self.caller.identity
-        identity.require_role(action, *STAFF_ROLES)
+        identity.require_role(action, *STAFF)
         return identity
 
     def _as_of(self, as_of):

@@ -3,11 +3,10 @@ itself is services.common.privacy), the warranty and the move-in (000)."""
 import re
 from datetime import date
 
+from services.common.units import site_of_unit
+
 USAGES = ("residential", "commercial", "office", "parking")
 RELATIONS = ("owner", "tenant", "member")
-
-# Roles that need a resident's full phone and ID number to do their job; every such read is logged.
-FULL_RECORD_ROLES = ("agent", "supervisor", "quality_supervisor", "manager", "hq", "legal", "ops_admin")
 
 
 def unit_code_problem(code, site_code):
@@ -15,13 +14,9 @@ def unit_code_problem(code, site_code):
     for the site, or None."""
     if not re.fullmatch(r"\d{10}", code or ""):
         return "unit code is 10 digits: 3 project + 1 group + 2 building + 4 room"
-    if site_code is not None and code[:3] != site_code:
+    if site_code is not None and site_of_unit(code) != site_code:
         return f"unit code must start with its site code {site_code}"
     return None
-
-
-def site_of_unit(code):
-    return code[:3]
 
 
 def building_of_unit(code):

@@ -6,15 +6,13 @@ from services.common.db import Database, new_id, paginate, within_sites
 from services.common.errors import Conflict, NotFound, ValidationFailed
 from services.common import entrypoints, privacy
 from services.common.entrypoints import command, handles, load
+from services.common.roles import DESK, MANAGERS, RECORD_READERS
+from services.common.units import site_of_unit
 from services.registry import domain
 from services.registry.schemas import (
     AssistantIn, MoveInIn, PersonOut, PersonReadIn, SiteIn, SiteOut, UnitIn, UnitOut,
 )
 from services.registry.storage import AccessLog, Base, Occupancy, Person, Site, Unit
-
-SITE_ADMINS = ("manager", "hq", "ops_admin")
-UNIT_EDITORS = ("agent", "supervisor", "manager", "hq", "ops_admin")
-
 
 class RegistryService(entrypoints.ServiceBase):
     name = "registry"
@@ -23,7 +21,7 @@ class RegistryService(entrypoints.ServiceBase):
 
     @command
     def create_site(self, payload):
-        self.caller.identity.require_role("create sites", *SITE_ADMINS)
+        self.caller.identity.require_role("create sites", *MANAGERS)
         data = load(SiteIn(), payload)
         self.caller.identity.require_site(data["code"])
         session = self.uow.session
@@ -48,10 +46,10 @@ class RegistryService(entrypoints.ServiceBase):
     @command
     def create_unit(self, payload):
         identity = self.caller.identity
-        identity.require_role("register units", *UNIT_EDITORS)
+        identity.require_role("register units", *DESK)
         data = load(UnitIn(), payload)
         data.pop("site")
-        site_code = domain.site_of_unit(data["code"])
+        site_code = site_of_unit(data["code"])
         identity.require_site(site_code)
         session = self.uow.session
         if session.get(Site, site_code) is None:
@@ -132,8 +130,8 @@ class RegistryService(entrypoints.ServiceBase):
             if identity.person_id != person_id:
                 raise NotFound(f"no person {person_id}")
         else:
-            identity.require_role("read full personal records", *domain.FULL_RECORD_ROLES)
-            if not any(identity.can_see_site(domain.site_of_unit(u)) for u in units):
+            identity.require_role("read full personal records", *RECORD_READERS)
+            if not any(identity.can_see_site(site_of_unit(u)) for u in units):
                 raise NotFound(f"no person {person_id}")
         session.add(AccessLog(id=new_id(), person_id=person_id, read_by=identity.sub,
                               role=identity.role, reason=reason, at=self.clock()))
@@ -142,7 +140,7 @@ class RegistryService(entrypoints.ServiceBase):
 
     @command
     def access_log(self, person_id, cursor=None, limit=50):
-        self.caller.identity.require_role("read the access log", "manager", "hq", "ops_admin")
+        self.caller.identity.require_role("read the access log", *MANAGERS)
         stmt = select(AccessLog).where(AccessLog.person_id == person_id)
         rows, next_cursor = paginate(self.uow.session, stmt, AccessLog.id, cursor, limit)
         return {"items": [{"person_id": r.person_id, "read_by": r.read_by, "role": r.role,
@@ -202,8 +200,8 @@ class RegistryService(entrypoints.ServiceBase):
         writers), so that two requests at once cannot both move the owner in and both
         announce it."""
         identity = self.caller.identity
-        identity.require_role(action, *UNIT_EDITORS)
-        identity.require_site(domain.site_of_unit(code))
+        identity.require_role(action, *DESK)
+        identity.require_site(site_of_unit(code))
         return self._visible_unit(code, lock=True)
 
     def _units_of(self, person_id):
@@ -213,11 +211,9 @@ class RegistryService(entrypoints.ServiceBase):
     def _visible_unit(self, code, lock=False):
         """A unit the caller may see; anyone else's is answered as if it did not exist."""
         identity = self.caller.identity
-        unit = self.uow.session.get(Unit, code, with_for_update=lock)
-        if unit is None or not identity.can_see_site(unit.site) or (
-                identity.is_resident and code not in self._units_of(identity.person_id)):
-            raise NotFound(f"no unit {code}", {"unit": code})
-        return unit
+        return identity.require_visible(
+            self.uow.session.get(Unit, code, with_for_update=lock), f"unit {code}", {"unit": code},
+            owned=lambda unit: unit.code in self._units_of(identity.person_id), conceal=True)
 
     def _unit_out(self, unit):
         people = self.uow.session.execute(

@@ -9,7 +9,7 @@ from services.common import calendar
 from services.common.casefile import CaseFile
 from services.common.clock import as_utc
 from services.common.errors import Conflict
-from services.common.roles import DESK, GATE, INSPECTORS, MANAGERS, PATROLLERS  # noqa: F401 (GATE: service.py)
+from services.common.roles import DESK, INSPECTORS, MANAGERS, PATROLLERS
 from services.common.workflow import Transition, Workflow
 
 # -- the review table (001 ch.4 §6: nine kinds of work that are not registered) -------------

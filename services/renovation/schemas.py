@@ -120,10 +120,6 @@ class RenovationFilters(Schema):
     unit = fields.String(load_default=None, validate=UNIT_CODE)
 
 
-class RenovationSweepIn(Schema):
-    as_of = Instant(required=True)
-
-
 class RenovationOut(Schema):
     id = fields.String()
     site = fields.String()

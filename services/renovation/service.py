@@ -8,12 +8,15 @@ from sqlalchemy.orm.exc import StaleDataError
 from services.common import calendar, entrypoints
 from services.common.db import Database, locking, new_id, paginate, within_sites
 from services.common.entrypoints import command, handles, load
-from services.common.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from services.common.errors import Conflict, NotFound, ValidationFailed
+from services.common.roles import DESK, GATE, SITE_STAFF, SWEEPERS
 from services.common.rpc import TimedRpc
+from services.common.sweeps import SweepIn
+from services.common.units import site_of_unit
 from services.renovation import domain
 from services.renovation.domain import Renovation
 from services.renovation.schemas import (
-    ACTION_SCHEMAS, PassCheckOut, RenovationFilters, RenovationIn, RenovationOut, RenovationSweepIn,
+    ACTION_SCHEMAS, PassCheckOut, RenovationFilters, RenovationIn, RenovationOut,
 )
 from services.renovation.storage import Base, index_passes, passes, take_step
 
@@ -32,9 +35,9 @@ class RenovationService(entrypoints.ServiceBase):
     @command
     def create_renovation(self, payload):
         identity = self.caller.identity
-        identity.require_role("register renovations", *domain.CREATORS)
+        identity.require_role("register renovations", *DESK)
         data = load(RenovationIn(), payload)
-        identity.require_site(data["unit"][:3])
+        identity.require_site(site_of_unit(data["unit"]))
         missing = domain.missing_documents(data["documents"], data["work_items"])
         if missing:
             names = ", ".join(f"{code} ({domain.DOCUMENTS[code]})" for code in missing)
@@ -60,7 +63,7 @@ class RenovationService(entrypoints.ServiceBase):
     @command
     def list_renovations(self, filters=None, cursor=None, limit=50):
         identity = self.caller.identity
-        identity.require_role("list renovations", *domain.GATE)
+        identity.require_role("list renovations", *SITE_STAFF)
         f = load(RenovationFilters(), filters or {})
         stmt = within_sites(select(Renovation), Renovation.site, identity, f["site"])
         for name in ("status", "unit"):
@@ -89,7 +92,7 @@ class RenovationService(entrypoints.ServiceBase):
     def check_pass(self, number):
         """The gate's look-up: valid, expired or revoked; an unknown number is 404."""
         identity = self.caller.identity
-        identity.require_role("check passes", *domain.GATE)
+        identity.require_role("check passes", *GATE)
         row = self.uow.session.execute(select(passes).where(passes.c.number == number)).first()
         if row is None or not identity.can_see_site(row.site):
             raise NotFound(f"no pass {number}", {"number": number})
@@ -117,11 +120,11 @@ class RenovationService(entrypoints.ServiceBase):
     # -- the sweep -----------------------------------------------------------------------
 
     @command
-    def sweep(self, as_of):
+    def sweep(self, payload):
         """Escalate unrectified violations and alert breached deadlines up to `as_of`, each
         once however many replicas sweep at the same time."""
-        self.caller.identity.require_role("run sweeps", "ops_admin", "hq")
-        return self._sweep(load(RenovationSweepIn(), {"as_of": as_of})["as_of"])
+        self.caller.identity.require_role("run the renovation sweep", *SWEEPERS)
+        return self._sweep(load(SweepIn(), payload)["as_of"])
 
     @timer(interval=SWEEP_SECONDS)
     def sweep_now(self):
@@ -184,16 +187,10 @@ class RenovationService(entrypoints.ServiceBase):
             self.uow.add_event(event, data, site=renovation.site)
 
     def _visible(self, renovation_id):
-        identity = self.caller.identity
-        if identity.is_resident:
-            raise NotFound(f"no renovation {renovation_id}", {"renovation_id": renovation_id})
-        renovation = self.uow.session.get(Renovation, renovation_id)
-        if renovation is None:
-            raise NotFound(f"no renovation {renovation_id}", {"renovation_id": renovation_id})
-        if not identity.can_see_site(renovation.site):
-            raise Forbidden(f"renovation {renovation_id} belongs to another site",
-                            {"site": renovation.site})
-        return renovation
+        # a renovation is the site's business with the owner's contractor: no resident sees it
+        return self.caller.identity.require_visible(
+            self.uow.session.get(Renovation, renovation_id), f"renovation {renovation_id}",
+            {"renovation_id": renovation_id})
 
     def _unit(self, code):
         """Site time zone and the charge area from registry; an unknown unit is the caller's

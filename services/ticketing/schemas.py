@@ -182,11 +182,6 @@ ACTION_SCHEMAS = {
 }
 
 
-class SweepIn(Schema):
-    as_of = Instant(load_default=None, allow_none=True,
-                                 metadata={"description": "the instant to sweep at (default: now)"})
-
-
 SlaPolicyIn = Schema.from_dict(
     {name: fields.Integer(load_default=None, allow_none=True, validate=validate.Range(min=1))
      for name in policy_fields()}, name="SlaPolicyIn")

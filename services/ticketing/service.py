@@ -16,20 +16,19 @@ from services.common.db import (
     Database, decode_cursor, encode_cursor, new_id, page_size, paginate, within_sites,
 )
 from services.common.entrypoints import command, load
-from services.common.errors import Forbidden, NotFound, ValidationFailed
+from services.common.errors import NotFound, ValidationFailed
+from services.common.roles import MANAGERS, SITE_STAFF, SWEEPERS
 from services.common.rpc import TimedRpc
+from services.common.sweeps import SweepIn
 from services.ticketing import domain, storage
 from services.ticketing.schemas import (
-    ACTION_SCHEMAS, KpiQuery, SlaPolicyIn, SweepIn, TicketFilters, TicketIn, TicketOut,
+    ACTION_SCHEMAS, KpiQuery, SlaPolicyIn, TicketFilters, TicketIn, TicketOut,
 )
 from services.ticketing.storage import Base, Ticket, next_serial
 
 SWEEP_SECONDS = 60
 SWEEP_BATCH = 500
 SWEEP_LEASE = timedelta(minutes=5)
-SWEEP_ROLES = ("ops_admin", "hq")
-POLICY_ROLES = ("manager", "hq", "ops_admin")
-VIEW_ROLES = domain.DESK + ("quality_supervisor", "technician")
 KPI_FIELDS = ("site", "month", "households", "timeliness_rate", "repair_timeliness_rate",
               "complaint_timeliness_rate", "callback_rate", "satisfaction_rate",
               "average_satisfaction", "complaint_rate", "valid_complaint_rate", "rework_rate",
@@ -135,7 +134,7 @@ class TicketingService(entrypoints.ServiceBase):
         """A site tightens limits (never loosens them); tickets opened later carry the new
         policy, those already open keep theirs."""
         identity = self.caller.identity
-        identity.require_role("set a site's SLA policy", *POLICY_ROLES)
+        identity.require_role("set a site's SLA policy", *MANAGERS)
         identity.require_site(site)
         changes = {k: v for k, v in load(SlaPolicyIn(), payload).items() if v is not None}
         session = self.uow.session
@@ -154,12 +153,11 @@ class TicketingService(entrypoints.ServiceBase):
         self._sweep(self.clock())
 
     @command
-    def sweep(self, payload=None):
+    def sweep(self, payload):
         """Report every deadline past due at `as_of` once, and upgrade valid B/C complaints
         open 30 days; the same as the timer does, for an operator replaying a day."""
-        self.caller.identity.require_role("run the ticketing sweep", *SWEEP_ROLES)
-        as_of = load(SweepIn(), payload or {})["as_of"] or self.clock()
-        return self._sweep(as_of)
+        self.caller.identity.require_role("run the ticketing sweep", *SWEEPERS)
+        return self._sweep(load(SweepIn(), payload)["as_of"])
 
     def _sweep(self, as_of):
         as_of = as_utc(as_of)
@@ -252,7 +250,7 @@ class TicketingService(entrypoints.ServiceBase):
 
     def _viewer(self):
         identity = self.caller.identity
-        identity.require_role("see the front-desk views", *VIEW_ROLES)
+        identity.require_role("see the front-desk views", *SITE_STAFF)
         return identity
 
     def _open_at(self, site):
@@ -278,12 +276,9 @@ class TicketingService(entrypoints.ServiceBase):
         session = self.uow.session
         ticket = session.get(Ticket, ticket_id, with_for_update=lock and
                              session.get_bind().dialect.name == "postgresql")
-        if ticket is None or (identity.is_resident and (ticket.reporter or {}).get("person_id")
-                              != identity.person_id):
-            raise NotFound(f"no ticket {ticket_id}", {"ticket_id": ticket_id})
-        if not identity.can_see_site(ticket.site):
-            raise Forbidden(f"ticket {ticket_id} belongs to another site", {"site": ticket.site})
-        return ticket
+        return identity.require_visible(
+            ticket, f"ticket {ticket_id}", {"ticket_id": ticket_id},
+            owned=lambda t: (t.reporter or {}).get("person_id") == identity.person_id)
 
     def _place(self, site, unit):
         """Site time zone and the unit's owner, from registry; an unknown site or unit (or one

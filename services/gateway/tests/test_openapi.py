@@ -116,3 +116,11 @@ def test_api_operations_need_a_bearer_token_and_probes_do_not():
 def test_it_passes_the_openapi_specification_validator():
     validator = pytest.importorskip("openapi_spec_validator")
     validator.validate(DOCUMENT)
+
+
+def test_each_operation_names_the_roles_and_scope_the_router_enforces():
+    operation = DOCUMENT["paths"]["/api/v1/sites/{code}/sla-policy"]["post"]
+    assert operation["x-roles"] == ["manager", "hq", "ops_admin"]
+    assert operation["x-scope"] == "site"
+    assert "manager" in operation["description"] and "the site in the path" in operation["description"]
+    assert "x-roles" not in DOCUMENT["paths"]["/health"]["get"]

@@ -1,6 +1,7 @@
 """What a client sees when something is wrong: RFC 9457 problems with stable types, the fields
 at fault, and nothing of the gateway's insides; and the per-object scope rules."""
 import json
+from types import SimpleNamespace
 
 import pytest
 from nameko.exceptions import RemoteError, deserialize, serialize
@@ -141,25 +142,39 @@ def test_a_naive_instant_is_refused():
 # -- scope ------------------------------------------------------------------------------
 
 def ticket(site="001", person_id="p1"):
-    return {"id": "t1", "site": site, "reporter": {"name": "张三", "person_id": person_id}}
+    return SimpleNamespace(id="t1", site=site, reporter={"name": "张三", "person_id": person_id})
+
+
+def require_ticket(identity, found):
+    """As ticketing loads a ticket (the gateway forwards without fetching it first)."""
+    return identity.require_visible(found, f"ticket {found.id}", {"ticket_id": found.id},
+                                    owned=lambda t: t.reporter["person_id"] == identity.person_id)
 
 
 def test_staff_get_403_for_a_ticket_of_another_site():
     with pytest.raises(Forbidden):
-        access.require_ticket(AGENT_001, ticket(site="002"))
+        require_ticket(AGENT_001, ticket(site="002"))
 
 
 def test_staff_see_any_ticket_of_their_site():
-    access.require_ticket(AGENT_001, ticket(person_id="someone-else"))
+    require_ticket(AGENT_001, ticket(person_id="someone-else"))
 
 
 def test_a_resident_gets_404_for_someone_elses_ticket():
     with pytest.raises(NotFound):
-        access.require_ticket(RESIDENT, ticket(person_id="p2"))
+        require_ticket(RESIDENT, ticket(person_id="p2"))
 
 
 def test_a_resident_sees_their_own_ticket():
-    access.require_ticket(RESIDENT, ticket())
+    require_ticket(RESIDENT, ticket())
+
+
+def test_an_object_elsewhere_looks_like_none_where_the_service_conceals_it():
+    unit = SimpleNamespace(site="002")
+    with pytest.raises(NotFound):
+        AGENT_001.require_visible(unit, "unit 0021020304", {"unit": "0021020304"}, conceal=True)
+    with pytest.raises(NotFound):
+        AGENT_001.require_visible(None, "unit 0011020304", {"unit": "0011020304"})
 
 
 def test_a_unit_of_another_site_is_403_to_staff_and_404_to_a_resident():
