@@ -11,7 +11,7 @@ from services.common.clock import utcnow
 from services.common.db import Database
 from services.common.errors import ProblemError, ServiceUnavailable, ValidationFailed
 from services.common.rpc import TimedRpc
-from services.gateway import access, idempotency
+from services.gateway import access, docs, idempotency
 from services.gateway.queries import (
     ArrearsQuery, EchoIn, MessageQuery, Page, RenovationQuery, TicketQuery, UnitQuery, page_args,
 )
@@ -62,6 +62,16 @@ class GatewayService(entrypoints.ServiceBase):
            summary="This document")
     def openapi(self, call):
         return self.api.openapi
+
+    @route("GET", "/docs", authenticated=False, documented=False, tag="operations",
+           summary="The API's browsable documentation (Swagger UI)")
+    def docs_page(self, call):
+        return docs.page()
+
+    @route("GET", "/docs/<string:name>", authenticated=False, documented=False, tag="operations",
+           summary="The documentation page's files")
+    def docs_asset(self, call, name):
+        return docs.asset(name)
 
     @route("POST", "/admin/echo", body=EchoIn, tag="operations",
            summary="Round trip to a service's echo (the benchmark's baseline); ops_admin and hq")
