@@ -18,7 +18,7 @@ def chromium():
         if path := shutil.which(name):
             return path
     pytest.skip("chromium is not installed: `apt-get install -y chromium` "
-                "(make test runs deploy/local/tools.sh, which does)")
+                "(`make tools`, run by `make test`, does when it may)")
 
 
 def rendered_dom(url, tmp_path):
