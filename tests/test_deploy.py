@@ -61,6 +61,15 @@ def test_prometheus_loads_the_rules_docker_compose_mounts():
     assert {job["job_name"] for job in config["scrape_configs"]} == set(SERVICES)
 
 
+def test_the_availability_alerts_watch_every_service():
+    rules = yaml.safe_load((PROMETHEUS / "alerts.yml").read_text())
+    exprs = {rule["alert"]: rule["expr"] for group in rules["groups"] for rule in group["rules"]
+             if "alert" in rule}
+    down = re.fullmatch(r'up\{job=~"([^"]+)"\} == 0', exprs["PropdeskServiceDown"].strip())
+    assert set(down.group(1).split("|")) == set(SERVICES)
+    assert set(re.findall(r'absent\(up\{job="([^"]+)"\}\)', exprs["PropdeskServiceNotScraped"])) == set(SERVICES)
+
+
 def test_every_alert_is_unit_tested():
     rules = yaml.safe_load((PROMETHEUS / "alerts.yml").read_text())
     alerts = {rule["alert"] for group in rules["groups"] for rule in group["rules"] if "alert" in rule}
