@@ -28,14 +28,14 @@ GATEWAY_URL := http://127.0.0.1:$(PROPDESK_GATEWAY_PORT)
 # `make run` and `make up` work on SQLite alone; the tests need PostgreSQL as well.
 run up: BROKER_FLAGS := --postgres-optional
 
-.PHONY: help venv install broker migrate run up down demo test bench
+.PHONY: help venv install tools broker migrate run up down demo test bench
 
 help:
 	@echo "make run      set up everything and run every service in the foreground"
 	echo "make test     the whole test suite (ARGS='-k ticket -x' to narrow it)"
 	echo "make up/down  start/stop the same system in the background (logs in $(LOG_DIR)/)"
 	echo "make demo     load the demo data into the running system (or: make run DEMO=1)"
-	echo "make install | broker | migrate | bench"
+	echo "make install | tools | broker | migrate | bench"
 
 venv install: $(INSTALLED)
 
@@ -47,6 +47,23 @@ $(INSTALLED): pyproject.toml constraints.txt
 
 broker:
 	@deploy/local/broker.sh $(BROKER_FLAGS)
+
+# System tools some tests drive: promtool (alerting rules) and headless Chromium (the docs page).
+# Installed from Debian when missing and we may; otherwise those tests skip, saying what to install.
+TOOLS := promtool=prometheus chromium=chromium
+tools:
+	@missing=()
+	for tool in $(TOOLS); do command -v "$${tool%%=*}" >/dev/null || missing+=("$${tool#*=}"); done
+	if ((! $${#missing[@]})); then exit 0; fi
+	if [[ $$(id -u) == 0 ]] && command -v apt-get >/dev/null; then
+		echo "installing $${missing[*]} (apt-get)"
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+			--no-install-recommends "$${missing[@]}" >/dev/null; } \
+			|| echo "could not install $${missing[*]}: the tests that need them skip" >&2
+	else
+		echo "missing $${missing[*]}: sudo apt-get install -y --no-install-recommends $${missing[*]}" \
+			"(the tests that need them skip until then)" >&2
+	fi
 
 migrate: install
 	@mkdir -p var
@@ -112,7 +129,7 @@ down:
 	rm -f $(PID_FILE)
 	echo "propdesk stopped"
 
-test: install broker
+test: install tools broker
 	@$(VENV)/bin/pytest $(ARGS)
 
 bench: install broker

@@ -7,7 +7,7 @@ from nameko.extensions import DependencyProvider
 
 from services.common.errors import Forbidden, NotFound
 from services.common.logs import bind_correlation_id
-from services.common.roles import RESIDENT, ROLES  # noqa: F401 (re-exported for tokens)
+from services.common.roles import RESIDENT
 
 ALL_SITES = "*"
 

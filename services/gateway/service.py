@@ -17,7 +17,7 @@ from services.common.roles import (
 )
 from services.common.rpc import TimedRpc
 from services.common.sweeps import SweepIn
-from services.gateway import idempotency
+from services.gateway import docs, idempotency
 from services.gateway.access import (
     ANY_CALLER, FILTERS, OBJECT, OWN_PERSON, PUBLIC, site_in, unit_in,
 )
@@ -68,6 +68,16 @@ class GatewayService(entrypoints.ServiceBase):
            summary="This document")
     def openapi(self, call):
         return self.api.openapi
+
+    @route("GET", "/docs", scope=PUBLIC, documented=False, tag="operations",
+           summary="The API's browsable documentation (Swagger UI)")
+    def docs_page(self, call):
+        return docs.page()
+
+    @route("GET", "/docs/<string:name>", scope=PUBLIC, documented=False, tag="operations",
+           summary="The documentation page's files")
+    def docs_asset(self, call, name):
+        return docs.asset(name)
 
     @route("POST", "/admin/echo", body=EchoIn, tag="operations", scope=ANY_CALLER, roles=SWEEPERS,
            summary="Round trip to a service's echo (the benchmark's baseline); ops_admin and hq")

@@ -10,7 +10,8 @@ from datetime import datetime, timedelta, timezone
 
 import jwt
 
-from services.common.auth import ALL_SITES, ROLES, Identity
+from services.common.auth import ALL_SITES, Identity
+from services.common.roles import ROLES
 from services.common.errors import Unauthorized
 
 ALGORITHM = "HS256"
