@@ -77,11 +77,22 @@ def test_an_event_waits_while_the_broker_is_unreachable_and_then_goes_out_once(
     second = record_unit_created(registry_db, "0020101001")
     time.sleep(OUTAGE_SECONDS)
     assert [row.published_at is None for row in registry_db.outbox_rows()] == [False, True]
+    # what an operator's PropdeskOutboxNotDraining alert watches: the waiting event's age
+    assert oldest_age(registry_db) >= 1
 
     broker_link.restore()
     assert [body["id"] for _, body in tap.collect(expected=1, timeout=60)] == [second]
     eventually(registry_db.outbox_rows, lambda rows: all(r.published_at for r in rows),
                what="the outbox row marked published")
+    registry_db.provider.relay.measured_at = None
+    record_unit_created(registry_db, "0030101001")
+    eventually(lambda: oldest_age(registry_db), lambda age: age < OUTAGE_SECONDS,
+               what="the oldest waiting event's age back under the outage")
+
+
+def oldest_age(database):
+    """propdesk_outbox_oldest_age_seconds as the relay last set it."""
+    return database.provider.relay.oldest_age._value.get()
 
 
 def test_an_event_left_behind_by_a_dead_relay_is_sent_by_the_next_one(

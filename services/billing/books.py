@@ -339,3 +339,11 @@ def insert_once_step(session, values):
     the savepoint a caught IntegrityError would need."""
     return session.execute(_insert(session)(LadderStep).values(**values)
                            .on_conflict_do_nothing().returning(LadderStep.id)).first() is not None
+
+
+def arrears_units(conn, day):
+    """propdesk_arrears_units: units in arrears at `day` by site and ladder stage (SPEC §9)."""
+    listed = arrears(day, None).subquery()
+    stage = stage_case(listed.c.milestone, listed.c.major).label("stage")
+    rows = conn.execute(select(listed.c.site, stage, func.count()).group_by(listed.c.site, stage))
+    return [({"site": site, "stage": stage}, count) for site, stage, count in rows]

@@ -15,10 +15,13 @@ from services.billing.storage import (
     Base, FeeScheduleRow, Invoice, Unit,
 )
 from services.common import entrypoints
+from services.common.business import BusinessGauges
 from services.common.calendar import DEFAULT_TZ, zone
+from services.common.clock import utcnow
 from services.common.db import Database, decode_cursor, encode_cursor, page_size, within_sites
 from services.common.entrypoints import command, handles, load
 from services.common.errors import Conflict, NotFound, ValidationFailed
+from services.common.metrics import ARREARS_UNITS
 from services.common.roles import DESK, MANAGERS, RECORD_READERS, SWEEPERS
 from services.common.rpc import TimedRpc
 from services.common.sweeps import SweepIn
@@ -58,6 +61,7 @@ class BillingService(entrypoints.ServiceBase):
     name = "billing"
 
     uow = Database(Base)
+    business = BusinessGauges({ARREARS_UNITS: lambda conn: books.arrears_units(conn, today(utcnow()))})
     rpc = TimedRpc()
 
     # -- fee schedules and invoices ---------------------------------------------------------

@@ -39,7 +39,7 @@ from services.common.auth import CallContext
 from services.common.clock import as_utc, utcnow
 from services.common.config import load_config
 from services.common.errors import ValidationFailed
-from services.common.metrics import metric
+from services.common.metrics import breaches_counter, metric
 from services.common.publish import ConfirmedPublisher, NotConfirmed
 
 log = logging.getLogger(__name__)
@@ -140,6 +140,7 @@ class UnitOfWork:
         self._provider = provider
         self._context = CallContext(worker_ctx)
         self.session = Session(provider.engine, expire_on_commit=False)
+        self._breaches = []   # counted once they commit
 
     def add_event(self, event, data, *, site=None, occurred_at=None):
         """Record `event` (e.g. 'ticketing.callback_due') to publish once this unit commits."""
@@ -152,6 +153,8 @@ class UnitOfWork:
         bodies = [contracts.envelope(event, data, site=site, occurred_at=occurred_at or now,
                                      correlation_id=self._context.correlation_id)
                   for data, site in items]
+        if event.endswith(".sla_breached"):
+            self._breaches += [(site, data["kind"], data["deadline"]) for data, site in items]
         if bodies:
             self.session.execute(insert(self._provider.outbox), [
                 {"event_id": body["id"], "event": event, "body": body, "created_at": now}
@@ -173,6 +176,10 @@ class UnitOfWork:
     def commit(self):
         self.session.commit()
         self._provider.relay.kick()
+        breaches, self._breaches = self._breaches, []
+        for site, kind, deadline in breaches:
+            service = self._provider.service
+            breaches_counter(service).labels(service, site or "", kind, deadline).inc()
 
     def close(self, failed):
         if failed:
@@ -189,7 +196,7 @@ class Database(DependencyProvider):
         self.units = {}
 
     def setup(self):
-        service = self.container.service_name
+        self.service = service = self.container.service_name
         self.url = self.container.config["DB_URIS"][service]
         self.engine = make_engine(self.url)
         tables = self.base.metadata.tables
@@ -248,6 +255,11 @@ class OutboxRelay:
         self.pending = metric(service, "outbox_pending", lambda registry: Gauge(
             "propdesk_outbox_pending", "Committed events not yet relayed",
             ["service"], registry=registry)).labels(service)
+        self.oldest_age = metric(service, "outbox_oldest_age", lambda registry: Gauge(
+            "propdesk_outbox_oldest_age_seconds",
+            "Age of the oldest committed event not yet relayed (0 when none is waiting)",
+            ["service"], registry=registry)).labels(service)
+        self.measured_at = None
 
     def start(self):
         self.thread = eventlet.spawn(self._run)
@@ -292,6 +304,7 @@ class OutboxRelay:
         sharing the database never publish the same row, on SQLite as on PostgreSQL, and no
         write of the service waits on the broker. A relay that dies holding a claim lets it
         lapse after its lease; one whose publish fails marks what went out and releases the rest."""
+        self._measure_age()
         claim, rows = self._claim_batch()
         sent = []
         try:
@@ -308,6 +321,19 @@ class OutboxRelay:
                 self._settle(claim, sent)
             self.published.inc(len(sent))
         return len(sent)
+
+    def _measure_age(self):
+        """The oldest waiting event's age, at most once a poll interval: one index-ordered row,
+        however long the backlog, so that a relay busy draining one still reports it."""
+        now = utcnow()
+        if self.measured_at is not None and (now - self.measured_at).total_seconds() < self.poll_seconds:
+            return
+        self.measured_at = now
+        table = self.table
+        with self.engine.connect() as conn:
+            oldest = conn.execute(select(table.c.created_at).where(table.c.published_at.is_(None))
+                                  .order_by(table.c.id).limit(1)).scalar()
+        self.oldest_age.set(0 if oldest is None else max(0.0, (now - as_utc(oldest)).total_seconds()))
 
     def prune(self, now):
         """Delete rows published before `now` − retention, a chunk per transaction so that no

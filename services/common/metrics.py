@@ -3,7 +3,7 @@ service adds to its registry. Each service serves them at `/metrics` on its WEB_
 import time
 
 from nameko.extensions import DependencyProvider
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from werkzeug.wrappers import Response
 
@@ -67,3 +67,24 @@ class Metrics(DependencyProvider):
 
     def expose(self):
         return Response(generate_latest(self.registry), content_type=CONTENT_TYPE_LATEST)
+
+
+# The business gauges of SPEC §9, one definition each: (name, help, label names). Services fill
+# them through BusinessGauges (services/common/business.py) with a query on a timer.
+OPEN_CASES = ("propdesk_open_cases", "Cases not closed yet, by site and kind",
+              ("service", "site", "kind"))
+ARREARS_UNITS = ("propdesk_arrears_units", "Units in arrears, by site and ladder stage",
+                 ("site", "stage"))
+MESSAGES = ("propdesk_messages", "Messages by channel and status", ("channel", "status"))
+
+
+def gauge(service, spec):
+    name, documentation, labels = spec
+    return metric(service, name, lambda registry: Gauge(name, documentation, list(labels),
+                                                        registry=registry))
+
+
+def breaches_counter(service):
+    return metric(service, "sla_breaches", lambda registry: Counter(
+        "propdesk_sla_breaches", "Deadlines detected as breached, each once",
+        ["service", "site", "kind", "deadline"], registry=registry))

@@ -7,12 +7,13 @@ from nameko.timer import timer
 from prometheus_client import Counter
 
 from services.common import entrypoints
+from services.common.business import BusinessGauges
 from services.common.calendar import DEFAULT_TZ, zone
 from services.common.clock import as_utc
 from services.common.db import Database, new_id, paginate
 from services.common.entrypoints import command, handles, load
-from services.common.metrics import metric
 from services.common.errors import Forbidden, NotFound, ValidationFailed
+from services.common.metrics import MESSAGES, metric
 from services.common.roles import STAFF, SUPERVISORS, SWEEPERS
 from services.common.sweeps import SweepIn
 from services.notifications import domain, rendering, storage
@@ -30,6 +31,7 @@ class NotificationsService(entrypoints.ServiceBase):
     name = "notifications"
 
     uow = Database(Base)
+    business = BusinessGauges({MESSAGES: storage.messages_by_status})
     delivery = Providers()
 
     @handles("ticketing", "callback_due")

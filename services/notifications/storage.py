@@ -3,7 +3,7 @@ channel — and its queries: the delivery sweep's batch claim, opt-outs, the war
 from datetime import timedelta
 
 from sqlalchemy import (
-    Boolean, Date, Index, Integer, String, Text, UniqueConstraint, delete, false, insert, or_,
+    Boolean, Date, Index, Integer, String, Text, UniqueConstraint, delete, false, func, insert, or_,
     select, update,
 )
 from sqlalchemy.orm import Mapped, mapped_column
@@ -179,3 +179,10 @@ def claim_due(session, now, lease, batch, ids=None):
         select(Message).where(Message.id.in_(ours)).execution_options(populate_existing=True))}
     session.commit()
     return [claimed[message_id] for message_id in candidates if message_id in claimed]
+
+
+def messages_by_status(conn):
+    """propdesk_messages: every message by channel and status (SPEC §9)."""
+    rows = conn.execute(select(Message.channel, Message.status, func.count())
+                        .group_by(Message.channel, Message.status))
+    return [({"channel": channel, "status": status}, count) for channel, status, count in rows]

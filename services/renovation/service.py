@@ -6,9 +6,11 @@ from sqlalchemy import select
 from sqlalchemy.orm.exc import StaleDataError
 
 from services.common import calendar, entrypoints
+from services.common.business import BusinessGauges
 from services.common.db import Database, locking, new_id, paginate, within_sites
 from services.common.entrypoints import command, handles, load
 from services.common.errors import Conflict, NotFound, ValidationFailed
+from services.common.metrics import OPEN_CASES
 from services.common.roles import DESK, GATE, SITE_STAFF, SWEEPERS
 from services.common.rpc import TimedRpc
 from services.common.sweeps import SweepIn
@@ -18,6 +20,7 @@ from services.renovation.domain import Renovation
 from services.renovation.schemas import (
     ACTION_SCHEMAS, PassCheckOut, RenovationFilters, RenovationIn, RenovationOut,
 )
+from services.renovation import storage
 from services.renovation.storage import Base, index_passes, passes, take_step
 
 log = logging.getLogger(__name__)
@@ -30,6 +33,7 @@ class RenovationService(entrypoints.ServiceBase):
     name = "renovation"
 
     uow = Database(Base)
+    business = BusinessGauges({OPEN_CASES: storage.open_cases})
     rpc = TimedRpc()
 
     @command

@@ -3,7 +3,8 @@ domain stays plain Python; its lists (workers, fees, passes, violations, history
 columns. Passes have a table of their own for the gate's look-up by number, and every step the
 sweep takes once (a breach, an escalation) is claimed by a unique row in `sweep_steps`."""
 from sqlalchemy import (
-    JSON, Boolean, Column, Date, Index, Integer, String, Table, UniqueConstraint, event, insert,
+    JSON, Boolean, Column, Date, Index, Integer, String, Table, UniqueConstraint, event, func,
+    insert, select,
 )
 
 from services.common.db import UTCDateTime, declarative_base, insert_once
@@ -92,3 +93,11 @@ def take_step(session, renovation_id, step, now):
     """True for the one sweep (of however many replicas) that takes `step` first."""
     return insert_once(session, insert(sweep_steps).values(
         renovation_id=renovation_id, step=step, taken_at=now))
+
+
+def open_cases(conn):
+    """propdesk_open_cases: renovation files not closed or rejected, by site (SPEC §9)."""
+    rows = conn.execute(select(renovations.c.site, func.count())
+                        .where(renovations.c.status.not_in(("closed", "rejected")))
+                        .group_by(renovations.c.site))
+    return [({"site": site, "kind": "renovation"}, count) for site, count in rows]

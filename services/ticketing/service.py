@@ -11,12 +11,14 @@ from nameko.timer import timer
 from sqlalchemy import select
 
 from services.common import calendar, entrypoints
+from services.common.business import BusinessGauges
 from services.common.clock import as_utc
 from services.common.db import (
     Database, decode_cursor, encode_cursor, new_id, page_size, paginate, within_sites,
 )
 from services.common.entrypoints import command, load
 from services.common.errors import NotFound, ValidationFailed
+from services.common.metrics import OPEN_CASES
 from services.common.roles import MANAGERS, SITE_STAFF, SWEEPERS
 from services.common.rpc import TimedRpc
 from services.common.sweeps import SweepIn
@@ -39,6 +41,7 @@ class TicketingService(entrypoints.ServiceBase):
     name = "ticketing"
 
     uow = Database(Base)
+    business = BusinessGauges({OPEN_CASES: storage.open_cases})
     rpc = TimedRpc()
     config = Config()
 

@@ -4,7 +4,8 @@ views filter on (`next_due_at`, `callback_due_at`) as indexed columns."""
 import uuid
 
 from sqlalchemy import (
-    JSON, Boolean, Column, Index, Integer, String, Table, Text, event, insert, or_, select, update,
+    JSON, Boolean, Column, Index, Integer, String, Table, Text, event, func, insert, or_, select,
+    update,
 )
 
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -12,7 +13,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from services.common.clock import as_utc
 from services.common.db import UTCDateTime, declarative_base, insert_once, locking
-from services.ticketing.domain import Ticket
+from services.ticketing.domain import OPEN_STATUSES, Ticket
 
 Base = declarative_base()
 
@@ -191,3 +192,11 @@ def bulk_insert(connection, ticket_list):
     """Insert many tickets in one executemany."""
     if ticket_list:
         connection.execute(insert(tickets), [ticket_row(t) for t in ticket_list])
+
+
+def open_cases(conn):
+    """propdesk_open_cases: open tickets by site and kind (SPEC §9)."""
+    rows = conn.execute(select(tickets.c.site, tickets.c.kind, func.count())
+                        .where(tickets.c.status.in_(OPEN_STATUSES))
+                        .group_by(tickets.c.site, tickets.c.kind))
+    return [({"site": site, "kind": kind}, count) for site, kind, count in rows]
