@@ -11,7 +11,7 @@ from services.common.clock import utcnow
 from services.common.db import Database
 from services.common.errors import ProblemError, ServiceUnavailable, ValidationFailed
 from services.common.rpc import TimedRpc
-from services.gateway import access, idempotency
+from services.gateway import access, console, idempotency
 from services.gateway.queries import (
     ArrearsQuery, EchoIn, MessageQuery, Page, RenovationQuery, TicketQuery, UnitQuery, page_args,
 )
@@ -32,7 +32,7 @@ READY_TIMEOUT = 2.0
 ADMIN_ROLES = ("ops_admin", "hq")
 
 
-class GatewayService(entrypoints.ServiceBase):
+class GatewayService(console.ConsoleRoutes, entrypoints.ServiceBase):  # the console: /console/
     name = "gateway"
 
     api = Api()
