@@ -11,7 +11,7 @@ function s(tag, attrs = {}, ...children) {
 
 // series: [{label, values: [0..1 | null]}], labels: month names. Rates from 0 to 100 %.
 export function lineChart(series, labels, { title = "" } = {}) {
-  const W = 560, H = 240, L = 44, R = 12, T = 16, B = 40;
+  const W = 560, H = 240, L = 44, R = 28, T = 16, B = 40;
   const x = (i) => L + (labels.length < 2 ? (W - L - R) / 2 : (i * (W - L - R)) / (labels.length - 1));
   const y = (v) => T + (1 - v) * (H - T - B);
   const svg = s("svg", { viewBox: `0 0 ${W} ${H}`, class: "chart", role: "img", "aria-label": title });
