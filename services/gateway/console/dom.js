@@ -181,3 +181,33 @@ export function pct(value, digits = 1) {
   if (value === null || value === undefined) return "—";
   return `${(value * 100).toFixed(digits)}%`;
 }
+
+// A form's submit: errors cleared, the button held while `work()` calls the API; a 422 beside
+// the fields it names (and the rest listed), any other problem in its own words (`onProblem`
+// takes it instead where given).
+export function submitting(form, problemSlot, work, { onProblem } = {}) {
+  return async (event) => {
+    event.preventDefault();
+    clearFieldErrors(form);
+    replace(problemSlot);
+    const button = form.querySelector("button[type=submit]");
+    button.disabled = true;
+    try {
+      await work();
+    } catch (err) {
+      if (!err || err.doc === undefined) throw err;
+      if (err.status === 422 && err.errors) {
+        const left = showFieldErrors(form, err.errors);
+        replace(problemSlot, h("div", { class: "problem", role: "alert", dataset: { status: "422" } },
+          h("strong", {}, t("error.fields")), " ",
+          Object.entries(left).map(([k, m]) => `${k}: ${m.join(" ")}`).join("；")));
+      } else if (onProblem) {
+        await onProblem(err);
+      } else {
+        replace(problemSlot, problemBox(err));
+      }
+    } finally {
+      button.disabled = false;
+    }
+  };
+}

@@ -1,7 +1,7 @@
 // 受理登记: one form for repairs, complaints, inquiries and suggestions (SPEC §2), the unit looked
 // up by code (owner and masked phone, as the API gives them), the API's 422 beside each field.
 import * as api from "../api.js";
-import { clearFieldErrors, field, flash, h, problemBox, replace, select, showFieldErrors, zonedIso } from "../dom.js";
+import { field, flash, h, problemBox, replace, select, submitting, zonedIso } from "../dom.js";
 import { KIND_NAMES, name, t } from "../i18n.js";
 
 const CHANNELS = ["front_desk", "phone", "web", "app", "email", "letter"];
@@ -93,30 +93,7 @@ export async function intakeView(root, ctx) {
       kind = k;
       replace(extra, kindFields(kind));
     } }), h("span", {}, name("kind", k)))));
-  const form = h("form", { class: "card", id: "intake-form", novalidate: true, onsubmit: async (e) => {
-    e.preventDefault();
-    clearFieldErrors(form);
-    replace(problemSlot);
-    const submit = form.querySelector("button[type=submit]");
-    submit.disabled = true;
-    try {
-      const created = await api.post("/tickets", payload(form, kind, ctx.site));
-      flash(t("intake.created", { code: created.code }));
-      ctx.navigate(`#/ticket/${created.id}`);
-    } catch (err) {
-      if (!(err instanceof api.Problem)) throw err;
-      if (err.status === 422 && err.errors) {
-        const left = showFieldErrors(form, err.errors);
-        replace(problemSlot, h("div", { class: "problem", role: "alert", dataset: { status: "422" } },
-          h("strong", {}, t("error.fields")), " ",
-          Object.entries(left).map(([k, m]) => `${k}: ${m.join(" ")}`).join("；")));
-      } else {
-        replace(problemSlot, problemBox(err));
-      }
-    } finally {
-      submit.disabled = false;
-    }
-  } },
+  const form = h("form", { class: "card", id: "intake-form", novalidate: true },
   h("h1", {}, t("intake.title"), " · ", ctx.site || ""),
   h("div", { class: "field wide", dataset: { field: "kind" } }, kinds, h("span", { class: "field-error", role: "alert" })),
   h("div", { class: "grid" },
@@ -138,6 +115,11 @@ export async function intakeView(root, ctx) {
   extra,
   problemSlot,
   h("div", { class: "actions" }, h("button", { type: "submit", id: "intake-submit" }, t("intake.submit"))));
+  form.addEventListener("submit", submitting(form, problemSlot, async () => {
+    const created = await api.post("/tickets", payload(form, kind, ctx.site));
+    flash(t("intake.created", { code: created.code }));
+    ctx.navigate(`#/ticket/${created.id}`);
+  }));
   replace(extra, kindFields(kind));
   replace(root, form);
   return null;

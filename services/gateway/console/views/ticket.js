@@ -1,9 +1,7 @@
 // A case page: status, deadlines, breaches, history, callback record, and the actions the API
 // allows this user now (`allowed_actions`) as buttons; a 409 or 403 is shown in its own words.
 import * as api from "../api.js";
-import {
-  badgeEl, clearFieldErrors, field, flash, h, problemBox, replace, showFieldErrors, statusEl, when, zonedIso,
-} from "../dom.js";
+import { badgeEl, field, flash, h, problemBox, replace, statusEl, submitting, when, zonedIso } from "../dom.js";
 import { name, t } from "../i18n.js";
 
 // The body of each action (ticketing's ACTION_SCHEMAS): [field, type, label].
@@ -72,30 +70,16 @@ export function actionBody(form, action) {
 export function actionForm(ticket, action, { done, onProblem }) {
   const fields = ACTION_FIELDS[action] || [];
   const problemSlot = h("div");
-  const form = h("form", { class: "action-form", dataset: { action }, novalidate: true, onsubmit: async (e) => {
-    e.preventDefault();
-    clearFieldErrors(form);
-    replace(problemSlot);
-    const button = form.querySelector("button[type=submit]");
-    button.disabled = true;
-    try {
-      const updated = await api.post(`/tickets/${ticket.id}/${action}`, actionBody(form, action));
-      flash(t("ticket.done", { action: name("action", action) }) + ` · ${updated.code}`);
-      await done(updated);
-    } catch (err) {
-      if (!(err instanceof api.Problem)) throw err;
-      const left = err.status === 422 && err.errors ? showFieldErrors(form, err.errors) : null;
-      if (left && !Object.keys(left).length) replace(problemSlot, h("div", { class: "problem", role: "alert", dataset: { status: "422" } }, t("error.fields")));
-      else if (onProblem && err.status !== 422) onProblem(err);
-      else replace(problemSlot, problemBox(err));
-    } finally {
-      button.disabled = false;
-    }
-  } },
+  const form = h("form", { class: "action-form", dataset: { action }, novalidate: true },
   h("div", { class: "grid" }, fields.map(([f, type]) => field(label(f), control(f, type), { name: f }))),
   problemSlot,
   h("div", { class: "actions" },
     h("button", { type: "submit", dataset: { submit: action } }, name("action", action))));
+  form.addEventListener("submit", submitting(form, problemSlot, async () => {
+    const updated = await api.post(`/tickets/${ticket.id}/${action}`, actionBody(form, action));
+    flash(t("ticket.done", { action: name("action", action) }) + ` · ${updated.code}`);
+    await done(updated);
+  }, { onProblem }));
   return form;
 }
 
