@@ -17,7 +17,7 @@ from services.common.roles import (
 )
 from services.common.rpc import TimedRpc
 from services.common.sweeps import SweepIn
-from services.gateway import docs, idempotency
+from services.gateway import console, docs, idempotency
 from services.gateway.access import (
     ANY_CALLER, FILTERS, OBJECT, OWN_PERSON, PUBLIC, site_in, unit_in,
 )
@@ -38,7 +38,7 @@ from services.ticketing.schemas import (
 READY_TIMEOUT = 2.0
 
 
-class GatewayService(entrypoints.ServiceBase):
+class GatewayService(console.ConsoleRoutes, entrypoints.ServiceBase):  # the console: /console/
     name = "gateway"
 
     api = Api()
