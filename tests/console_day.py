@@ -124,7 +124,7 @@ def repair_day(browser, url, tokens, shots):
     assert arrived.status_code == 200, arrived.text
     tech.page.click("[data-action=arrive]")
     conflict = tech.page.wait_for_selector("#ticket-problem .problem[data-status='409']")
-    assert "cannot arrive a ticket that is on_site" in conflict.inner_text()
+    assert "cannot arrive a repair that is on_site" in conflict.inner_text()
     tech.wait_status("on_site")
     tech.shot("case-409")
     tech.page.click("[data-action=complete]")
