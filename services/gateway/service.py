@@ -22,11 +22,12 @@ from services.gateway.access import (
     ANY_CALLER, FILTERS, OBJECT, OWN_PERSON, PUBLIC, site_in, unit_in,
 )
 from services.gateway.queries import (
-    ArrearsQuery, EchoIn, MessageQuery, Page, RenovationQuery, TicketQuery, UnitQuery, page_args,
+    ArrearsQuery, ChangeRequestQuery, EchoIn, MessageQuery, Page, RenovationQuery, TicketQuery, UnitQuery, page_args,
 )
 from services.gateway.routing import Api, fallback, route
 from services.gateway.storage import Base
 from services.notifications import schemas as notifications_schemas
+from services.registry import schemas as registry_schemas
 from services.registry.schemas import (
     AssistantIn, MoveInIn, PersonOut, PersonReadIn, SiteIn, SiteOut, UnitIn, UnitOut,
 )
@@ -136,6 +137,87 @@ class GatewayService(entrypoints.ServiceBase):
            summary="A person's full record; the read and its reason are logged")
     def get_person(self, call, person_id):
         return self.rpc.registry.get_person(person_id, {"reason": call.query["reason"]})
+
+    # -- registry: people, vehicles, change requests, registry KPIs (SPEC §1) -------------
+
+    @route("POST", "/units/<string:code>/people", body=registry_schemas.PersonAddIn,
+           response=PersonOut, status=201, tag="registry", scope=unit_in("path"), roles=DESK,
+           summary="Add an owner, tenant (with lease and owner_consent) or household member; "
+                   "unverified until another staff member verifies it")
+    def add_person(self, call, code):
+        return self.rpc.registry.add_person(code, call.payload)
+
+    @route("GET", "/units/<string:code>/people", response=PersonOut, many=True, tag="registry",
+           scope=unit_in("path"), roles=ROLES,
+           summary="The unit's people, phone and ID masked, with verified and late_entry")
+    def list_people(self, call, code):
+        return self.rpc.registry.list_people(code)
+
+    @route("POST", "/persons/<string:person_id>/verify", response=PersonOut, tag="registry",
+           scope=OBJECT, roles=DESK,
+           summary="Four eyes: verify a person's record; 409 for the one who entered it")
+    def verify_person(self, call, person_id):
+        return self.rpc.registry.verify_person(person_id)
+
+    @route("POST", "/units/<string:code>/vehicles", body=registry_schemas.VehicleIn,
+           response=registry_schemas.VehicleOut, status=201, tag="registry",
+           scope=unit_in("path"), roles=DESK, summary="Register a vehicle of one of the unit's people")
+    def add_vehicle(self, call, code):
+        return self.rpc.registry.add_vehicle(code, call.payload)
+
+    @route("GET", "/units/<string:code>/vehicles", response=registry_schemas.VehicleOut,
+           many=True, tag="registry", scope=unit_in("path"), roles=ROLES,
+           summary="The unit's vehicles, with their parking space once rented")
+    def list_vehicles(self, call, code):
+        return self.rpc.registry.list_vehicles(code)
+
+    @route("POST", "/change-requests", body=registry_schemas.ChangeRequestIn,
+           response=registry_schemas.ChangeRequestOut, status=201, tag="registry",
+           scope=unit_in("body", "unit"), roles=DESK,
+           summary="Ask for a change of a unit, person or vehicle, or a deactivation")
+    def create_change_request(self, call):
+        return self.rpc.registry.create_change_request(call.payload)
+
+    @route("GET", "/change-requests", query=ChangeRequestQuery,
+           response=registry_schemas.ChangeRequestOut, many=True, tag="registry",
+           scope=FILTERS, roles=STAFF, summary="Change requests by site, unit and status")
+    def list_change_requests(self, call):
+        filters, cursor, limit = page_args(call.query)
+        return self.rpc.registry.list_change_requests(filters, cursor, limit)
+
+    @route("GET", "/change-requests/<string:request_id>",
+           response=registry_schemas.ChangeRequestOut, tag="registry", scope=OBJECT, roles=STAFF,
+           summary="A change request with its history")
+    def get_change_request(self, call, request_id):
+        return self.rpc.registry.get_change_request(request_id)
+
+    @route("POST", "/change-requests/<string:request_id>/<string:action>",
+           actions={"approve": registry_schemas.ApproveIn, "reject": registry_schemas.RejectIn},
+           response=registry_schemas.ChangeRequestOut, tag="registry", scope=OBJECT,
+           roles=MANAGERS,
+           summary="approve or reject: a site manager; a deactivation only head office")
+    def decide_change_request(self, call, request_id, action):
+        return self.rpc.registry.decide_change_request(request_id, action, call.payload)
+
+    @route("GET", "/units/<string:code>/history", query=Page,
+           response=registry_schemas.UnitHistoryOut, many=True, tag="registry",
+           scope=unit_in("path"), roles=STAFF,
+           summary="Every applied change of the unit: before → after, who asked and approved")
+    def unit_history(self, call, code):
+        return self.rpc.registry.unit_history(code, call.query["cursor"], call.query["limit"])
+
+    @route("GET", "/sites/<string:code>/registry-kpis", query=registry_schemas.RegistryKpiQuery,
+           response=registry_schemas.RegistryKpiOut, tag="registry", scope=site_in("path"),
+           roles=SITE_STAFF,
+           summary="The registry's monthly KPIs of a site: records entered late (> 3 days), unverified")
+    def registry_kpis(self, call, code):
+        return self.rpc.registry.registry_kpis(code, call.query)
+
+    @route("POST", "/admin/sweeps/registry", body=SweepIn, tag="registry",
+           scope=ANY_CALLER, roles=SWEEPERS,
+           summary="Apply the approved changes whose effective_on has come at `as_of` (as the timer does)")
+    def sweep_registry(self, call):
+        return self.rpc.registry.sweep(call.payload)
 
     # -- ticketing -----------------------------------------------------------------------
 

@@ -183,6 +183,26 @@ def unit_changed_messages(envelope):
     return to_resident(owner, template, context, ("sms",))
 
 
+# What a fee-affecting change of registry changes, as the owner's notice names it.
+CHANGED_FIELD_NAMES = {"area_m2": "计费面积（平方米）", "usage": "房屋用途",
+                       "major_customer": "大客户", "handover_date": "交房日期"}
+
+
+def change_notice_messages(envelope):
+    """A fee-affecting change approved (001 §7 涉及业主收费的信息变更,应在变更之前书面知会业主): a
+    written notice to post to the unit and an SMS to the owner, before it takes effect."""
+    data = envelope["data"]
+    owner = data.get("owner") or {}
+    changes = "；".join(
+        f"{CHANGED_FIELD_NAMES.get(name, name)} {data['before'].get(name)} → {value}"
+        for name, value in data["changes"].items())
+    context = {"unit": data["unit"], "owner_name": owner.get("name"), "changes": changes,
+               "effective_on": data["effective_on"].isoformat(), "reason": data["reason"]}
+    return [Draft("letter", f"unit:{data['unit']}", "change_notice", context,
+                  person_id=owner.get("person_id")),
+            *to_resident(owner, "change_notice", context, ("sms",))]
+
+
 # Warranty (保修期): 000 "保修期满前一个月,统一发短信提醒客户".
 WARRANTY_NOTICE_MONTHS = 1
 

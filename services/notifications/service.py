@@ -14,6 +14,7 @@ from services.common.entrypoints import command, handles, load
 from services.common.metrics import metric
 from services.common.errors import Forbidden, NotFound, ValidationFailed
 from services.common.roles import STAFF, SUPERVISORS, SWEEPERS
+from services.common.rpc import TimedRpc
 from services.common.sweeps import SweepIn
 from services.notifications import domain, rendering, storage
 from services.notifications.providers import Providers
@@ -30,6 +31,7 @@ class NotificationsService(entrypoints.ServiceBase):
     name = "notifications"
 
     uow = Database(Base)
+    rpc = TimedRpc()
     delivery = Providers()
 
     @handles("ticketing", "callback_due")
@@ -72,6 +74,10 @@ class NotificationsService(entrypoints.ServiceBase):
     @handles("registry", "unit_changed")
     def on_unit_changed(self, data, envelope):
         self._notify(envelope, self._unit_changed(envelope))
+
+    @handles("registry", "change_notice")
+    def on_change_notice(self, data, envelope):
+        self._notify(envelope, domain.change_notice_messages(envelope))
 
     def _unit_changed(self, envelope):
         """Keep the unit's warranty for the expiry sweep, then welcome or introduce the
@@ -119,6 +125,8 @@ class NotificationsService(entrypoints.ServiceBase):
             raise ValidationFailed.from_messages({"person_id": ["required"]})
         if identity.is_resident and identity.person_id != person_id:
             raise Forbidden("a resident may change only their own opt-outs", {"person_id": person_id})
+        # persons are registry's: it answers 404 for none and 403 for another site's
+        self.rpc.registry.person_scope(person_id)
         storage.set_opt_out(self.uow.session, person_id, channel, opted_out, self.clock())
         self.uow.commit()
         return {"person_id": person_id, "channel": channel, "opted_out": bool(opted_out)}

@@ -232,13 +232,11 @@ class RejectIn(Schema):
     reason = fields.String(required=True, validate=validate.Length(min=1, max=1000))
 
 
-class ChangeRequestQuery(Schema):
+class ChangeRequestFilters(Schema):
     site = fields.String(load_default=None, validate=SITE_CODE)
     unit = fields.String(load_default=None, validate=UNIT_CODE)
     status = fields.String(load_default=None, validate=validate.OneOf(
         ("pending", "approved", "applied", "rejected")))
-    cursor = fields.String(load_default=None)
-    limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=200))
 
 
 class ChangeRequestOut(Schema):

@@ -17,7 +17,7 @@ from services.common.sweeps import SweepIn
 from services.common.units import site_of_unit
 from services.registry import domain, storage
 from services.registry.schemas import (
-    CHANGES, ApproveIn, AssistantIn, ChangeRequestIn, ChangeRequestOut, ChangeRequestQuery,
+    CHANGES, ApproveIn, AssistantIn, ChangeRequestIn, ChangeRequestOut, ChangeRequestFilters,
     MoveInIn, PersonAddIn, PersonOut, PersonReadIn, RegistryKpiOut, RegistryKpiQuery, RejectIn,
     SiteIn, SiteOut, UnitHistoryOut, UnitIn, UnitOut, VehicleIn, VehicleOut,
 )
@@ -292,7 +292,7 @@ class RegistryService(entrypoints.ServiceBase):
     def list_change_requests(self, filters=None, cursor=None, limit=50):
         identity = self.caller.identity
         identity.require_role("read change requests", *STAFF)
-        f = load(ChangeRequestQuery(), {**(filters or {}), "cursor": cursor, "limit": limit})
+        f = load(ChangeRequestFilters(), filters or {})
         stmt = within_sites(select(ChangeRequest), change_requests.c.site, identity, f["site"])
         for name in ("unit", "status"):
             if f[name] is not None:
