@@ -113,9 +113,11 @@ class PersonAddIn(PersonIn):
     collected_at = Instant(**COLLECTED_AT)
 
 
+PLATE = validate.Regexp(r"^[\w\u4e00-\u9fff]{5,10}$", error="a plate such as 粤B12345")
+
+
 class VehicleIn(Schema):
-    plate = fields.String(required=True, validate=validate.Regexp(
-        r"^[\w\u4e00-\u9fff]{5,10}$", error="a plate such as 粤B12345"))
+    plate = fields.String(required=True, validate=PLATE)
     person_id = fields.String(required=True, validate=validate.Length(min=1, max=24))
     licence_no = fields.String(required=True, validate=validate.Length(min=1, max=32),
                                metadata={"description": "driving-licence number (行驶证号)"})
@@ -178,7 +180,7 @@ class PersonChanges(Schema):
 
 
 class VehicleChanges(Schema):
-    plate = VehicleIn._declared_fields["plate"]
+    plate = fields.String(validate=PLATE)
     licence_no = fields.String(validate=validate.Length(min=1, max=32))
     model = fields.String(allow_none=True, validate=validate.Length(max=100))
     insurance_until = Day(allow_none=True)

@@ -259,14 +259,11 @@ class RegistryService(entrypoints.ServiceBase):
         identity.require_role("ask for changes", *DESK)
         data = load(ChangeRequestIn(), payload)
         identity.require_site(site_of_unit(data["unit"]))
-        unit = self._visible_unit(data["unit"])
-        if data["kind"] == "unit" or (data["kind"] == "deactivate" and not data["target_id"]):
-            target = unit
-        else:
-            target = self._target_of(data["unit"], data["kind"], data["target_id"])
-        if not target.active:
-            raise Conflict(f"{data['unit']} {data['target_id'] or ''} is deactivated".strip(),
-                           {"unit": data["unit"], "target_id": data["target_id"]})
+        unit = self._active(self._visible_unit(data["unit"]))
+        if data["kind"] == "person" or (data["kind"] == "deactivate" and data["target_id"]):
+            self._active(self._target_of(data["unit"], "person", data["target_id"]))
+        elif data["kind"] == "vehicle":
+            self._active(self._target_of(data["unit"], "vehicle", data["target_id"]))
         now = self.clock()
         affecting = domain.affects_fees(data["kind"], data["changes"])
         problem = domain.effective_on_problem(affecting, data["effective_on"],
@@ -474,6 +471,15 @@ class RegistryService(entrypoints.ServiceBase):
             **{c.key: getattr(request, c.key) for c in change_requests.columns},
             "allowed_actions": request.allowed_actions(self.caller.identity.role)})
 
+    @staticmethod
+    def _active(record):
+        """A deactivated unit, person or vehicle is kept as it was (销户): nothing more changes it,
+        so that nothing announces it back into billing or the warranty reminders."""
+        if not record.active:
+            name = getattr(record, "code", None) or record.id
+            raise Conflict(f"{name} is deactivated", {"deactivated": name})
+        return record
+
     def _entry(self, collected_at, now, identity):
         """Who entered a record and whether past the entry deadline (422 for a form from the future)."""
         problem = domain.collected_at_problem(collected_at, now)
@@ -551,7 +557,7 @@ class RegistryService(entrypoints.ServiceBase):
         identity = self.caller.identity
         identity.require_role(action, *DESK)
         identity.require_site(site_of_unit(code))
-        return self._visible_unit(code, lock=True)
+        return self._active(self._visible_unit(code, lock=True))
 
     def _units_of(self, person_id):
         return list(self.uow.session.scalars(
