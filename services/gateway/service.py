@@ -154,7 +154,7 @@ class GatewayService(entrypoints.ServiceBase):
         return self.rpc.registry.list_people(code)
 
     @route("POST", "/persons/<string:person_id>/verify", response=PersonOut, tag="registry",
-           scope=OBJECT, roles=DESK,
+           scope=OWN_PERSON, roles=DESK,
            summary="Four eyes: verify a person's record; 409 for the one who entered it")
     def verify_person(self, call, person_id):
         return self.rpc.registry.verify_person(person_id)
