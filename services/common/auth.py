@@ -21,6 +21,8 @@ class Identity:
     role: str
     sites: tuple = field(default_factory=tuple)
     person_id: str | None = None
+    # A resident's own units (registry's answer, looked up by the gateway): what they may see.
+    units: tuple = field(default_factory=tuple)
 
     @classmethod
     def from_context(cls, data):
@@ -31,11 +33,15 @@ class Identity:
         return cls(
             sub=str(data["sub"]), role=data["role"],
             sites=tuple(data.get("sites") or ()), person_id=data.get("person_id"),
+            units=tuple(data.get("units") or ()),
         )
 
     def to_context(self):
         return {k: (list(v) if isinstance(v, tuple) else v)
-                for k, v in asdict(self).items() if v is not None}
+                for k, v in asdict(self).items() if v is not None and v != ()}
+
+    def owns_unit(self, code):
+        return self.is_resident and code in self.units
 
     @property
     def is_resident(self):
@@ -61,8 +67,11 @@ class Identity:
         `owned(found)` says is not theirs (without `owned`, residents see none), is 404: a
         resident learns nothing of others'. Staff of another site get 403, or 404 where
         `conceal` says that an object elsewhere must look like none at all. `name` ("ticket
-        01H…") and `ref` ({"ticket_id": …}) word the problem."""
-        if found is None or (self.is_resident and not (owned and owned(found))):
+        01H…") and `ref` ({"ticket_id": …}) word the problem. An object of one of a resident's
+        own units (its `unit`, or the unit's own `code`) is theirs whatever `owned` says."""
+        if found is None or (self.is_resident and not (
+                self.owns_unit(getattr(found, "unit", None) or getattr(found, "code", None))
+                or (owned and owned(found)))):
             raise NotFound(f"no {name}", ref)
         if not self.can_see_site(found.site):
             if conceal:

@@ -18,6 +18,7 @@ from services.common.roles import (
 from services.common.rpc import TimedRpc
 from services.common.sweeps import SweepIn
 from services.gateway import docs, idempotency
+from services.gateway.residents import ResidentUnits
 from services.gateway.access import (
     ANY_CALLER, FILTERS, OBJECT, OWN_PERSON, PUBLIC, site_in, unit_in,
 )
@@ -45,6 +46,7 @@ class GatewayService(entrypoints.ServiceBase):
     api = Api()
     uow = Database(Base)
     rpc = TimedRpc()
+    residents = ResidentUnits()
 
     # -- operations ----------------------------------------------------------------------
 

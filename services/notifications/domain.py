@@ -14,6 +14,7 @@ from datetime import datetime, time, timedelta, timezone
 
 from services.common.calendar import DEFAULT_TZ, shift_months, zone
 from services.common.errors import IllegalTransition
+from services.common.units import building_of_unit
 
 CHANNELS = ("sms", "email", "in_app", "letter", "staff")
 # `pending` until tried, `failed` while retries remain, `dead` after the last; `skipped` when the
@@ -104,7 +105,7 @@ def lobby_notice_messages(envelope):
                "valid_from": data["valid_from"].isoformat(),
                "valid_until": data["valid_until"].isoformat(),
                "permit_number": data["permit_number"]}
-    lobby = Draft("in_app", f"building:{unit[:6]}", "renovation_lobby_notice", context)
+    lobby = Draft("in_app", f"building:{building_of_unit(unit)}", "renovation_lobby_notice", context)
     # the applicant learns the permit and pass numbers (SPEC §5 "pass issue")
     passes = "、".join(f"{p.get('holder')} {p.get('number')}" for p in data.get("passes") or ())
     return [lobby, *to_resident(data.get("applicant"), "renovation_permit",

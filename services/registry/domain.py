@@ -25,11 +25,6 @@ def unit_code_problem(code, site_code):
     return None
 
 
-def building_of_unit(code):
-    """Project + group + building: the residents who share a lobby."""
-    return code[:6]
-
-
 WARRANTY_YEARS = 2
 
 

@@ -229,6 +229,16 @@ class RegistryService(entrypoints.ServiceBase):
         return {"person_id": person.id, "site": person.site}
 
     @command
+    def resident_units(self, person_id):
+        """The units a resident is recorded in (as owner, tenant or household member), for the
+        gateway to scope what the resident may see; only the resident themselves, or staff."""
+        identity = self.caller.identity
+        if identity.is_resident and identity.person_id != person_id:
+            raise NotFound(f"no person {person_id}", {"person_id": person_id})
+        person = self.uow.session.get(Person, person_id)
+        return [] if person is None or not person.active else sorted(self._units_of(person_id))
+
+    @command
     def add_vehicle(self, code, payload):
         identity = self.caller.identity
         unit = self._unit_to_edit(code, "register vehicles")
