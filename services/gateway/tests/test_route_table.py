@@ -96,9 +96,10 @@ def expected(spec, role, target, head_office=False):
     if role not in spec.roles:
         return 403
     kind = spec.scope.kind
-    names_unit = kind == "unit" or (kind == "filters" and "unit" in spec.query._declared_fields)
-    if role == RESIDENT and target == OTHER and names_unit:
-        return 404      # not one of the resident's units, whatever sites the token names
+    # not one of the resident's units, whatever sites the token names (a list's site first)
+    filters_unit = kind == "filters" and "unit" in spec.query._declared_fields and head_office
+    if role == RESIDENT and target == OTHER and (kind == "unit" or filters_unit):
+        return 404
     if target == OWN or kind in ("object", "any") or (head_office and kind != "person"):
         return "rpc"
     if kind == "person":
