@@ -6,7 +6,10 @@ deactivation refused to a manager and approved by head office, and a resident fi
 and reading their bill; another resident's objects are 404."""
 import pytest
 
-from tests.flows import SITE, eventually, site_payload, unit_payload
+from tests.flows import (
+    REPAIR_TO_COMPLETION, SITE, SUB_OF_ROLE, eventually, renovation_application, site_payload,
+    unit_payload,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -138,3 +141,36 @@ def test_a_resident_files_a_repair_and_reads_their_bill_but_no_one_elses(system,
     assert stranger.post(f"/persons/{owner['id']}/opt-outs", {"channel": "sms"}).status_code == 404
     assert office["ann"].post("/persons/no-such-person/opt-outs",
                               {"channel": "sms"}).status_code == 404
+
+
+def test_a_tenant_reads_the_units_bill_and_applies_for_renovation_with_the_owners_consent(
+        system, office):
+    tenant = next(p for p in office["ann"].get(f"/units/{UNIT}/people").json()["items"]
+                  if p["relation"] == "tenant")
+    me = system.client("resident", [SITE], sub="resident-chen", person_id=tenant["id"])
+    assert me.get(f"/units/{UNIT}/account").status_code == 200
+    as_owner = me.post("/renovations", renovation_application(UNIT))
+    assert as_owner.status_code == 422 and "applicant" in as_owner.json()["errors"], as_owner.text
+    applied = me.post("/renovations", renovation_application(UNIT, applicant={
+        "name": "陈晨", "phone": "13700001111", "is_owner": False, "owner_consent": True},
+        documents=[*renovation_application(UNIT)["documents"], "owner_consent_letter"]))
+    assert applied.status_code == 201, applied.text
+    assert me.get(f"/renovations/{applied.json()['id']}").status_code == 200
+    assert me.post("/renovations", renovation_application(SHOP)).status_code == 404
+
+
+def test_a_resident_rates_the_callback_of_their_own_repair(system, office):
+    owner = office["ann"].get(f"/units/{UNIT}").json()["people"][0]
+    me = system.client("resident", [SITE], sub="resident-liwei", person_id=owner["id"])
+    ticket = me.post("/tickets", {"kind": "repair", "site": SITE, "unit": UNIT, "channel": "app",
+                                  "description": "卫生间灯不亮"}).json()
+    for action, payload, role in REPAIR_TO_COMPLETION:
+        step = system.client(role, [SITE], sub=SUB_OF_ROLE[role]).post(
+            f"/tickets/{ticket['id']}/{action}", payload)
+        assert step.status_code == 200, step.text
+    stranger = system.client("resident", [SITE], sub="resident-x", person_id="someone-else")
+    rating = {"reached": True, "satisfaction": 5, "comment": "很快修好了"}
+    assert stranger.post(f"/tickets/{ticket['id']}/record-callback", rating).status_code == 404
+    rated = me.post(f"/tickets/{ticket['id']}/record-callback", rating)
+    assert rated.status_code == 200, rated.text
+    assert rated.json()["callback"]["satisfaction"] == 5

@@ -64,20 +64,22 @@ class Identity:
     def require_visible(self, found, name, ref, owned=None, conceal=False):
         """Check an object a service loaded by id (`found`, None if there is none) as it loads
         it, so that the gateway need not fetch it first. Nothing, or a resident asking for what
-        `owned(found)` says is not theirs (without `owned`, residents see none), is 404: a
-        resident learns nothing of others'. Staff of another site get 403, or 404 where
+        is not theirs, is 404: a resident learns nothing of others'. What is a resident's is
+        what `owned(found)` says, or without `owned`, an object of one of their own units (its
+        `unit`, or a unit's own `code`). Staff of another site get 403, or 404 where
         `conceal` says that an object elsewhere must look like none at all. `name` ("ticket
-        01H…") and `ref` ({"ticket_id": …}) word the problem. An object of one of a resident's
-        own units (its `unit`, or the unit's own `code`) is theirs whatever `owned` says."""
-        if found is None or (self.is_resident and not (
-                self.owns_unit(getattr(found, "unit", None) or getattr(found, "code", None))
-                or (owned and owned(found)))):
+        01H…") and `ref` ({"ticket_id": …}) word the problem."""
+        owned = owned or self._of_own_unit
+        if found is None or (self.is_resident and not owned(found)):
             raise NotFound(f"no {name}", ref)
         if not self.can_see_site(found.site):
             if conceal:
                 raise NotFound(f"no {name}", ref)
             raise Forbidden(f"{name} belongs to another site", {"site": found.site})
         return found
+
+    def _of_own_unit(self, found):
+        return self.owns_unit(getattr(found, "unit", None) or getattr(found, "code", None))
 
     def visible_sites(self):
         """None means every site."""

@@ -32,7 +32,7 @@ from services.registry import schemas as registry_schemas
 from services.registry.schemas import (
     AssistantIn, MoveInIn, PersonOut, PersonReadIn, SiteIn, SiteOut, UnitIn, UnitOut,
 )
-from services.renovation import schemas as renovation_schemas
+from services.renovation import domain as renovation_domain, schemas as renovation_schemas
 from services.ticketing.schemas import (
     ACTION_SCHEMAS, KpiQuery, SiteListQuery, SlaPolicyIn, SlaPolicyOut, TicketIn, TicketOut,
 )
@@ -240,8 +240,9 @@ class GatewayService(entrypoints.ServiceBase):
         return self.rpc.ticketing.get_ticket(ticket_id)
 
     @route("POST", "/tickets/<string:ticket_id>/<string:action>", actions=ACTION_SCHEMAS,
-           response=TicketOut, tag="ticketing", scope=OBJECT, roles=STAFF,
-           summary="Take a step of the ticket's flow (the step's roles are the flow's)")
+           response=TicketOut, tag="ticketing", scope=OBJECT, roles=(*STAFF, RESIDENT),
+           summary="Take a step of the ticket's flow (the step's roles are the flow's; a "
+                   "resident rates the callback of their own ticket: record-callback)")
     def act_on_ticket(self, call, ticket_id, action):
         return self.rpc.ticketing.act(ticket_id, action, call.payload)
 
@@ -351,8 +352,9 @@ class GatewayService(entrypoints.ServiceBase):
 
     @route("POST", "/renovations", body=renovation_schemas.RenovationIn,
            response=renovation_schemas.RenovationOut, status=201, tag="renovation",
-           scope=unit_in("body", "unit"), roles=DESK,
-           summary="Register a renovation application; missing documents are named (422)")
+           scope=unit_in("body", "unit"), roles=renovation_domain.CREATORS,
+           summary="Register a renovation application (the desk, or a resident for their own "
+                   "unit); missing documents are named (422)")
     def create_renovation(self, call):
         return self.rpc.renovation.create_renovation(call.payload)
 

@@ -35,7 +35,7 @@ class RenovationService(entrypoints.ServiceBase):
     @command
     def create_renovation(self, payload):
         identity = self.caller.identity
-        identity.require_role("register renovations", *DESK)
+        identity.require_role("register renovations", *domain.CREATORS)
         data = load(RenovationIn(), payload)
         identity.require_site(site_of_unit(data["unit"]))
         missing = domain.missing_documents(data["documents"], data["work_items"])
@@ -44,6 +44,10 @@ class RenovationService(entrypoints.ServiceBase):
             raise ValidationFailed(f"documents missing: {names}", {
                 "errors": {"documents": [f"missing: {names}"]}, "missing_documents": missing})
         contact, unit = self._unit(data["unit"])
+        if identity.is_resident and data["applicant"]["is_owner"] and \
+                (contact.get("owner") or {}).get("person_id") != identity.person_id:
+            raise ValidationFailed.from_messages({"applicant": {"is_owner": [
+                "the unit's owner is someone else: apply as a tenant with the owner's consent"]}})
         now = self.clock()
         try:
             renovation = Renovation.submit(
