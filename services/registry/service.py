@@ -212,7 +212,7 @@ class RegistryService(entrypoints.ServiceBase):
         problem = domain.verify_problem(person.entered_by, person.verified_by, identity.sub)
         if problem:
             raise Conflict(problem, {"person_id": person_id, "entered_by": person.entered_by,
-                                     "verified_by": person.verified_by})
+                                     **({"verified_by": person.verified_by} if person.verified_by else {})})
         person.verified_by, person.verified_at = identity.sub, self.clock()
         self.uow.commit()
         return self._person_out(person, masked=True)
