@@ -6,7 +6,6 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
 from services.common.casefile import CaseFile, json_safe
-from services.common.errors import ValidationFailed
 from services.common.roles import HEAD_OFFICE, MANAGERS
 from services.common.units import site_of_unit
 from services.common.workflow import Transition, Workflow
@@ -220,7 +219,3 @@ def changes_problem(kind, changes):
     if unknown:
         return f"a {kind} change may change {', '.join(CHANGEABLE[kind])}; not {', '.join(unknown)}"
     return None
-
-
-def invalid(field_name, message):
-    return ValidationFailed.from_messages({field_name: [message]})

@@ -1,6 +1,6 @@
 """registry: sites, units, the people in them and their vehicles, and the change requests that
 base info is changed by (SPEC §1)."""
-from datetime import datetime, time, timedelta
+from datetime import datetime, timedelta
 
 from nameko.timer import timer
 from sqlalchemy import func, select, update

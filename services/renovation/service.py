@@ -9,7 +9,7 @@ from services.common import calendar, entrypoints
 from services.common.db import Database, locking, new_id, paginate, within_sites
 from services.common.entrypoints import command, handles, load
 from services.common.errors import Conflict, NotFound, ValidationFailed
-from services.common.roles import DESK, GATE, SITE_STAFF, SWEEPERS
+from services.common.roles import GATE, SITE_STAFF, SWEEPERS
 from services.common.rpc import TimedRpc
 from services.common.sweeps import SweepIn
 from services.common.units import site_of_unit
