@@ -3,12 +3,13 @@ a real HTTP SMS gateway and a real SMTP server (both local, started here), SMS q
 opt-outs. On SQLite and PostgreSQL, without a broker."""
 import email
 import email.policy
-from datetime import datetime, time, timedelta, timezone
+from datetime import date, datetime, time, timedelta, timezone
 
 import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from services.common.contracts import envelope
 from services.common.errors import Forbidden
 from services.common.metrics import registry_for
 from services.notifications import domain
@@ -306,3 +307,17 @@ def test_one_sweep_drains_a_backlog_larger_than_its_batch(notifications, notific
     assert notifications(delivery=delivery).deliver(as_of=SH_0800_NEXT)["sent"] == 5
     assert sms.sent == ["13812341234"] * 5
     assert notifications(delivery=delivery).deliver(as_of=SH_0800_NEXT)["sent"] == 0
+
+
+def test_a_residents_inbox_shows_their_buildings_lobby_notices_and_not_anothers(notifications):
+    """GET /messages?channel=in_app for a resident: their own messages and the in-app notices of
+    the buildings of their units (the gateway names their units, from registry)."""
+    for unit, event_id in (("0011020399", "permit-1"), ("0011030101", "permit-2")):
+        notifications().on_permit_issued(envelope("renovation.permit_issued", {
+            "renovation_id": event_id, "unit": unit, "permit_number": f"P-{event_id}",
+            "valid_from": date(2026, 11, 24), "valid_until": date(2026, 12, 24)},
+            site="001", occurred_at=NOW, event_id=event_id))
+    in_building = {**ZHANG, "units": ["0011020304"]}
+    [notice] = notifications(identity=in_building).list_messages({"channel": "in_app"})["items"]
+    assert (notice["recipient"], notice["template"]) == ("building:001102", "renovation_lobby_notice")
+    assert notifications(identity=ZHANG).list_messages({"channel": "in_app"})["items"] == []

@@ -155,11 +155,15 @@ def test_templates_letters_and_sweeps_answer_through_the_gateway_with_their_rule
     not_an_instant = system.client("ops_admin", ["*"]).post("/admin/sweeps/notifications", {"as_of": "soon"})
     assert not_an_instant.status_code == 422 and "as_of" in not_an_instant.json()["errors"]
 
-    resident = system.client("resident", [SITE], sub="u-zhang", person_id="p-zhang")
+    owner = desk.get(f"/units/{UNIT}").json()["people"][0]["id"]
+    resident = system.client("resident", [SITE], sub="u-lisi", person_id=owner)
     assert resident.post("/persons/p-someone-else/opt-outs", {"channel": "sms"}).status_code == 404
-    mine = resident.post("/persons/p-zhang/opt-outs", {"channel": "sms"})
+    mine = resident.post(f"/persons/{owner}/opt-outs", {"channel": "sms"})
     assert mine.status_code == 200 and mine.json()["opted_out"] is True, mine.text
-    assert resident.post("/persons/p-zhang/opt-outs", {"channel": "fax"}).status_code == 422
+    assert resident.post(f"/persons/{owner}/opt-outs", {"channel": "fax"}).status_code == 422
+    # a person registry does not know is 404 to staff too (SPEC §7: the object is checked)
+    assert desk.post("/persons/p-nobody/opt-outs", {"channel": "sms"}).status_code == 404
+    resident.post(f"/persons/{owner}/opt-outs", {"channel": "sms", "opted_out": False})
 
     missing = desk.get("/messages/no-such-message")
     assert missing.status_code == 404

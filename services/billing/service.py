@@ -136,7 +136,7 @@ class BillingService(entrypoints.ServiceBase):
         identity = self.caller.identity
         unit = identity.require_visible(
             self.uow.session.get(Unit, code), f"account for unit {code}", {"unit": code},
-            owned=lambda u: u.owner_person_id == identity.person_id, conceal=True)
+            conceal=True)
         day = datetime.fromisoformat(as_of).date() if as_of else today(self.clock())
         return self._account(unit, day)
 

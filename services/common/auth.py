@@ -21,6 +21,8 @@ class Identity:
     role: str
     sites: tuple = field(default_factory=tuple)
     person_id: str | None = None
+    # A resident's own units (registry's answer, looked up by the gateway): what they may see.
+    units: tuple = field(default_factory=tuple)
 
     @classmethod
     def from_context(cls, data):
@@ -31,11 +33,15 @@ class Identity:
         return cls(
             sub=str(data["sub"]), role=data["role"],
             sites=tuple(data.get("sites") or ()), person_id=data.get("person_id"),
+            units=tuple(data.get("units") or ()),
         )
 
     def to_context(self):
         return {k: (list(v) if isinstance(v, tuple) else v)
-                for k, v in asdict(self).items() if v is not None}
+                for k, v in asdict(self).items() if v is not None and v != ()}
+
+    def owns_unit(self, code):
+        return self.is_resident and code in self.units
 
     @property
     def is_resident(self):
@@ -58,17 +64,22 @@ class Identity:
     def require_visible(self, found, name, ref, owned=None, conceal=False):
         """Check an object a service loaded by id (`found`, None if there is none) as it loads
         it, so that the gateway need not fetch it first. Nothing, or a resident asking for what
-        `owned(found)` says is not theirs (without `owned`, residents see none), is 404: a
-        resident learns nothing of others'. Staff of another site get 403, or 404 where
+        is not theirs, is 404: a resident learns nothing of others'. What is a resident's is
+        what `owned(found)` says, or without `owned`, an object of one of their own units (its
+        `unit`, or a unit's own `code`). Staff of another site get 403, or 404 where
         `conceal` says that an object elsewhere must look like none at all. `name` ("ticket
         01H…") and `ref` ({"ticket_id": …}) word the problem."""
-        if found is None or (self.is_resident and not (owned and owned(found))):
+        owned = owned or self._of_own_unit
+        if found is None or (self.is_resident and not owned(found)):
             raise NotFound(f"no {name}", ref)
         if not self.can_see_site(found.site):
             if conceal:
                 raise NotFound(f"no {name}", ref)
             raise Forbidden(f"{name} belongs to another site", {"site": found.site})
         return found
+
+    def _of_own_unit(self, found):
+        return self.owns_unit(getattr(found, "unit", None) or getattr(found, "code", None))
 
     def visible_sites(self):
         """None means every site."""

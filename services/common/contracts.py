@@ -198,6 +198,20 @@ class ArrearsEscalatedV1(Schema):
     late_fee_daily_rate = late_fee_daily_rate()
 
 
+# -- registry's change requests (SPEC §1) ------------------------------------------------------
+class ChangeNoticeV1(Schema):
+    """A change that affects the owner's fees was approved: the owner is told in writing (a
+    letter to post and an SMS) before it takes effect on `effective_on`."""
+    change_request_id = fields.String(required=True)
+    unit = fields.String(required=True, validate=UNIT_CODE)
+    owner = fields.Nested(Contact, allow_none=True)
+    changes = fields.Dict(required=True)
+    before = fields.Dict(required=True)
+    effective_on = fields.Date(required=True)
+    reason = fields.String(required=True)
+    timezone = fields.String(load_default="Asia/Shanghai")
+
+
 SCHEMAS = {
     ("ticketing.callback_due", 1): CallbackDueV1,
     ("ticketing.sla_breached", 1): SlaBreachedV1,
@@ -211,6 +225,7 @@ SCHEMAS = {
     ("billing.invoice_issued", 1): InvoiceIssuedV1,
     ("billing.arrears_escalated", 1): ArrearsEscalatedV1,
     ("registry.unit_changed", 1): UnitChangedV1,
+    ("registry.change_notice", 1): ChangeNoticeV1,
 }
 
 LATEST = {}

@@ -18,13 +18,17 @@ _UNIT_CODE = re.compile(r"\d{10}")
 
 
 def require_unit(identity, code):
-    """Units are 404 to a resident outside their sites, 403 to staff. Whether the unit is the
-    resident's own is known only to registry, which answers 404 otherwise. A code that is no
-    unit code is the service's to refuse (422, or 404)."""
-    if not _UNIT_CODE.fullmatch(code) or identity.can_see_site(site_of_unit(code)):
+    """Units are 404 to a resident but their own (the units registry named when the gateway
+    looked the resident up), 403 to staff outside their sites. A code that is no unit code is
+    the service's to refuse (422, or 404)."""
+    if not _UNIT_CODE.fullmatch(code):
         return
     if identity.is_resident:
-        raise NotFound(f"no unit {code}", {"unit": code})
+        if not (identity.owns_unit(code) and identity.can_see_site(site_of_unit(code))):
+            raise NotFound(f"no unit {code}", {"unit": code})
+        return
+    if identity.can_see_site(site_of_unit(code)):
+        return
     raise Forbidden(f"{identity.sub} has no access to site {site_of_unit(code)}",
                     {"site": site_of_unit(code)})
 

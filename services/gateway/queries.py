@@ -6,6 +6,7 @@ from services.billing.schemas import ArrearsFilters
 from services.common.contracts import SITE_CODE
 from services.common.db import MAX_PAGE
 from services.notifications.schemas import MessageFilters
+from services.registry.schemas import ChangeRequestFilters
 from services.renovation.schemas import RenovationFilters
 from services.ticketing.schemas import TicketFilters
 
@@ -33,6 +34,10 @@ class RenovationQuery(RenovationFilters, Page):
 
 
 class ArrearsQuery(ArrearsFilters, Page):
+    pass
+
+
+class ChangeRequestQuery(ChangeRequestFilters, Page):
     pass
 
 

@@ -2,15 +2,16 @@
 both registers it as a Nameko `@http` entrypoint and records what the OpenAPI document says
 about it; the pipeline around every handler does the rest:
 
-    correlation id → bearer token (401) → the route's roles (403) → identity onto every RPC →
+    correlation id → bearer token (401) → the route's roles (403) → a resident's own units
+    (services/gateway/residents.py) → identity onto every RPC →
     body read (413) → Idempotency-Key claim / replay → JSON (400) and schema (422) → query
     (422) → the route's scope (403, or 404 to a resident) → the handler → JSON answer, or a
     problem document for any error.
 
 Handlers only forward: every permission a route needs is declared on it.
 
-A service using it has `api = Api()`, `caller = Caller()` and `uow = Database(Base)` with the
-gateway's storage Base.
+A service using it has `api = Api()`, `caller = Caller()`, `rpc = TimedRpc()`,
+`residents = ResidentUnits()` and `uow = Database(Base)` with the gateway's storage Base.
 """
 import logging
 import re
@@ -197,6 +198,9 @@ def _authenticated(service, request, route, handler, path_values, correlation_id
         identity = tokens.identity_from_header(request.headers.get("Authorization"), api.secret)
         identity.require_role(f"{route.method} {route.template}", *route.roles)
         service.caller.act_as(identity, correlation_id=correlation_id)
+        if identity.is_resident:
+            identity = service.residents.identify(identity, service.rpc)
+            service.caller.act_as(identity, correlation_id=correlation_id)
     raw = read_body(request) if request.method == "POST" else b""
     key = request.headers.get(idempotency.HEADER)
     if identity is None or request.method != "POST" or key is None:

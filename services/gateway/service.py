@@ -18,19 +18,21 @@ from services.common.roles import (
 from services.common.rpc import TimedRpc
 from services.common.sweeps import SweepIn
 from services.gateway import console, docs, idempotency
+from services.gateway.residents import ResidentUnits
 from services.gateway.access import (
     ANY_CALLER, FILTERS, OBJECT, OWN_PERSON, PUBLIC, site_in, unit_in,
 )
 from services.gateway.queries import (
-    ArrearsQuery, EchoIn, MessageQuery, Page, RenovationQuery, TicketQuery, UnitQuery, page_args,
+    ArrearsQuery, ChangeRequestQuery, EchoIn, MessageQuery, Page, RenovationQuery, TicketQuery, UnitQuery, page_args,
 )
 from services.gateway.routing import Api, fallback, route
 from services.gateway.storage import Base
 from services.notifications import schemas as notifications_schemas
+from services.registry import schemas as registry_schemas
 from services.registry.schemas import (
     AssistantIn, MoveInIn, PersonOut, PersonReadIn, SiteIn, SiteOut, UnitIn, UnitOut,
 )
-from services.renovation import schemas as renovation_schemas
+from services.renovation import domain as renovation_domain, schemas as renovation_schemas
 from services.ticketing.schemas import (
     ACTION_SCHEMAS, KpiQuery, SiteListQuery, SlaPolicyIn, SlaPolicyOut, TicketIn, TicketOut,
 )
@@ -44,6 +46,7 @@ class GatewayService(console.ConsoleRoutes, entrypoints.ServiceBase):  # the con
     api = Api()
     uow = Database(Base)
     rpc = TimedRpc()
+    residents = ResidentUnits()
 
     # -- operations ----------------------------------------------------------------------
 
@@ -137,6 +140,87 @@ class GatewayService(console.ConsoleRoutes, entrypoints.ServiceBase):  # the con
     def get_person(self, call, person_id):
         return self.rpc.registry.get_person(person_id, {"reason": call.query["reason"]})
 
+    # -- registry: people, vehicles, change requests, registry KPIs (SPEC §1) -------------
+
+    @route("POST", "/units/<string:code>/people", body=registry_schemas.PersonAddIn,
+           response=PersonOut, status=201, tag="registry", scope=unit_in("path"), roles=DESK,
+           summary="Add an owner, tenant (with lease and owner_consent) or household member; "
+                   "unverified until another staff member verifies it")
+    def add_person(self, call, code):
+        return self.rpc.registry.add_person(code, call.payload)
+
+    @route("GET", "/units/<string:code>/people", response=PersonOut, many=True, tag="registry",
+           scope=unit_in("path"), roles=ROLES,
+           summary="The unit's people, phone and ID masked, with verified and late_entry")
+    def list_people(self, call, code):
+        return self.rpc.registry.list_people(code)
+
+    @route("POST", "/persons/<string:person_id>/verify", response=PersonOut, tag="registry",
+           scope=OWN_PERSON, roles=DESK,
+           summary="Four eyes: verify a person's record; 409 for the one who entered it")
+    def verify_person(self, call, person_id):
+        return self.rpc.registry.verify_person(person_id)
+
+    @route("POST", "/units/<string:code>/vehicles", body=registry_schemas.VehicleIn,
+           response=registry_schemas.VehicleOut, status=201, tag="registry",
+           scope=unit_in("path"), roles=DESK, summary="Register a vehicle of one of the unit's people")
+    def add_vehicle(self, call, code):
+        return self.rpc.registry.add_vehicle(code, call.payload)
+
+    @route("GET", "/units/<string:code>/vehicles", response=registry_schemas.VehicleOut,
+           many=True, tag="registry", scope=unit_in("path"), roles=ROLES,
+           summary="The unit's vehicles, with their parking space once rented")
+    def list_vehicles(self, call, code):
+        return self.rpc.registry.list_vehicles(code)
+
+    @route("POST", "/change-requests", body=registry_schemas.ChangeRequestIn,
+           response=registry_schemas.ChangeRequestOut, status=201, tag="registry",
+           scope=unit_in("body", "unit"), roles=DESK,
+           summary="Ask for a change of a unit, person or vehicle, or a deactivation")
+    def create_change_request(self, call):
+        return self.rpc.registry.create_change_request(call.payload)
+
+    @route("GET", "/change-requests", query=ChangeRequestQuery,
+           response=registry_schemas.ChangeRequestOut, many=True, tag="registry",
+           scope=FILTERS, roles=STAFF, summary="Change requests by site, unit and status")
+    def list_change_requests(self, call):
+        filters, cursor, limit = page_args(call.query)
+        return self.rpc.registry.list_change_requests(filters, cursor, limit)
+
+    @route("GET", "/change-requests/<string:request_id>",
+           response=registry_schemas.ChangeRequestOut, tag="registry", scope=OBJECT, roles=STAFF,
+           summary="A change request with its history")
+    def get_change_request(self, call, request_id):
+        return self.rpc.registry.get_change_request(request_id)
+
+    @route("POST", "/change-requests/<string:request_id>/<string:action>",
+           actions={"approve": registry_schemas.ApproveIn, "reject": registry_schemas.RejectIn},
+           response=registry_schemas.ChangeRequestOut, tag="registry", scope=OBJECT,
+           roles=MANAGERS,
+           summary="approve or reject: a site manager; a deactivation only head office")
+    def decide_change_request(self, call, request_id, action):
+        return self.rpc.registry.decide_change_request(request_id, action, call.payload)
+
+    @route("GET", "/units/<string:code>/history", query=Page,
+           response=registry_schemas.UnitHistoryOut, many=True, tag="registry",
+           scope=unit_in("path"), roles=STAFF,
+           summary="Every applied change of the unit: before → after, who asked and approved")
+    def unit_history(self, call, code):
+        return self.rpc.registry.unit_history(code, call.query["cursor"], call.query["limit"])
+
+    @route("GET", "/sites/<string:code>/registry-kpis", query=registry_schemas.RegistryKpiQuery,
+           response=registry_schemas.RegistryKpiOut, tag="registry", scope=site_in("path"),
+           roles=SITE_STAFF,
+           summary="The registry's monthly KPIs of a site: records entered late (> 3 days), unverified")
+    def registry_kpis(self, call, code):
+        return self.rpc.registry.registry_kpis(code, call.query)
+
+    @route("POST", "/admin/sweeps/registry", body=SweepIn, tag="registry",
+           scope=ANY_CALLER, roles=SWEEPERS,
+           summary="Apply the approved changes whose effective_on has come at `as_of` (as the timer does)")
+    def sweep_registry(self, call):
+        return self.rpc.registry.sweep(call.payload)
+
     # -- ticketing -----------------------------------------------------------------------
 
     @route("POST", "/tickets", body=TicketIn, response=TicketOut, status=201, tag="ticketing",
@@ -156,8 +240,9 @@ class GatewayService(console.ConsoleRoutes, entrypoints.ServiceBase):  # the con
         return self.rpc.ticketing.get_ticket(ticket_id)
 
     @route("POST", "/tickets/<string:ticket_id>/<string:action>", actions=ACTION_SCHEMAS,
-           response=TicketOut, tag="ticketing", scope=OBJECT, roles=STAFF,
-           summary="Take a step of the ticket's flow (the step's roles are the flow's)")
+           response=TicketOut, tag="ticketing", scope=OBJECT, roles=(*STAFF, RESIDENT),
+           summary="Take a step of the ticket's flow (the step's roles are the flow's; a "
+                   "resident rates the callback of their own ticket: record-callback)")
     def act_on_ticket(self, call, ticket_id, action):
         return self.rpc.ticketing.act(ticket_id, action, call.payload)
 
@@ -267,8 +352,9 @@ class GatewayService(console.ConsoleRoutes, entrypoints.ServiceBase):  # the con
 
     @route("POST", "/renovations", body=renovation_schemas.RenovationIn,
            response=renovation_schemas.RenovationOut, status=201, tag="renovation",
-           scope=unit_in("body", "unit"), roles=DESK,
-           summary="Register a renovation application; missing documents are named (422)")
+           scope=unit_in("body", "unit"), roles=renovation_domain.CREATORS,
+           summary="Register a renovation application (the desk, or a resident for their own "
+                   "unit); missing documents are named (422)")
     def create_renovation(self, call):
         return self.rpc.renovation.create_renovation(call.payload)
 

@@ -14,6 +14,7 @@ from datetime import datetime, time, timedelta, timezone
 
 from services.common.calendar import DEFAULT_TZ, shift_months, zone
 from services.common.errors import IllegalTransition
+from services.common.units import building_of_unit
 
 CHANNELS = ("sms", "email", "in_app", "letter", "staff")
 # `pending` until tried, `failed` while retries remain, `dead` after the last; `skipped` when the
@@ -104,7 +105,7 @@ def lobby_notice_messages(envelope):
                "valid_from": data["valid_from"].isoformat(),
                "valid_until": data["valid_until"].isoformat(),
                "permit_number": data["permit_number"]}
-    lobby = Draft("in_app", f"building:{unit[:6]}", "renovation_lobby_notice", context)
+    lobby = Draft("in_app", f"building:{building_of_unit(unit)}", "renovation_lobby_notice", context)
     # the applicant learns the permit and pass numbers (SPEC §5 "pass issue")
     passes = "、".join(f"{p.get('holder')} {p.get('number')}" for p in data.get("passes") or ())
     return [lobby, *to_resident(data.get("applicant"), "renovation_permit",
@@ -181,6 +182,26 @@ def unit_changed_messages(envelope):
     context = {"unit": data["unit"], "owner_name": owner.get("name"),
                "assistant_name": assistant.get("name"), "assistant_phone": assistant["phone"]}
     return to_resident(owner, template, context, ("sms",))
+
+
+# What a fee-affecting change of registry changes, as the owner's notice names it.
+CHANGED_FIELD_NAMES = {"area_m2": "计费面积（平方米）", "usage": "房屋用途",
+                       "major_customer": "大客户", "handover_date": "交房日期"}
+
+
+def change_notice_messages(envelope):
+    """A fee-affecting change approved (001 §7 涉及业主收费的信息变更,应在变更之前书面知会业主): a
+    written notice to post to the unit and an SMS to the owner, before it takes effect."""
+    data = envelope["data"]
+    owner = data.get("owner") or {}
+    changes = "；".join(
+        f"{CHANGED_FIELD_NAMES.get(name, name)} {data['before'].get(name)} → {value}"
+        for name, value in data["changes"].items())
+    context = {"unit": data["unit"], "owner_name": owner.get("name"), "changes": changes,
+               "effective_on": data["effective_on"].isoformat(), "reason": data["reason"]}
+    return [Draft("letter", f"unit:{data['unit']}", "change_notice", context,
+                  person_id=owner.get("person_id")),
+            *to_resident(owner, "change_notice", context, ("sms",))]
 
 
 # Warranty (保修期): 000 "保修期满前一个月,统一发短信提醒客户".

@@ -15,6 +15,7 @@ from services.common.entrypoints import command, handles, load
 from services.common.errors import Forbidden, NotFound, ValidationFailed
 from services.common.metrics import MESSAGES, metric
 from services.common.roles import STAFF, SUPERVISORS, SWEEPERS
+from services.common.rpc import TimedRpc
 from services.common.sweeps import SweepIn
 from services.notifications import domain, rendering, storage
 from services.notifications.providers import Providers
@@ -32,6 +33,7 @@ class NotificationsService(entrypoints.ServiceBase):
 
     uow = Database(Base)
     business = BusinessGauges({MESSAGES: storage.messages_by_status})
+    rpc = TimedRpc()
     delivery = Providers()
 
     @handles("ticketing", "callback_due")
@@ -74,6 +76,10 @@ class NotificationsService(entrypoints.ServiceBase):
     @handles("registry", "unit_changed")
     def on_unit_changed(self, data, envelope):
         self._notify(envelope, self._unit_changed(envelope))
+
+    @handles("registry", "change_notice")
+    def on_change_notice(self, data, envelope):
+        self._notify(envelope, domain.change_notice_messages(envelope))
 
     def _unit_changed(self, envelope):
         """Keep the unit's warranty for the expiry sweep, then welcome or introduce the
@@ -121,6 +127,8 @@ class NotificationsService(entrypoints.ServiceBase):
             raise ValidationFailed.from_messages({"person_id": ["required"]})
         if identity.is_resident and identity.person_id != person_id:
             raise Forbidden("a resident may change only their own opt-outs", {"person_id": person_id})
+        # persons are registry's: it answers 404 for none and 403 for another site's
+        self.rpc.registry.person_scope(person_id)
         storage.set_opt_out(self.uow.session, person_id, channel, opted_out, self.clock())
         self.uow.commit()
         return {"person_id": person_id, "channel": channel, "opted_out": bool(opted_out)}

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from services.common.calendar import DEFAULT_TZ, shift_months
 from services.common.db import UTCDateTime, declarative_base, insert_once, locking, within_sites
+from services.common.units import building_of_unit, site_of_unit
 
 Base = declarative_base()
 
@@ -87,11 +88,14 @@ class Warranty(Base):
 
 
 def visible(identity, site=None):
-    """The messages `identity` may see: staff their sites' (or `site`'s), a resident only those
-    addressed to them."""
+    """The messages `identity` may see: staff their sites' (or `site`'s), a resident those
+    addressed to them and the in-app notices of their buildings' lobbies and their sites."""
     stmt = within_sites(select(Message), Message.site, identity, site)
     if identity.is_resident:
-        stmt = stmt.where(Message.person_id == identity.person_id if identity.person_id else false())
+        notices = [f"building:{building_of_unit(u)}" for u in identity.units] + [
+            f"site:{site_of_unit(u)}" for u in identity.units]
+        own = Message.person_id == identity.person_id if identity.person_id else false()
+        stmt = stmt.where(or_(own, (Message.channel == "in_app") & Message.recipient.in_(notices)))
     return stmt
 
 

@@ -1,18 +1,33 @@
-"""registry: sites, units and the people in them (SPEC §1)."""
-from sqlalchemy import func, select
+"""registry: sites, units, the people in them and their vehicles, and the change requests that
+base info is changed by (SPEC §1)."""
+from datetime import datetime, timedelta
+
+from nameko.timer import timer
+from sqlalchemy import func, select, update
 
 from services.common.calendar import zone
-from services.common.db import Database, new_id, paginate, within_sites
+from services.common.casefile import json_safe
+from services.common.clock import as_utc
+from services.common.db import Database, locking, new_id, paginate, within_sites
 from services.common.errors import Conflict, NotFound, ValidationFailed
 from services.common import entrypoints, privacy
 from services.common.entrypoints import command, handles, load
-from services.common.roles import DESK, MANAGERS, RECORD_READERS
+from services.common.roles import DESK, MANAGERS, RECORD_READERS, SITE_STAFF, STAFF, SWEEPERS
+from services.common.sweeps import SweepIn
 from services.common.units import site_of_unit
-from services.registry import domain
+from services.registry import domain, storage
 from services.registry.schemas import (
-    AssistantIn, MoveInIn, PersonOut, PersonReadIn, SiteIn, SiteOut, UnitIn, UnitOut,
+    CHANGES, ApproveIn, AssistantIn, ChangeRequestIn, ChangeRequestOut, ChangeRequestFilters,
+    MoveInIn, PersonAddIn, PersonOut, PersonReadIn, RegistryKpiOut, RegistryKpiQuery, RejectIn,
+    SiteIn, SiteOut, UnitHistoryOut, UnitIn, UnitOut, VehicleIn, VehicleOut,
 )
-from services.registry.storage import AccessLog, Base, Occupancy, Person, Site, Unit
+from services.registry.storage import (
+    AccessLog, Base, ChangeRequest, Occupancy, Person, Site, Unit, Vehicle, change_requests,
+)
+
+DECISIONS = {"approve": ApproveIn, "reject": RejectIn}
+# Fields of the JSON columns, stored as JSON holds them.
+JSON_FIELDS = ("lease", "meters")
 
 class RegistryService(entrypoints.ServiceBase):
     name = "registry"
@@ -58,9 +73,10 @@ class RegistryService(entrypoints.ServiceBase):
             raise Conflict(f"unit {data['code']} already exists", {"code": data["code"]})
         now = self.clock()
         owner_data = data.pop("owner")
+        entry = self._entry(data.pop("collected_at"), now, identity)
         data["warranty_until"] = domain.warranty_end(data["handover_date"], data["warranty_until"])
-        unit = Unit(**data, site=site_code, created_at=now)
-        owner = Person(id=new_id(), created_at=now, **owner_data)
+        unit = Unit(**data, site=site_code, created_at=now, **entry)
+        owner = Person(id=new_id(), created_at=now, site=site_code, **owner_data, **entry)
         session.add_all([unit, owner])
         session.flush()
         session.add(Occupancy(unit=unit.code, person_id=owner.id, relation="owner"))
@@ -121,22 +137,13 @@ class RegistryService(entrypoints.ServiceBase):
         """The full record (phone, ID number); the read is written to the access log."""
         identity = self.caller.identity
         reason = load(PersonReadIn(), payload)["reason"]
-        session = self.uow.session
-        person = session.get(Person, person_id)
-        if person is None:
-            raise NotFound(f"no person {person_id}")
-        units = self._units_of(person_id)
-        if identity.is_resident:
-            if identity.person_id != person_id:
-                raise NotFound(f"no person {person_id}")
-        else:
+        if not identity.is_resident:
             identity.require_role("read full personal records", *RECORD_READERS)
-            if not any(identity.can_see_site(site_of_unit(u)) for u in units):
-                raise NotFound(f"no person {person_id}")
-        session.add(AccessLog(id=new_id(), person_id=person_id, read_by=identity.sub,
-                              role=identity.role, reason=reason, at=self.clock()))
+        person = self._visible_person(person_id, conceal=True)
+        self.uow.session.add(AccessLog(id=new_id(), person_id=person_id, read_by=identity.sub,
+                                       role=identity.role, reason=reason, at=self.clock()))
         self.uow.commit()
-        return {**PersonOut().dump(person), "units": units}
+        return self._person_out(person)
 
     @command
     def access_log(self, person_id, cursor=None, limit=50):
@@ -164,6 +171,216 @@ class RegistryService(entrypoints.ServiceBase):
         return self.uow.session.scalar(select(func.count()).select_from(Unit).where(
             Unit.site == site, Unit.active.is_(True)))
 
+    # -- people and vehicles ------------------------------------------------------------
+
+    @command
+    def add_person(self, code, payload):
+        """An owner, tenant or household member of the unit; a tenant only with the lease and the
+        owner's written consent. Unverified until another staff member verifies it."""
+        identity = self.caller.identity
+        unit = self._unit_to_edit(code, "register people")
+        data = load(PersonAddIn(), payload)
+        problems = domain.tenant_problems(data["relation"], data["lease"], data["owner_consent"])
+        if problems:
+            raise ValidationFailed.from_messages(problems)
+        now = self.clock()
+        relation = data.pop("relation")
+        data["lease"] = json_safe(data["lease"])
+        person = Person(id=new_id(), created_at=now, site=unit.site,
+                        **self._entry(data.pop("collected_at"), now, identity), **data)
+        self.uow.session.add(person)
+        self.uow.session.flush()
+        self.uow.session.add(Occupancy(unit=unit.code, person_id=person.id, relation=relation))
+        if relation == "owner":
+            self._announce(unit, "updated")
+        self.uow.commit()
+        return self._person_out(person, masked=True)
+
+    @command
+    def list_people(self, code):
+        """The unit's people, phone and ID masked, unverified ones flagged."""
+        unit = self._visible_unit(code)
+        return {"items": [self._person_out(p, masked=True) for p in self._people_of(unit.code)],
+                "next_cursor": None}
+
+    @command
+    def verify_person(self, person_id):
+        """Four eyes (复核): by a staff member other than the one who entered it (409 else)."""
+        identity = self.caller.identity
+        identity.require_role("verify records", *DESK)
+        person = self._visible_person(person_id, lock=True)
+        problem = domain.verify_problem(person.entered_by, person.verified_by, identity.sub)
+        if problem:
+            raise Conflict(problem, {"person_id": person_id, "entered_by": person.entered_by,
+                                     **({"verified_by": person.verified_by} if person.verified_by else {})})
+        person.verified_by, person.verified_at = identity.sub, self.clock()
+        self.uow.commit()
+        return self._person_out(person, masked=True)
+
+    @command
+    def person_scope(self, person_id):
+        """Whether the caller may act for this person (a resident only for themselves, staff at
+        the person's site): 404 for no such person, 403 for another site's. Other services ask
+        before they keep anything about a person (notifications' opt-outs)."""
+        identity = self.caller.identity
+        if identity.is_resident and identity.person_id != person_id:
+            raise NotFound(f"no person {person_id}", {"person_id": person_id})
+        person = self._visible_person(person_id)
+        return {"person_id": person.id, "site": person.site}
+
+    @command
+    def resident_units(self, person_id):
+        """The units a resident is recorded in (as owner, tenant or household member), for the
+        gateway to scope what the resident may see; only the resident themselves, or staff."""
+        identity = self.caller.identity
+        if identity.is_resident and identity.person_id != person_id:
+            raise NotFound(f"no person {person_id}", {"person_id": person_id})
+        person = self.uow.session.get(Person, person_id)
+        return [] if person is None or not person.active else sorted(self._units_of(person_id))
+
+    @command
+    def add_vehicle(self, code, payload):
+        identity = self.caller.identity
+        unit = self._unit_to_edit(code, "register vehicles")
+        data = load(VehicleIn(), payload)
+        if data["person_id"] not in {p.id for p in self._people_of(unit.code)}:
+            raise ValidationFailed.from_messages({"person_id": [f"no person of unit {code}"]})
+        if self._active_plate(unit.site, data["plate"]):
+            raise Conflict(f"vehicle {data['plate']} is registered at site {unit.site}",
+                           {"plate": data["plate"]})
+        vehicle = Vehicle(id=new_id(), site=unit.site, unit=unit.code, created_at=self.clock(),
+                          entered_by=identity.sub, **data)
+        self.uow.session.add(vehicle)
+        self.uow.commit()
+        return VehicleOut().dump(vehicle)
+
+    @command
+    def list_vehicles(self, code):
+        unit = self._visible_unit(code)
+        rows = self.uow.session.scalars(select(Vehicle).where(Vehicle.unit == unit.code)
+                                        .order_by(Vehicle.created_at, Vehicle.id))
+        return {"items": VehicleOut(many=True).dump(rows), "next_cursor": None}
+
+    # -- change requests (信息变更) ---------------------------------------------------------
+
+    @command
+    def create_change_request(self, payload):
+        identity = self.caller.identity
+        identity.require_role("ask for changes", *DESK)
+        data = load(ChangeRequestIn(), payload)
+        identity.require_site(site_of_unit(data["unit"]))
+        unit = self._active(self._visible_unit(data["unit"]))
+        if data["kind"] == "person" or (data["kind"] == "deactivate" and data["target_id"]):
+            self._active(self._target_of(data["unit"], "person", data["target_id"]))
+        elif data["kind"] == "vehicle":
+            self._active(self._target_of(data["unit"], "vehicle", data["target_id"]))
+        now = self.clock()
+        affecting = domain.affects_fees(data["kind"], data["changes"])
+        problem = domain.effective_on_problem(affecting, data["effective_on"],
+                                              self._site_day(unit.site, now))
+        if problem:
+            raise ValidationFailed.from_messages({"effective_on": [problem]})
+        request = ChangeRequest(
+            id=new_id(), site=unit.site, unit=unit.code, kind=data["kind"],
+            target_id=data["target_id"], changes=json_safe(data["changes"]), reason=data["reason"],
+            documents=data["documents"], affects_fees=affecting,
+            effective_on=data["effective_on"], requested_by=identity.sub, requested_at=now)
+        request._record(now, identity.sub, identity.role, "request", data["reason"],
+                        {"changes": request.changes, "documents": request.documents})
+        self.uow.session.add(request)
+        self.uow.commit()
+        return self._request_out(request)
+
+    @command
+    def get_change_request(self, request_id):
+        return self._request_out(self._visible_request(request_id))
+
+    @command
+    def list_change_requests(self, filters=None, cursor=None, limit=50):
+        identity = self.caller.identity
+        identity.require_role("read change requests", *STAFF)
+        f = load(ChangeRequestFilters(), filters or {})
+        stmt = within_sites(select(ChangeRequest), change_requests.c.site, identity, f["site"])
+        for name in ("unit", "status"):
+            if f[name] is not None:
+                stmt = stmt.where(change_requests.c[name] == f[name])
+        rows, next_cursor = paginate(self.uow.session, stmt, change_requests.c.id, cursor, limit)
+        return {"items": [self._request_out(r) for r in rows], "next_cursor": next_cursor}
+
+    @command
+    def decide_change_request(self, request_id, action, payload=None):
+        """approve or reject. An approved change that affects fees is told to the owner in writing
+        at once and applied on its `effective_on` by the sweep; any other is applied now."""
+        identity = self.caller.identity
+        schema = DECISIONS.get(action)
+        request = self._visible_request(request_id, lock=True)
+        if schema is None:
+            raise NotFound(f"no action {action}",
+                           {"allowed_actions": request.allowed_actions(identity.role)})
+        data = load(schema(), payload or {})
+        now = self.clock()
+        request.workflow.check(request, action, identity.role)
+        if action == "approve":
+            problem = request.decision_problem(self._site_day(request.site, now))
+            if problem:
+                raise ValidationFailed.from_messages({"effective_on": [problem]})
+        request.apply(action, data, now=now, by=identity.sub, role=identity.role)
+        if request.status == "approved":
+            if request.affects_fees:
+                self._notify_owner(request)
+            else:
+                self._apply_change(request, now, identity)
+        self.uow.commit()
+        return self._request_out(request)
+
+    @command
+    def unit_history(self, code, cursor=None, limit=50):
+        """Every applied change of the unit and of its people and vehicles, oldest first: before
+        and after, who asked and who approved."""
+        unit = self._visible_unit(code)
+        if self.caller.identity.is_resident:
+            raise NotFound(f"no history of unit {code}", {"unit": code})
+        stmt = select(ChangeRequest).where(change_requests.c.unit == unit.code,
+                                           change_requests.c.status == "applied")
+        rows, next_cursor = paginate(self.uow.session, stmt, change_requests.c.id, cursor, limit)
+        return {"items": UnitHistoryOut(many=True).dump([{
+            "change_request_id": r.id, "kind": r.kind, "target_id": r.target_id,
+            "before": r.before, "after": r.after, "reason": r.reason,
+            "requested_by": r.requested_by, "approved_by": r.decided_by,
+            "approved_at": r.decided_at, "applied_at": r.applied_at} for r in rows]),
+            "next_cursor": next_cursor}
+
+    @command
+    def sweep(self, payload):
+        """Apply every approved change whose `effective_on` has come at its site by `as_of`:
+        {"applied": n}. Each is applied once, however many replicas sweep at once."""
+        self.caller.identity.require_role("run the registry sweep", *SWEEPERS)
+        return {"applied": self._sweep(as_utc(load(SweepIn(), payload)["as_of"]))}
+
+    @timer(interval=3600)
+    def daily_sweep(self):
+        """Hourly, so that a change is applied early on its day at each site, whichever replica."""
+        self._sweep(self.clock())
+
+    @command
+    def registry_kpis(self, site, query):
+        """The registry's part of a site's monthly KPI report: records entered that month (in the
+        site's time zone), how many past the 3-day entry deadline, and people still unverified."""
+        identity = self.caller.identity
+        identity.require_role("read KPIs", *SITE_STAFF)
+        identity.require_site(site)
+        month = load(RegistryKpiQuery(), query)["month"]
+        tz = zone(self._site(site).timezone)
+        year, number = map(int, month.split("-"))
+        start = datetime(year, number, 1, tzinfo=tz)
+        end = datetime(year + number // 12, number % 12 + 1, 1, tzinfo=tz)
+        counts = storage.entry_counts(self.uow.session, site, as_utc(start), as_utc(end))
+        entered = counts["units_entered"] + counts["people_entered"]
+        late = counts["units_late"] + counts["people_late"]
+        rate = f"{(100 * late / entered):.1f}" if entered else "0.0"
+        return RegistryKpiOut().dump({"site": site, "month": month, **counts,
+                                      "late_entries": late, "late_entry_rate": rate})
+
     @handles("billing", "arrears_escalated", when=lambda data: data["step"] == "transfer_watch")
     def on_arrears_escalated(self, data, envelope):
         """Arrears past 3 months put the unit on transfer watch (SPEC §1, 001 §2.8.2.6)."""
@@ -172,6 +389,151 @@ class RegistryService(entrypoints.ServiceBase):
             unit.transfer_watch = True
         self.uow.commit()
 
+    def _sweep(self, as_of):
+        """Candidates by one query, then each in a transaction of its own that first claims it by
+        a compare-and-set on its status row: a replica that finds it taken moves on."""
+        session = self.uow.session
+        zones = {code: tz for code, tz in session.execute(select(Site.code, Site.timezone))}
+        latest_day = (as_of + timedelta(days=1)).date()
+        candidates = session.execute(locking(
+            select(change_requests.c.id, change_requests.c.site, change_requests.c.effective_on)
+            .where(change_requests.c.status == "approved",
+                   change_requests.c.effective_on <= latest_day)
+            .order_by(change_requests.c.effective_on, change_requests.c.id), session.get_bind())).all()
+        session.commit()
+        applied = 0
+        for request_id, site, effective_on in candidates:
+            if effective_on > as_of.astimezone(zone(zones.get(site) or "Asia/Shanghai")).date():
+                continue
+            claimed = session.execute(update(change_requests).where(
+                change_requests.c.id == request_id, change_requests.c.status == "approved",
+                change_requests.c.applied_at.is_(None)).values(applied_at=as_of))
+            if claimed.rowcount != 1:
+                session.rollback()
+                continue
+            request = session.get(ChangeRequest, request_id, populate_existing=True)
+            self._apply_change(request, as_of, self.caller.identity)
+            self.uow.commit()
+            applied += 1
+        return applied
+
+    def _apply_change(self, request, now, identity):
+        """Set the fields, keep before → after on the request (the unit's history) and announce
+        the unit as it now stands."""
+        session = self.uow.session
+        unit = session.get(Unit, request.unit, with_for_update=True)
+        if request.kind == "deactivate":
+            target = unit if request.target_id is None else self._target_of(
+                request.unit, "person", request.target_id)
+            changes = {"active": False}
+        else:
+            target = unit if request.kind == "unit" else self._target_of(
+                request.unit, request.kind, request.target_id)
+            changes = CHANGES[request.kind]().load(request.changes)
+            if request.kind == "unit":
+                changes = domain.with_warranty_following(changes, unit.warranty_until,
+                                                         unit.handover_date)
+        before, after = domain.changed({name: getattr(target, name) for name in changes}, changes)
+        for name, value in changes.items():
+            setattr(target, name, json_safe(value) if name in JSON_FIELDS else value)
+        request.apply("apply", {"before": before, "after": after}, now=now, by=identity.sub,
+                      role=identity.role)
+        session.flush()
+        deactivated = request.kind == "deactivate" and request.target_id is None
+        self._announce(unit, "deactivated" if deactivated else "updated")
+
+    def _notify_owner(self, request):
+        """The written notice of a fee-affecting change (001 §7 书面知会业主): an event that
+        notifications turns into a letter to post and an SMS."""
+        unit = self.uow.session.get(Unit, request.unit)
+        target = unit if request.kind == "unit" else self._target_of(
+            request.unit, request.kind, request.target_id)
+        before, _ = domain.changed({name: getattr(target, name) for name in request.changes},
+                                   request.changes)
+        request.notice_event_id = self.uow.add_event("registry.change_notice", {
+            "change_request_id": request.id, "unit": request.unit,
+            "owner": _contact(self._owner_of(request.unit)), "changes": request.changes,
+            "before": before, "effective_on": request.effective_on, "reason": request.reason,
+            "timezone": self._site(request.site).timezone}, site=request.site)
+
+    def _target_of(self, unit_code, kind, target_id):
+        """The person or vehicle of this unit a change names; 422 on target_id otherwise."""
+        session = self.uow.session
+        if kind == "vehicle":
+            found = session.get(Vehicle, target_id)
+            found = found if found is not None and found.unit == unit_code else None
+        else:
+            found = session.get(Person, target_id)
+            found = found if found is not None and target_id in {
+                p.id for p in self._people_of(unit_code)} else None
+        if found is None:
+            raise ValidationFailed.from_messages({"target_id": [f"no {kind} {target_id} of unit {unit_code}"]})
+        return found
+
+    def _visible_request(self, request_id, lock=False):
+        identity = self.caller.identity
+        return identity.require_visible(
+            self.uow.session.get(ChangeRequest, request_id, with_for_update=lock),
+            f"change request {request_id}", {"change_request_id": request_id})
+
+    def _request_out(self, request):
+        return ChangeRequestOut().dump({
+            **{c.key: getattr(request, c.key) for c in change_requests.columns},
+            "allowed_actions": request.allowed_actions(self.caller.identity.role)})
+
+    @staticmethod
+    def _active(record):
+        """A deactivated unit, person or vehicle is kept as it was (销户): nothing more changes it,
+        so that nothing announces it back into billing or the warranty reminders."""
+        if not record.active:
+            name = getattr(record, "code", None) or record.id
+            raise Conflict(f"{name} is deactivated", {"deactivated": name})
+        return record
+
+    def _entry(self, collected_at, now, identity):
+        """Who entered a record and whether past the entry deadline (422 for a form from the future)."""
+        problem = domain.collected_at_problem(collected_at, now)
+        if problem:
+            raise ValidationFailed.from_messages({"collected_at": [problem]})
+        return {"collected_at": collected_at, "entered_by": identity.sub,
+                "late_entry": domain.late_entry(collected_at, now)}
+
+    def _site_day(self, site, now):
+        return now.astimezone(zone(self._site(site).timezone)).date()
+
+    def _active_plate(self, site, plate):
+        return self.uow.session.scalar(select(Vehicle.id).where(
+            Vehicle.site == site, Vehicle.plate == plate, Vehicle.active.is_(True)))
+
+    def _people_of(self, unit_code):
+        return list(self.uow.session.scalars(
+            select(Person).join(Occupancy, Occupancy.person_id == Person.id)
+            .where(Occupancy.unit == unit_code).order_by(Person.created_at, Person.id)))
+
+    def _visible_person(self, person_id, lock=False, conceal=False):
+        """A person the caller may see: a resident themselves and the people of their units."""
+        identity = self.caller.identity
+        person = self.uow.session.get(Person, person_id, with_for_update=lock)
+        mine = set(self._units_of(identity.person_id)) if identity.is_resident else set()
+        return identity.require_visible(
+            person, f"person {person_id}", {"person_id": person_id},
+            owned=lambda p: bool(mine & set(self._units_of(p.id))), conceal=conceal)
+
+    def _person_out(self, person, masked=False):
+        relations = dict(self.uow.session.execute(
+            select(Occupancy.unit, Occupancy.relation).where(Occupancy.person_id == person.id)).all())
+        out = PersonOut().dump({
+            **{c: getattr(person, c) for c in (
+                "id", "name", "phone", "email", "id_number", "major_customer", "site", "lease",
+                "owner_consent", "collected_at", "late_entry", "entered_by", "verified_by",
+                "active")},
+            "verified": person.verified_by is not None, "units": sorted(relations),
+            "relation": next(iter(relations.values()), None)})
+        if masked:
+            out["phone"] = privacy.mask_phone(person.phone)
+            out["id_number"] = privacy.mask_id_number(person.id_number)
+        return out
+
     def _site(self, code):
         site = self.uow.session.get(Site, code)
         if site is None:
@@ -179,9 +541,12 @@ class RegistryService(entrypoints.ServiceBase):
         return site
 
     def _owner_of(self, unit_code):
+        """The first active owner registered: the one written to about fees."""
         return self.uow.session.execute(
             select(Person).join(Occupancy, Occupancy.person_id == Person.id)
-            .where(Occupancy.unit == unit_code, Occupancy.relation == "owner")).scalars().first()
+            .where(Occupancy.unit == unit_code, Occupancy.relation == "owner",
+                   Person.active.is_(True))
+            .order_by(Person.created_at, Person.id)).scalars().first()
 
     def _announce(self, unit, change):
         """registry.unit_changed with the unit as it now stands, in the transaction that changed
@@ -202,7 +567,7 @@ class RegistryService(entrypoints.ServiceBase):
         identity = self.caller.identity
         identity.require_role(action, *DESK)
         identity.require_site(site_of_unit(code))
-        return self._visible_unit(code, lock=True)
+        return self._active(self._visible_unit(code, lock=True))
 
     def _units_of(self, person_id):
         return list(self.uow.session.scalars(
@@ -221,12 +586,13 @@ class RegistryService(entrypoints.ServiceBase):
             .where(Occupancy.unit == unit.code)).all()
         out = UnitOut().dump({**{c: getattr(unit, c) for c in (
             "code", "site", "usage", "area_m2", "handover_date", "warranty_until", "moved_in_on",
-            "meters", "active", "transfer_watch", "created_at")},
+            "meters", "active", "transfer_watch", "created_at", "collected_at", "late_entry")},
             "assistant": _assistant(unit), "people": []})
         out["people"] = [{
             "id": p.id, "name": p.name, "relation": relation, "major_customer": p.major_customer,
             "phone": privacy.mask_phone(p.phone), "email": p.email,
             "id_number": privacy.mask_id_number(p.id_number),
+            "verified": p.verified_by is not None, "late_entry": p.late_entry, "active": p.active,
         } for p, relation in people]
         return out
 

@@ -1,11 +1,17 @@
-"""Registry schema: sites, units, people, who lives where, and the access log of full reads."""
+"""Registry schema: sites, units, people, who lives where, vehicles, change requests (the
+domain's ChangeRequest mapped imperatively, its history a JSON column) and the access log of
+full reads. Nothing is deleted: a deactivated unit or person keeps its row, `active` false."""
 from datetime import date
 from decimal import Decimal
 
-from sqlalchemy import JSON, Boolean, Date, ForeignKey, Numeric, String, Text
+from sqlalchemy import (
+    JSON, Boolean, Column, Date, ForeignKey, Index, Numeric, String, Table, Text, case, func,
+    select,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from services.common.db import UTCDateTime, declarative_base
+from services.registry.domain import ChangeRequest
 
 Base = declarative_base()
 
@@ -34,6 +40,10 @@ class Unit(Base):
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     transfer_watch: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at = mapped_column(UTCDateTime, nullable=False)
+    # When the paper form was filled in, and whether it was entered past the 3-day deadline.
+    collected_at = mapped_column(UTCDateTime, nullable=True)
+    late_entry: Mapped[bool] = mapped_column(Boolean, default=False)
+    entered_by: Mapped[str | None] = mapped_column(String(100))
 
 
 class Person(Base):
@@ -45,13 +55,23 @@ class Person(Base):
     id_number: Mapped[str | None] = mapped_column(String(32))
     major_customer: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at = mapped_column(UTCDateTime, nullable=False)
+    # One record per person per unit (SPEC §1): the site of that unit scopes it.
+    site: Mapped[str | None] = mapped_column(String(3), index=True)
+    lease: Mapped[dict | None] = mapped_column(JSON)
+    owner_consent: Mapped[bool] = mapped_column(Boolean, default=False)
+    collected_at = mapped_column(UTCDateTime, nullable=True)
+    late_entry: Mapped[bool] = mapped_column(Boolean, default=False)
+    entered_by: Mapped[str | None] = mapped_column(String(100))
+    verified_by: Mapped[str | None] = mapped_column(String(100))
+    verified_at = mapped_column(UTCDateTime, nullable=True)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
 
 
 class Occupancy(Base):
     __tablename__ = "occupancies"
     unit: Mapped[str] = mapped_column(ForeignKey("units.code"), primary_key=True)
     person_id: Mapped[str] = mapped_column(ForeignKey("persons.id"), primary_key=True, index=True)
-    relation: Mapped[str] = mapped_column(String(10))
+    relation: Mapped[str] = mapped_column(String(20))
 
 
 class AccessLog(Base):
@@ -63,3 +83,71 @@ class AccessLog(Base):
     role: Mapped[str] = mapped_column(String(30))
     reason: Mapped[str] = mapped_column(Text)
     at = mapped_column(UTCDateTime, nullable=False)
+
+
+class Vehicle(Base):
+    """A resident's vehicle; `parking_space` and `rental_contract_no` are set by a parking
+    rental (SPEC §8.2), or by an approved change."""
+    __tablename__ = "vehicles"
+    id: Mapped[str] = mapped_column(String(24), primary_key=True)
+    site: Mapped[str] = mapped_column(String(3), index=True)
+    unit: Mapped[str] = mapped_column(ForeignKey("units.code"), index=True)
+    person_id: Mapped[str] = mapped_column(ForeignKey("persons.id"), index=True)
+    plate: Mapped[str] = mapped_column(String(16), index=True)
+    licence_no: Mapped[str] = mapped_column(String(32))
+    model: Mapped[str | None] = mapped_column(String(100))
+    insurance_until: Mapped[date | None] = mapped_column(Date)
+    parking_space: Mapped[str | None] = mapped_column(String(32))
+    rental_contract_no: Mapped[str | None] = mapped_column(String(40))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at = mapped_column(UTCDateTime, nullable=False)
+    entered_by: Mapped[str | None] = mapped_column(String(100))
+
+
+change_requests = Table(
+    "change_requests", Base.metadata,
+    Column("id", String(24), primary_key=True),
+    Column("site", String(3), nullable=False),
+    Column("unit", String(10), nullable=False),
+    Column("kind", String(12), nullable=False),
+    Column("target_id", String(24)),
+    Column("changes", JSON, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("documents", JSON, nullable=False),
+    Column("affects_fees", Boolean, nullable=False),
+    Column("effective_on", Date),
+    Column("requested_by", String(100), nullable=False),
+    Column("requested_at", UTCDateTime, nullable=False),
+    Column("status", String(12), nullable=False),
+    Column("decided_by", String(100)),
+    Column("decided_at", UTCDateTime),
+    Column("rejection_reason", Text),
+    Column("applied_at", UTCDateTime),
+    Column("before", JSON),
+    Column("after", JSON),
+    Column("notice_event_id", String(36)),
+    Column("history", JSON, nullable=False),
+    Column("deadlines", JSON, nullable=False),
+    Column("deadlines_met", JSON, nullable=False),
+    Index("ix_change_requests_site_status", "site", "status"),
+    Index("ix_change_requests_due", "status", "effective_on"),
+    Index("ix_change_requests_unit", "unit"),
+)
+Base.registry.map_imperatively(ChangeRequest, change_requests)
+
+
+def entry_counts(session, site, start, end):
+    """Records of units and people entered at `site` in [start, end): (entered, late, unverified
+    people) — the registry's part of the site's monthly KPI report."""
+    counts = {}
+    for model in (Unit, Person):
+        entered = (model.site == site) & (model.created_at >= start) & (model.created_at < end)
+        counts[model] = session.execute(select(
+            func.count(), func.coalesce(func.sum(case((model.late_entry, 1), else_=0)), 0))
+            .where(entered)).one()
+    unverified = session.scalar(select(func.count()).select_from(Person).where(
+        Person.site == site, Person.created_at >= start, Person.created_at < end,
+        Person.verified_by.is_(None)))
+    return {"units_entered": counts[Unit][0], "units_late": int(counts[Unit][1]),
+            "people_entered": counts[Person][0], "people_late": int(counts[Person][1]),
+            "people_unverified": unverified}

@@ -9,7 +9,7 @@ from services.common import calendar
 from services.common.casefile import CaseFile
 from services.common.clock import as_utc
 from services.common.errors import Conflict
-from services.common.roles import DESK, INSPECTORS, MANAGERS, PATROLLERS
+from services.common.roles import DESK, INSPECTORS, MANAGERS, PATROLLERS, RESIDENT
 from services.common.workflow import Transition, Workflow
 
 # -- the review table (001 ch.4 §6: nine kinds of work that are not registered) -------------
@@ -54,7 +54,9 @@ DOCUMENTS = {**REQUIRED_DOCUMENTS, UTILITY_DRAWINGS: "水电气改动设计",
 STATUSES = ("submitted", "approved", "rejected", "permitted", "inspection_requested",
             "rectifying", "passed", "closed")
 
-CREATORS = DESK
+# The front desk, or a resident for their own unit (as owner, or as tenant with the owner's
+# consent, SPEC §1): which units are theirs is registry's, checked by the gateway and by require_visible.
+CREATORS = (*DESK, RESIDENT)
 
 # The deadlines whose breach is alerted (renovation.sla_breached); `rectify` is escalated to the
 # authorities instead (001 ch.5 §4 1.5.2 拒不整改,报请政府相关主管部门).

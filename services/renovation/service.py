@@ -11,7 +11,7 @@ from services.common.db import Database, locking, new_id, paginate, within_sites
 from services.common.entrypoints import command, handles, load
 from services.common.errors import Conflict, NotFound, ValidationFailed
 from services.common.metrics import OPEN_CASES
-from services.common.roles import DESK, GATE, SITE_STAFF, SWEEPERS
+from services.common.roles import GATE, SITE_STAFF, SWEEPERS
 from services.common.rpc import TimedRpc
 from services.common.sweeps import SweepIn
 from services.common.units import site_of_unit
@@ -39,7 +39,7 @@ class RenovationService(entrypoints.ServiceBase):
     @command
     def create_renovation(self, payload):
         identity = self.caller.identity
-        identity.require_role("register renovations", *DESK)
+        identity.require_role("register renovations", *domain.CREATORS)
         data = load(RenovationIn(), payload)
         identity.require_site(site_of_unit(data["unit"]))
         missing = domain.missing_documents(data["documents"], data["work_items"])
@@ -48,6 +48,10 @@ class RenovationService(entrypoints.ServiceBase):
             raise ValidationFailed(f"documents missing: {names}", {
                 "errors": {"documents": [f"missing: {names}"]}, "missing_documents": missing})
         contact, unit = self._unit(data["unit"])
+        if identity.is_resident and data["applicant"]["is_owner"] and \
+                (contact.get("owner") or {}).get("person_id") != identity.person_id:
+            raise ValidationFailed.from_messages({"applicant": {"is_owner": [
+                "the unit's owner is someone else: apply as a tenant with the owner's consent"]}})
         now = self.clock()
         try:
             renovation = Renovation.submit(

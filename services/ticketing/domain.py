@@ -9,7 +9,7 @@ from services.common import calendar
 from services.common.casefile import CaseFile, json_safe
 from services.common.clock import as_utc
 from services.common.errors import Forbidden
-from services.common.roles import DESK, HANDLERS, MANAGERS, TECHNICIANS
+from services.common.roles import DESK, HANDLERS, MANAGERS, RESIDENT, TECHNICIANS
 from services.common.workflow import Transition, Workflow
 
 KINDS = ("repair", "complaint", "inquiry", "suggestion")
@@ -118,7 +118,7 @@ TRANSITIONS = {
         # the technician reports a common-area repair back the same day (a callback that
         # reaches the reporter does too)
         Transition("reply", ("completed", "closed"), None, TECHNICIANS, guard=_pending("reply")),
-        Transition("record-callback", ("completed", "closed"), None, DESK,
+        Transition("record-callback", ("completed", "closed"), None, (*DESK, RESIDENT),
                    guard=_callback_awaited("second_callback")),
         Transition("close", ("completed",), "closed", DESK, guard=_called_back),
         Transition("reopen", ("closed",), "received", DESK,
@@ -140,7 +140,7 @@ TRANSITIONS = {
         Transition("resolve", ("routed",), "resolved", (*HANDLERS, "agent")),
         Transition("reply", ("resolved",), "replied", (*DESK, "quality_supervisor")),
         Transition("record-callback", ("resolved", "replied", "closed"), None,
-                   (*DESK, "quality_supervisor"), guard=_callback_awaited("revisit")),
+                   (*DESK, "quality_supervisor", RESIDENT), guard=_callback_awaited("revisit")),
         Transition("close", ("replied",), "closed", (*DESK, "quality_supervisor"),
                    guard=_called_back),
     ),

@@ -95,6 +95,25 @@ def ticketing(gateway):
         Queue("rpc-ticketing")(conn.channel()).delete()
 
 
+class FakeRegistry:
+    """Tells the gateway which units a resident lives in: p1 in 0010101001."""
+    name = "registry"
+
+    @rpc
+    def resident_units(self, person_id):
+        return ["0010101001"] if person_id == "p1" else []
+
+
+@pytest.fixture
+def registry(gateway):
+    container = ServiceContainer(FakeRegistry, {"AMQP_URI": gateway.config["AMQP_URI"]})
+    container.start()
+    yield FakeRegistry
+    container.stop()
+    with Connection(gateway.config["AMQP_URI"]) as conn:
+        Queue("rpc-registry")(conn.channel()).delete()
+
+
 # -- probes and documents ------------------------------------------------------------------
 
 def test_health_is_ok_and_echoes_the_correlation_id(gateway):
@@ -297,7 +316,7 @@ def test_staff_get_403_for_another_sites_ticket(gateway, ticketing):
     assert gateway.get("/api/v1/tickets/t-002", token=AGENT).status_code == 403
 
 
-def test_a_resident_gets_404_for_someone_elses_ticket(gateway, ticketing):
+def test_a_resident_gets_404_for_someone_elses_ticket(gateway, ticketing, registry):
     resident = token("p1", "resident", ["001", "002"], person_id="p1")
     assert gateway.get("/api/v1/tickets/t-001", token=resident).status_code == 200
     assert gateway.get("/api/v1/tickets/t-002", token=resident).status_code == 404

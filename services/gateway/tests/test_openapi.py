@@ -38,6 +38,17 @@ EXPECTED |= {  # registry: move-in (入伙) and the customer-affairs assistant
     ("post", "/api/v1/units/{code}/move-in"), ("post", "/api/v1/units/{code}/assistant"),
 }
 
+EXPECTED |= {  # registry (issue 12): people, vehicles, change requests, history, KPIs, sweep
+    ("post", "/api/v1/units/{code}/people"), ("get", "/api/v1/units/{code}/people"),
+    ("post", "/api/v1/persons/{person_id}/verify"),
+    ("post", "/api/v1/units/{code}/vehicles"), ("get", "/api/v1/units/{code}/vehicles"),
+    ("post", "/api/v1/change-requests"), ("get", "/api/v1/change-requests"),
+    ("get", "/api/v1/change-requests/{request_id}"),
+    ("post", "/api/v1/change-requests/{request_id}/approve"),
+    ("post", "/api/v1/change-requests/{request_id}/reject"),
+    ("get", "/api/v1/units/{code}/history"), ("get", "/api/v1/sites/{code}/registry-kpis"),
+    ("post", "/api/v1/admin/sweeps/registry"),
+}
 EXPECTED |= {  # notifications (issue 6): a message's attempts, letters, opt-outs, templates
     ("get", "/api/v1/messages/{message_id}"), ("post", "/api/v1/messages/{message_id}/retry"),
     ("get", "/api/v1/messages/{message_id}/document"),

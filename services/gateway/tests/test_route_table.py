@@ -4,6 +4,7 @@ refused before any RPC, or reaches the RPC layer (stubbed here: no broker, no se
 owning service checks again; that is its own tests' business."""
 import re
 from collections import defaultdict
+from dataclasses import replace
 from types import SimpleNamespace
 from unittest.mock import MagicMock
 
@@ -28,6 +29,7 @@ TARGETS = {   # what a caller of site 001 (a resident: person p1) names
 # What a route requires besides the values its scope reads. Bodies are not validated here
 # (their schemas have tests of their own), so only what a handler itself reads is given.
 REQUIRED_QUERY = {"get_person": {"reason": "callback"}, "kpis": {"month": "2026-01"},
+                  "registry_kpis": {"month": "2026-01"},
                   "collection_rate": {"period": "2026-01"}}
 REQUIRED_BODY = {"set_opt_out": {"channel": "sms"}}
 
@@ -56,11 +58,17 @@ class _StubService:
         return call
 
 
+# The resident p1 lives in the OWN unit: what registry would tell the gateway, without an RPC
+# (the lookup is kept by the gateway, so a request still makes one call when it is known).
+OWN_UNIT_RESIDENTS = SimpleNamespace(
+    identify=lambda identity, rpc: replace(identity, units=(TARGETS[OWN]["unit"],)))
+
+
 def ask(spec, role, target, monkeypatch, sites=("001",)):
     """(status, RPCs made) for `role` of `sites` calling `spec` about `target`."""
     monkeypatch.setattr(routing, "validate", lambda schema, data: None)
     rpc = StubRpc()
-    worker = worker_factory(GatewayService, rpc=rpc, api=SimpleNamespace(
+    worker = worker_factory(GatewayService, rpc=rpc, residents=OWN_UNIT_RESIDENTS, api=SimpleNamespace(
         secret=SECRET, config={}, responses=MagicMock()))
     named = TARGETS[target]
     path_values, body = {}, dict(REQUIRED_BODY.get(spec.name, {}))
@@ -88,6 +96,10 @@ def expected(spec, role, target, head_office=False):
     if role not in spec.roles:
         return 403
     kind = spec.scope.kind
+    # not one of the resident's units, whatever sites the token names (a list's site first)
+    filters_unit = kind == "filters" and "unit" in spec.query._declared_fields and head_office
+    if role == RESIDENT and target == OTHER and (kind == "unit" or filters_unit):
+        return 404
     if target == OWN or kind in ("object", "any") or (head_office and kind != "person"):
         return "rpc"
     if kind == "person":

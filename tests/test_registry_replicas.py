@@ -1,0 +1,78 @@
+"""Two registry processes sharing one database (SQLite and PostgreSQL), their sweeps run at the
+same moment many times over: every approved change that affects fees is applied on its day
+exactly once, and announced (registry.unit_changed) exactly once."""
+from datetime import date, timedelta
+
+import eventlet
+import pytest
+
+from services.common.config import load_config
+from tests.flows import SITE, eventually, site_payload, unit_payload
+from tests.harness import System
+from tests.test_renovation_replicas import rpc
+
+pytestmark = [pytest.mark.integration]
+
+CHANGES = 12
+SWEEPS = 8
+AGENT = {"sub": "agent-ann", "role": "agent", "sites": [SITE]}
+MANAGER = {"sub": "mgr-li", "role": "manager", "sites": [SITE]}
+OPS = {"sub": "ops", "role": "ops_admin", "sites": ["*"]}
+
+
+@pytest.fixture
+def two_registry_processes(tmp_path, vhost, db_url):
+    db_urls = {"registry": db_url}
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    first = System(str(tmp_path / "a"), vhost.amqp_uri, db_urls=db_urls, services=("registry",))
+    second = System(str(tmp_path / "b"), vhost.amqp_uri, db_urls=db_urls, services=("registry",))
+    try:
+        first.start()
+        second.start()
+        yield load_config(AMQP_URI=vhost.amqp_uri)
+    finally:
+        second.shutdown()
+        first.shutdown()
+
+
+def ping(config):
+    try:
+        with rpc(config, OPS, timeout=2) as proxy:
+            return proxy.registry.ping()
+    except Exception:   # not up yet: any failure to answer means the same
+        return None
+
+
+def test_sweeps_of_two_processes_at_once_apply_each_change_once(two_registry_processes, event_tap):
+    config = two_registry_processes
+    eventually(lambda: ping(config), timeout=60, what="registry up")
+    tomorrow = date.today() + timedelta(days=2)
+    with rpc(config, MANAGER) as proxy:
+        proxy.registry.create_site(site_payload(SITE))
+    units = [f"{SITE}10101{n:02d}" for n in range(CHANGES)]
+    with rpc(config, AGENT) as proxy:
+        requests = []
+        for code in units:
+            proxy.registry.create_unit(unit_payload(code, "13900000001"))
+            requests.append(proxy.registry.create_change_request({
+                "unit": code, "kind": "unit", "changes": {"area_m2": "95.00"},
+                "reason": "实测面积更正", "effective_on": tomorrow.isoformat()})["id"])
+    with rpc(config, MANAGER) as proxy:
+        for request_id in requests:
+            proxy.registry.decide_change_request(request_id, "approve", {})
+    tap = event_tap("registry", "unit_changed")
+    as_of = f"{tomorrow.isoformat()}T09:00:00+08:00"
+
+    def sweep(_):
+        with rpc(config, OPS) as proxy:
+            return proxy.registry.sweep({"as_of": as_of})["applied"]
+
+    applied = list(eventlet.GreenPool(SWEEPS).imap(sweep, range(SWEEPS)))
+
+    assert sum(applied) == CHANGES
+    changed = tap.collect(expected=CHANGES)
+    assert sorted(body["data"]["unit"] for _, body in changed) == units
+    with rpc(config, AGENT) as proxy:
+        assert {proxy.registry.get_unit(code)["area_m2"] for code in units} == {"95.00"}
+        assert [len(proxy.registry.unit_history(code)["items"]) for code in units] == [1] * CHANGES
