@@ -17,7 +17,7 @@ from services.common.sweeps import SweepIn
 from services.common.units import site_of_unit
 from services.frontdesk import domain, schemas
 from services.frontdesk.domain import Activity, Defect, MoveIn, ParkingRental, ReleasePass
-from services.frontdesk.storage import SWEPT, Base, answers, parking_spaces, take_step
+from services.frontdesk.storage import SWEPT, Answer, Base, answers, parking_spaces, take_step
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +72,10 @@ class FrontdeskService(entrypoints.ServiceBase):
         if schema is None:
             raise NotFound(f"no action {action}",
                            {"allowed_actions": case.allowed_actions(identity.role)})
-        data = load(schema(), payload or {})
+        return self._apply(case, action, load(schema(), payload or {}))
+
+    def _apply(self, case, action, data):
+        identity, cls = self.caller.identity, type(case)
         if cls is ParkingRental and action == "approve":
             self._require_space_free(case)
         self._domain(case.apply, action, data, now=self.clock(), by=identity.sub, role=identity.role)
@@ -177,7 +180,7 @@ class FrontdeskService(entrypoints.ServiceBase):
     def use_release_pass(self, number, payload=None):
         """The goods went out: the guard and the time are recorded; a second use is 409."""
         release = self._pass(number)
-        return self.act("release_pass", release.id, "use", payload)
+        return self._apply(release, "use", load(schemas.UseIn(), payload or {}))
 
     def _pass(self, number):
         identity = self.caller.identity
@@ -223,7 +226,7 @@ class FrontdeskService(entrypoints.ServiceBase):
         identity.require_site(site)
         f = load(schemas.AnswerFilters(), filters or {})
         now = self.clock()
-        stmt = select(answers).where(answers.c.site == site)
+        stmt = select(Answer).where(Answer.site == site)
         if f["q"]:
             pattern = "%" + f["q"].replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
             stmt = stmt.where(or_(answers.c.question.like(pattern, escape="\\"),
@@ -232,8 +235,9 @@ class FrontdeskService(entrypoints.ServiceBase):
             cutoff = calendar.add_months(now, -domain.REVIEW_MONTHS)
             column = answers.c.updated_at
             stmt = stmt.where(column <= cutoff if f["overdue"] else column > cutoff)
-        rows, next_cursor = paginate(self.uow.session, stmt, answers.c.id, cursor, limit)
-        return {"items": [self._answer_out(r._mapping, now) for r in rows],
+        rows, next_cursor = paginate(self.uow.session, stmt, Answer.id, cursor, limit)
+        return {"items": [self._answer_out({c: getattr(r, c) for c in answers.c.keys()}, now)
+                          for r in rows],
                 "next_cursor": next_cursor}
 
     @staticmethod

@@ -161,6 +161,13 @@ answers = Table(
     Column("updated_at", UTCDateTime, nullable=False),
 )
 
+
+
+class Answer(Base):
+    """An entry of the answer book, as a row (paginated like the cases)."""
+    __table__ = answers
+
+
 sweep_steps = Table(
     "sweep_steps", Base.metadata,
     Column("case_id", String(32), nullable=False),
