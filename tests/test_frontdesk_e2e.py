@@ -140,11 +140,18 @@ def test_the_front_desk_procedures(system):
     assert (rated["revisit_rate"], rated["satisfaction_rate"], rated["on_target"]) == ("1.0000", "1.0000", True)
 
     # -- the answer book, searched in Chinese
-    ok(desk.post(f"/sites/{SITE}/answers", {"topic": "收费", "question": "物业费怎么交？",
-                                            "answer": "可在前台或APP缴纳物业费。"}), 201)
+    entry = ok(desk.post(f"/sites/{SITE}/answers", {"topic": "收费", "question": "物业费怎么交？",
+                                                    "answer": "可在前台或APP缴纳物业费。"}), 201)
     found = ok(desk.get(f"/sites/{SITE}/answers", q="物业费"))["items"]
     assert [a["topic"] for a in found] == ["收费"] and found[0]["review_overdue"] is False
     assert ok(desk.get(f"/sites/{SITE}/answers", q="停车"))["items"] == []
+    inquiry = ok(desk.post("/tickets", {"kind": "inquiry", "site": SITE, "unit": UNIT,
+                                        "channel": "phone", "description": "物业费在哪里交"}), 201)
+    answered = ok(desk.post(f"/tickets/{inquiry['id']}/answer", {"answer_id": entry["id"]}))
+    assert answered["status"] == "closed"
+    assert answered["details"]["answer"] == "可在前台或APP缴纳物业费。"
+    assert answered["details"]["answer_source"]["answer_id"] == entry["id"]
+    assert desk.post(f"/tickets/{inquiry['id']}/answer", {}).status_code in (409, 422)
 
     kpis = ok(desk.get(f"/sites/{SITE}/frontdesk-kpis",
                        month=now.astimezone(timezone(timedelta(hours=8))).strftime("%Y-%m")))

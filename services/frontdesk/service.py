@@ -215,9 +215,20 @@ class FrontdeskService(entrypoints.ServiceBase):
         now = self.clock()
         row = {**data, "id": new_id(), "site": site, "created_by": identity.sub,
                "created_at": now, "updated_at": now}
-        self.uow.session.execute(answers.insert().values(**row))
+        entry = Answer(**row)
+        self.uow.session.add(entry)
         self.uow.commit()
-        return self._answer_out(row, now)
+        return self._answer_out(entry, now)
+
+    @command
+    def get_answer(self, answer_id):
+        """An entry, for ticketing's `answer {answer_id}`; another site's looks like none."""
+        identity = self.caller.identity
+        identity.require_role("read the answer book", *SITE_STAFF)
+        entry = self.uow.session.get(Answer, answer_id)
+        if entry is None or not identity.can_see_site(entry.site):
+            raise NotFound(f"no answer-book entry {answer_id}", {"answer_id": answer_id})
+        return self._answer_out(entry, self.clock())
 
     @command
     def list_answers(self, site, filters=None, cursor=None, limit=50):
@@ -236,14 +247,15 @@ class FrontdeskService(entrypoints.ServiceBase):
             column = answers.c.updated_at
             stmt = stmt.where(column <= cutoff if f["overdue"] else column > cutoff)
         rows, next_cursor = paginate(self.uow.session, stmt, Answer.id, cursor, limit)
-        return {"items": [self._answer_out({c: getattr(r, c) for c in answers.c.keys()}, now)
-                          for r in rows],
+        return {"items": [self._answer_out(r, now) for r in rows],
                 "next_cursor": next_cursor}
 
     @staticmethod
-    def _answer_out(row, now):
-        return schemas.AnswerOut().dump({**row, "review_due": domain.review_due(row["updated_at"]),
-                                         "review_overdue": domain.review_overdue(row["updated_at"], now)})
+    def _answer_out(entry, now):
+        return schemas.AnswerOut().dump({
+            **{column: getattr(entry, column) for column in answers.c.keys()},
+            "review_due": domain.review_due(entry.updated_at),
+            "review_overdue": domain.review_overdue(entry.updated_at, now)})
 
     # -- the month's figures -------------------------------------------------------------
 
