@@ -10,7 +10,7 @@ from sqlalchemy.orm.exc import StaleDataError
 from services.common import calendar, entrypoints
 from services.common.db import Database, locking, new_id, paginate, within_sites
 from services.common.entrypoints import command, load
-from services.common.errors import Conflict, NotFound, ValidationFailed
+from services.common.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from services.common.roles import DESK, GATE, RESIDENT, SITE_STAFF, SWEEPERS
 from services.common.rpc import TimedRpc
 from services.common.sweeps import SweepIn
@@ -76,6 +76,8 @@ class FrontdeskService(entrypoints.ServiceBase):
 
     def _apply(self, case, action, data):
         identity, cls = self.caller.identity, type(case)
+        if identity.is_resident:
+            self._require_resident_may(case, action, data)
         if cls is ParkingRental and action == "approve":
             self._require_space_free(case)
         self._domain(case.apply, action, data, now=self.clock(), by=identity.sub, role=identity.role)
@@ -137,6 +139,15 @@ class FrontdeskService(entrypoints.ServiceBase):
                               now=now, by=identity.sub, role=identity.role)
         self.uow.session.add(rental)
         return self._save(rental)
+
+    def _require_resident_may(self, case, action, data):
+        """A resident confirms or refuses a pass only as the unit's owner, and registers only
+        themself for an activity."""
+        person_id = self.caller.identity.person_id
+        if isinstance(case, Activity) and data.get("person_id") != person_id:
+            raise Forbidden(f"a resident may {action} only themself", {"action": action})
+        if isinstance(case, ReleasePass) and case.owner.get("person_id") != person_id:
+            raise Forbidden(f"only the unit's owner may {action} a release pass", {"action": action})
 
     def _require_space_free(self, rental):
         taken = self.uow.session.scalar(select(ParkingRental.id).where(
