@@ -251,7 +251,7 @@ class ActivityIn(Schema):
     capacity = fields.Integer(load_default=None, allow_none=True, validate=validate.Range(1, 100000))
 
 
-class PersonIn(Schema):
+class RegistrationIn(Schema):
     person_id = fields.String(required=True, validate=ID)
 
 
@@ -265,7 +265,7 @@ class RevisitIn(Schema):
     comment = fields.String(load_default=None, validate=TEXT)
 
 
-ACTIVITY_ACTIONS = {"publish": Empty, "register": PersonIn, "complete": SummaryIn,
+ACTIVITY_ACTIONS = {"publish": Empty, "register": RegistrationIn, "complete": SummaryIn,
                     "revisit": RevisitIn, "cancel": RejectIn}
 
 
@@ -288,7 +288,7 @@ class ActivityOut(CaseOut):
 
 # -- the answer book -------------------------------------------------------------------------
 
-class AnswerIn(Schema):
+class AnswerEntryIn(Schema):
     topic = fields.String(required=True, validate=NAME)
     question = fields.String(required=True, validate=validate.Length(min=1, max=1000))
     answer = fields.String(required=True, validate=validate.Length(min=1, max=4000))

@@ -222,7 +222,7 @@ class FrontdeskService(entrypoints.ServiceBase):
         identity = self.caller.identity
         identity.require_role("write the answer book", *DESK)
         identity.require_site(site)
-        data = load(schemas.AnswerIn(), payload)
+        data = load(schemas.AnswerEntryIn(), payload)
         now = self.clock()
         row = {**data, "id": new_id(), "site": site, "created_by": identity.sub,
                "created_at": now, "updated_at": now}

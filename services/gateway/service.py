@@ -434,7 +434,7 @@ class GatewayService(entrypoints.ServiceBase):
         filters, cursor, limit = page_args(call.query)
         return self.rpc.frontdesk.list_answers(code, filters, cursor, limit)
 
-    @route("POST", "/sites/<string:code>/answers", body=frontdesk_schemas.AnswerIn,
+    @route("POST", "/sites/<string:code>/answers", body=frontdesk_schemas.AnswerEntryIn,
            response=frontdesk_schemas.AnswerOut, status=201, tag="frontdesk",
            scope=site_in("path"), roles=DESK, summary="Add a standard answer")
     def create_answer(self, call, code):
