@@ -24,7 +24,7 @@ from services.common import SERVICES  # import-light: no Nameko, no eventlet
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 METRICS_PORTS = {"registry": 8101, "ticketing": 8102, "notifications": 8103,
-                 "renovation": 8104, "billing": 8105}
+                 "renovation": 8104, "billing": 8105, "frontdesk": 8106}
 # Replica n (from 0) of a service serves /metrics on its port + n * REPLICA_PORT_STEP.
 REPLICA_PORT_STEP = 10
 # How long nameko may take to finish running workers before it is killed.

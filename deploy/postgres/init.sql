@@ -4,4 +4,5 @@ CREATE DATABASE ticketing;
 CREATE DATABASE notifications;
 CREATE DATABASE gateway;
 CREATE DATABASE renovation;
+CREATE DATABASE frontdesk;
 CREATE DATABASE billing;

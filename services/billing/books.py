@@ -1,19 +1,20 @@
 """Billing's queries and writes on its own tables: the monthly run as one INSERT … SELECT,
 payments and their allocation, the arrears aggregate the sweep and the arrears list share."""
 import secrets
+from datetime import timedelta
 from decimal import Decimal
 
 from sqlalchemy import (
     JSON, BigInteger, Column, MetaData, String, Table, and_, case, exists, false, func, literal,
-    select, text, true,
+    or_, select, text, true,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 
 from services.billing import domain
 from services.billing.domain import from_fen, to_fen
 from services.billing.storage import (
-    Allocation, Deposit, FeeScheduleRow, Invoice, InvoiceLine, LadderStep, LedgerEntry, Payment,
-    Unit,
+    Allocation, Deposit, FeeScheduleRow, Invoice, InvoiceLine, LadderStep, LedgerEntry,
+    ParkingRental, Payment, Unit,
 )
 from services.common.db import new_id
 
@@ -108,6 +109,40 @@ def run_monthly(session, schedule, period, now):
                literal(f"{period} monthly fees"), Invoice.created_at).where(new)))
     charges.drop(session.connection())
     return created
+
+
+def add_parking_lines(session, schedule, period, now):
+    """The parking line of each rental active in `period` (SPEC §4: the space's fee, or the
+    site's `parking_per_month`), on the unit's invoice this run made, or on an invoice of its
+    own for a unit with no other fee; a unit invoiced by an earlier run is left alone."""
+    first = domain.parse_period(period)
+    last = (first + timedelta(days=31)).replace(day=1) - timedelta(days=1)
+    rentals = session.scalars(select(ParkingRental).where(
+        ParkingRental.site == schedule.site, ParkingRental.start <= last,
+        or_(ParkingRental.last_day.is_(None), ParkingRental.last_day >= first))
+        .order_by(ParkingRental.rental_id)).all()
+    for rental in rentals:
+        fen = rental.monthly_fee_fen if rental.monthly_fee_fen is not None \
+            else to_fen(schedule.parking_per_month)
+        if not fen:
+            continue
+        line = {"fee": "parking", "amount": from_fen(fen),
+                "description": f"车位租赁 {rental.space_number}（{rental.plate}）"}
+        invoice = session.scalars(select(Invoice).where(
+            made_by_run(schedule.site, period, now), Invoice.unit == rental.unit)).first()
+        if invoice is None:
+            unit = session.get(Unit, rental.unit)
+            if unit is not None:
+                add_invoice(session, unit, period, domain.due_date_of(period, schedule.due_day),
+                            [line], "monthly", {}, now)
+            continue
+        invoice.total_fen += fen
+        session.add_all([
+            InvoiceLine(invoice_id=invoice.id, fee="parking", amount_fen=fen,
+                        description=line["description"]),
+            LedgerEntry(unit=invoice.unit, site=invoice.site, kind="charge", amount_fen=fen,
+                        invoice_id=invoice.id, note=f"{period} parking", at=now)])
+    session.flush()
 
 
 def made_by_run(site, period, now):

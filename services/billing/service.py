@@ -12,7 +12,7 @@ from services.billing.schemas import (
     ArrearsFilters, BillingRunIn, CollectionQuery, FeeScheduleIn, InvoiceIn, PaymentIn,
 )
 from services.billing.storage import (
-    Base, FeeScheduleRow, Invoice, Unit,
+    Base, FeeScheduleRow, Invoice, ParkingRental, Unit,
 )
 from services.common import entrypoints
 from services.common.business import BusinessGauges
@@ -90,6 +90,7 @@ class BillingService(entrypoints.ServiceBase):
         if schedule is None:
             raise ValidationFailed.from_messages({"site": ["no fee schedule for this site"]})
         created = books.run_monthly(session, schedule, data["period"], now)
+        books.add_parking_lines(session, schedule, data["period"], now)
         self._announce(books.made_by_run(data["site"], data["period"], now))
         for unit in books.units_with_credit(session, data["site"]):
             self._allocate(unit, now)
@@ -263,6 +264,25 @@ class BillingService(entrypoints.ServiceBase):
         invoice = books.add_invoice(self.uow.session, unit, None, today(data["completed_at"]), items,
                                     "repair", {"ticket_id": data["ticket_id"]}, now)
         self._issue(invoice, now)
+
+    @handles("frontdesk", "parking_rented")
+    def on_parking_rented(self, data, envelope):
+        """An active rental, billed from the period of its start."""
+        fee = data.get("monthly_fee")
+        self.uow.session.merge(ParkingRental(
+            rental_id=data["rental_id"], unit=data["unit"], site=site_of_unit(data["unit"]),
+            space_number=data["space_number"], plate=data["plate"],
+            monthly_fee_fen=None if fee is None else to_fen(fee), start=data["start"],
+            last_day=data.get("end")))
+        self.uow.commit()
+
+    @handles("frontdesk", "parking_ended")
+    def on_parking_ended(self, data, envelope):
+        """Billed up to the period it ended in, not after."""
+        rental = self.uow.session.get(ParkingRental, data["rental_id"])
+        if rental is not None:
+            rental.last_day = data["ended_on"]
+        self.uow.commit()
 
     @handles("renovation", "deposit_refund_due")
     def on_deposit_refund_due(self, data, envelope):

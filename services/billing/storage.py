@@ -155,3 +155,19 @@ class LadderStep(Base):
     late_fee_fen: Mapped[int] = mapped_column(BigInteger)
     taken_on = mapped_column(Date, nullable=False)
     taken_at = mapped_column(UTCDateTime, nullable=False)
+
+
+class ParkingRental(Base):
+    """Billing's copy of frontdesk's active parking rentals (frontdesk.parking_rented / _ended):
+    the monthly run bills each as a line of its own."""
+    __tablename__ = "parking_rentals"
+    __table_args__ = (Index("ix_parking_rentals_site", "site"),)
+
+    rental_id: Mapped[str] = mapped_column(String(24), primary_key=True)
+    unit: Mapped[str] = mapped_column(String(10))
+    site: Mapped[str] = mapped_column(String(3))
+    space_number: Mapped[str] = mapped_column(String(20))
+    plate: Mapped[str] = mapped_column(String(12))
+    monthly_fee_fen: Mapped[int | None] = mapped_column(BigInteger)   # None: parking_per_month
+    start = mapped_column(Date, nullable=False)
+    last_day = mapped_column(Date, nullable=True)     # the end or the day it ended

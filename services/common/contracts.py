@@ -212,6 +212,69 @@ class ChangeNoticeV1(Schema):
     timezone = fields.String(load_default="Asia/Shanghai")
 
 
+# -- frontdesk (SPEC §8) ---------------------------------------------------------------------
+
+class MovedInV1(Schema):
+    """A move-in (入伙) was completed: registry records the occupancy and the assistant (and
+    announces it, which welcomes the owner)."""
+    move_in_id = fields.String(required=True)
+    unit = fields.String(required=True, validate=UNIT_CODE)
+    person_id = fields.String(required=True)
+    moved_in_on = fields.Date(required=True, metadata={"description": "the site's local day"})
+    assistant = fields.Nested(Contact, required=True)
+    keys = fields.List(fields.String(), load_default=list)
+    timezone = fields.String(load_default="Asia/Shanghai")
+
+
+class ParkingRentedV1(Schema):
+    """A parking rental became active (the manager signed): billed monthly from `start`."""
+    rental_id = fields.String(required=True)
+    unit = fields.String(required=True, validate=UNIT_CODE)
+    space_number = fields.String(required=True)
+    monthly_fee = fields.Decimal(allow_none=True, load_default=None, **MONEY,
+                                 metadata={"description": "none: the site's parking_per_month"})
+    start = fields.Date(required=True)
+    end = fields.Date(allow_none=True, load_default=None)
+    plate = fields.String(required=True)
+    person_id = fields.String(allow_none=True)
+    contract_no = fields.String(allow_none=True)
+
+
+class ParkingEndedV1(ParkingRentedV1):
+    """A rental ended on `ended_on`: billed no more from the next period."""
+    ended_on = fields.Date(required=True)
+
+
+class FrontdeskSlaBreachedV1(SlaBreachedV1):
+    """A front-desk procedure's deadline passed unmet or was met late (detected once)."""
+    subject = fields.String(required=True, validate=validate.OneOf(
+        ["move_in", "defect", "parking_rental"]))
+
+
+class FrontdeskNoticeV1(Schema):
+    """A message a procedure sends: the defect letter to the developer, the owner told a defect
+    is fixed, the owner asked to confirm a release pass, the manager alerted to a pass of a unit
+    under transfer watch, an activity published to the site's residents."""
+    notice = fields.String(required=True, validate=validate.OneOf(
+        ["defect_letter", "defect_fixed", "pass_confirmation", "pass_transfer_watch",
+         "activity_published"]))
+    channel = fields.String(required=True, validate=validate.OneOf(
+        ["sms", "email", "in_app", "letter", "staff"]))
+    recipient = fields.String(required=True)
+    person_id = fields.String(allow_none=True, load_default=None)
+    unit = fields.String(allow_none=True, load_default=None, validate=UNIT_CODE)
+    context = fields.Dict(load_default=dict, metadata={"description": "what fills the template"})
+
+
+FRONTDESK_SCHEMAS = {
+    ("frontdesk.moved_in", 1): MovedInV1,
+    ("frontdesk.parking_rented", 1): ParkingRentedV1,
+    ("frontdesk.parking_ended", 1): ParkingEndedV1,
+    ("frontdesk.sla_breached", 1): FrontdeskSlaBreachedV1,
+    ("frontdesk.notice", 1): FrontdeskNoticeV1,
+}
+
+
 SCHEMAS = {
     ("ticketing.callback_due", 1): CallbackDueV1,
     ("ticketing.sla_breached", 1): SlaBreachedV1,
@@ -226,6 +289,7 @@ SCHEMAS = {
     ("billing.arrears_escalated", 1): ArrearsEscalatedV1,
     ("registry.unit_changed", 1): UnitChangedV1,
     ("registry.change_notice", 1): ChangeNoticeV1,
+    **FRONTDESK_SCHEMAS,
 }
 
 LATEST = {}

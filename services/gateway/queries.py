@@ -5,6 +5,7 @@ from marshmallow import Schema, fields, validate
 from services.billing.schemas import ArrearsFilters
 from services.common.contracts import SITE_CODE
 from services.common.db import MAX_PAGE
+from services.frontdesk.schemas import AnswerFilters, DefectFilters
 from services.notifications.schemas import MessageFilters
 from services.registry.schemas import ChangeRequestFilters
 from services.renovation.schemas import RenovationFilters
@@ -50,3 +51,13 @@ def page_args(query):
     """(filters, cursor, limit) of a loaded list query; filters without the empty ones."""
     filters = {k: v for k, v in query.items() if k not in ("cursor", "limit") and v is not None}
     return filters, query["cursor"], query["limit"]
+
+
+# -- frontdesk ------------------------------------------------------------------------------
+
+class DefectQuery(DefectFilters, Page):
+    pass
+
+
+class AnswerQuery(AnswerFilters, Page):
+    pass

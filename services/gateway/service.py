@@ -17,13 +17,15 @@ from services.common.roles import (
 )
 from services.common.rpc import TimedRpc
 from services.common.sweeps import SweepIn
+from services.frontdesk import schemas as frontdesk_schemas
 from services.gateway import console, docs, idempotency
 from services.gateway.residents import ResidentUnits
 from services.gateway.access import (
     ANY_CALLER, FILTERS, OBJECT, OWN_PERSON, PUBLIC, site_in, unit_in,
 )
 from services.gateway.queries import (
-    ArrearsQuery, ChangeRequestQuery, EchoIn, MessageQuery, Page, RenovationQuery, TicketQuery, UnitQuery, page_args,
+    AnswerQuery, ArrearsQuery, ChangeRequestQuery, DefectQuery, EchoIn, MessageQuery, Page,
+    RenovationQuery, TicketQuery, UnitQuery, page_args,
 )
 from services.gateway.routing import Api, fallback, route
 from services.gateway.storage import Base
@@ -390,6 +392,154 @@ class GatewayService(console.ConsoleRoutes, entrypoints.ServiceBase):  # the con
            summary="Run renovation's sweep at `as_of` (as its timer does)")
     def sweep_renovation(self, call):
         return self.rpc.renovation.sweep(call.payload)
+
+    # -- frontdesk: move-ins, defects, parking, release passes, activities, answers (SPEC §8) --
+
+    @route("POST", "/move-ins", body=frontdesk_schemas.ArrivalIn,
+           response=frontdesk_schemas.MoveInOut, status=201, tag="frontdesk",
+           scope=unit_in("body", "unit"), roles=DESK,
+           summary="An owner arrived for the move-in (入伙): the 15-minute wait starts")
+    def create_move_in(self, call):
+        return self.rpc.frontdesk.create_move_in(call.payload)
+
+    @route("GET", "/move-ins/<string:move_in_id>", response=frontdesk_schemas.MoveInOut,
+           tag="frontdesk", scope=OBJECT, roles=SITE_STAFF,
+           summary="A move-in with its steps, deadlines, breaches and history")
+    def get_move_in(self, call, move_in_id):
+        return self.rpc.frontdesk.get_case("move_in", move_in_id)
+
+    @route("POST", "/move-ins/<string:move_in_id>/<string:action>",
+           actions=frontdesk_schemas.MOVE_IN_ACTIONS, response=frontdesk_schemas.MoveInOut,
+           tag="frontdesk", scope=OBJECT, roles=DESK,
+           summary="start, documents, inspection, complete (409 until identity, signatures and "
+                   "inspection are recorded)")
+    def act_on_move_in(self, call, move_in_id, action):
+        return self.rpc.frontdesk.act("move_in", move_in_id, action, call.payload)
+
+    @route("GET", "/defects", query=DefectQuery, response=frontdesk_schemas.DefectOut, many=True,
+           tag="frontdesk", scope=FILTERS, roles=SITE_STAFF,
+           summary="Defects found at move-in inspections (房屋遗留问题), by site and status")
+    def list_defects(self, call):
+        filters, cursor, limit = page_args(call.query)
+        return self.rpc.frontdesk.list_defects(filters, cursor, limit)
+
+    @route("GET", "/defects/<string:defect_id>", response=frontdesk_schemas.DefectOut,
+           tag="frontdesk", scope=OBJECT, roles=SITE_STAFF, summary="A defect")
+    def get_defect(self, call, defect_id):
+        return self.rpc.frontdesk.get_case("defect", defect_id)
+
+    @route("POST", "/defects/<string:defect_id>/<string:action>",
+           actions=frontdesk_schemas.DEFECT_ACTIONS, response=frontdesk_schemas.DefectOut,
+           tag="frontdesk", scope=OBJECT, roles=DESK,
+           summary="submit (a letter to the developer), progress, fixed (the owner is told), close")
+    def act_on_defect(self, call, defect_id, action):
+        return self.rpc.frontdesk.act("defect", defect_id, action, call.payload)
+
+    @route("POST", "/parking-spaces", body=frontdesk_schemas.ParkingSpaceIn,
+           response=frontdesk_schemas.ParkingSpaceOut, status=201, tag="frontdesk",
+           scope=site_in("body", "site"), roles=DESK, summary="Register a parking space of a site")
+    def create_parking_space(self, call):
+        return self.rpc.frontdesk.create_parking_space(call.payload)
+
+    @route("POST", "/parking-rentals", body=frontdesk_schemas.ParkingRentalIn,
+           response=frontdesk_schemas.ParkingRentalOut, status=201, tag="frontdesk",
+           scope=unit_in("body", "unit"), roles=DESK,
+           summary="Apply to rent a space; a missing document is named (422)")
+    def create_parking_rental(self, call):
+        return self.rpc.frontdesk.create_parking_rental(call.payload)
+
+    @route("GET", "/parking-rentals/<string:rental_id>", response=frontdesk_schemas.ParkingRentalOut,
+           tag="frontdesk", scope=OBJECT, roles=SITE_STAFF, summary="A parking rental")
+    def get_parking_rental(self, call, rental_id):
+        return self.rpc.frontdesk.get_case("parking_rental", rental_id)
+
+    @route("POST", "/parking-rentals/<string:rental_id>/<string:action>",
+           actions=frontdesk_schemas.PARKING_ACTIONS, response=frontdesk_schemas.ParkingRentalOut,
+           tag="frontdesk", scope=OBJECT, roles=DESK,
+           summary="approve (a manager signs: active, billed monthly; one per space), reject, end")
+    def act_on_parking_rental(self, call, rental_id, action):
+        return self.rpc.frontdesk.act("parking_rental", rental_id, action, call.payload)
+
+    @route("POST", "/release-passes", body=frontdesk_schemas.ReleasePassIn,
+           response=frontdesk_schemas.ReleasePassOut, status=201, tag="frontdesk",
+           scope=unit_in("body", "unit"), roles=(RESIDENT, *DESK),
+           summary="Ask for a release pass (放行条): confirmed at once for the owner, else the "
+                   "owner is asked")
+    def create_release_pass(self, call):
+        return self.rpc.frontdesk.create_release_pass(call.payload)
+
+    @route("GET", "/release-passes/<string:number>/check",
+           response=frontdesk_schemas.ReleasePassCheckOut, tag="frontdesk", scope=OBJECT,
+           roles=GATE, summary="The gate's check of a pass by number; unknown is 404")
+    def check_release_pass(self, call, number):
+        return self.rpc.frontdesk.check_release_pass(number)
+
+    @route("POST", "/release-passes/<string:number>/use", body=frontdesk_schemas.UseIn,
+           response=frontdesk_schemas.ReleasePassOut, tag="frontdesk", scope=OBJECT, roles=GATE,
+           summary="The goods went out: guard and time recorded; a second use is 409")
+    def use_release_pass(self, call, number):
+        return self.rpc.frontdesk.use_release_pass(number, call.payload)
+
+    @route("GET", "/release-passes/<string:pass_id>", response=frontdesk_schemas.ReleasePassOut,
+           tag="frontdesk", scope=OBJECT, roles=(RESIDENT, *SITE_STAFF), summary="A release pass")
+    def get_release_pass(self, call, pass_id):
+        return self.rpc.frontdesk.get_case("release_pass", pass_id)
+
+    @route("POST", "/release-passes/<string:pass_id>/<string:action>",
+           actions=frontdesk_schemas.PASS_ACTIONS, response=frontdesk_schemas.ReleasePassOut,
+           tag="frontdesk", scope=OBJECT, roles=(RESIDENT, *DESK),
+           summary="confirm {by: resident|phone} (the owner), refuse {reason}")
+    def act_on_release_pass(self, call, pass_id, action):
+        return self.rpc.frontdesk.act("release_pass", pass_id, action, call.payload)
+
+    @route("POST", "/activities", body=frontdesk_schemas.ActivityIn,
+           response=frontdesk_schemas.ActivityOut, status=201, tag="frontdesk",
+           scope=site_in("body", "site"), roles=DESK, summary="Plan a community activity")
+    def create_activity(self, call):
+        return self.rpc.frontdesk.create_activity(call.payload)
+
+    @route("GET", "/activities/<string:activity_id>", response=frontdesk_schemas.ActivityOut,
+           tag="frontdesk", scope=OBJECT, roles=ROLES,
+           summary="An activity with its participants, revisit_rate and satisfaction_rate")
+    def get_activity(self, call, activity_id):
+        return self.rpc.frontdesk.get_case("activity", activity_id)
+
+    @route("POST", "/activities/<string:activity_id>/<string:action>",
+           actions=frontdesk_schemas.ACTIVITY_ACTIONS, response=frontdesk_schemas.ActivityOut,
+           tag="frontdesk", scope=OBJECT, roles=(RESIDENT, *DESK),
+           summary="publish (≥ 3 days ahead, else 409), register, complete, revisit, cancel")
+    def act_on_activity(self, call, activity_id, action):
+        return self.rpc.frontdesk.act("activity", activity_id, action, call.payload)
+
+    @route("GET", "/sites/<string:code>/answers", query=AnswerQuery,
+           response=frontdesk_schemas.AnswerOut, many=True, tag="frontdesk",
+           scope=site_in("path"), roles=SITE_STAFF,
+           summary="The site's answer book (答客问): ?q= searches questions and answers; "
+                   "entries due for their half-yearly review are marked")
+    def list_answers(self, call, code):
+        filters, cursor, limit = page_args(call.query)
+        return self.rpc.frontdesk.list_answers(code, filters, cursor, limit)
+
+    @route("POST", "/sites/<string:code>/answers", body=frontdesk_schemas.AnswerEntryIn,
+           response=frontdesk_schemas.AnswerOut, status=201, tag="frontdesk",
+           scope=site_in("path"), roles=DESK, summary="Add a standard answer")
+    def create_answer(self, call, code):
+        return self.rpc.frontdesk.create_answer(code, call.payload)
+
+    @route("GET", "/sites/<string:code>/frontdesk-kpis", query=frontdesk_schemas.KpiIn,
+           response=frontdesk_schemas.FrontdeskKpisOut, tag="frontdesk",
+           scope=site_in("path"), roles=SITE_STAFF,
+           summary="The month's front-desk figures: move-in timeliness, rentals within 20 "
+                   "minutes, defects, activities and their rates")
+    def frontdesk_kpis(self, call, code):
+        return self.rpc.frontdesk.kpis(code, call.query)
+
+    @route("POST", "/admin/sweeps/frontdesk", body=SweepIn,
+           response=frontdesk_schemas.FrontdeskSweepOut, tag="frontdesk",
+           scope=ANY_CALLER, roles=SWEEPERS,
+           summary="Run frontdesk's sweep at `as_of` (as its timer does)")
+    def sweep_frontdesk(self, call):
+        return self.rpc.frontdesk.sweep(call.payload)
 
     # -- billing -------------------------------------------------------------------------
 

@@ -83,9 +83,11 @@ def sla_breach_messages(envelope):
     (`role:manager@001`)."""
     data = envelope["data"]
     tz = data.get("timezone") or DEFAULT_TZ
+    kinds, deadlines = ((FRONTDESK_KIND_NAMES, FRONTDESK_DEADLINE_NAMES)
+                        if envelope["event"].startswith("frontdesk.") else (KIND_NAMES, DEADLINE_NAMES))
     context = {
-        "code": data["code"], "kind": KIND_NAMES.get(data["kind"], data["kind"]),
-        "deadline": DEADLINE_NAMES.get(data["deadline"], data["deadline"]),
+        "code": data["code"], "kind": kinds.get(data["kind"], data["kind"]),
+        "deadline": deadlines.get(data["deadline"], data["deadline"]),
         "severity": data.get("severity"), "unit": data.get("unit"),
         "first_contact_owner": data.get("first_contact_owner"),
         "due_at": local_time(data["due_at"], tz), "detected_at": local_time(data["detected_at"], tz),
@@ -93,6 +95,18 @@ def sla_breach_messages(envelope):
     owner = [data["first_contact_owner"]] if data.get("first_contact_owner") else []
     roles = [f"role:{role}@{envelope['site']}" for role in data.get("escalate_to") or ()]
     return [Draft("staff", recipient, "sla_breach", context) for recipient in owner + roles]
+
+
+FRONTDESK_KIND_NAMES = {"move_in": "入伙", "defect": "房屋遗留问题", "parking_rental": "车位租赁"}
+FRONTDESK_DEADLINE_NAMES = {"start": "等候（开始办理）", "finish": "办理", "submit": "书面提交开发商"}
+
+
+def frontdesk_notice_messages(envelope):
+    """A front-desk procedure's message (frontdesk.notice): the event names the channel and
+    the recipient; the template is `frontdesk_<notice>`."""
+    data = envelope["data"]
+    return [Draft(data["channel"], data["recipient"], f"frontdesk_{data['notice']}",
+                  data.get("context") or {}, person_id=data.get("person_id"))]
 
 
 def lobby_notice_messages(envelope):

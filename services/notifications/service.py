@@ -49,6 +49,14 @@ class NotificationsService(entrypoints.ServiceBase):
     def on_renovation_sla_breached(self, data, envelope):
         self._notify(envelope, domain.sla_breach_messages(envelope))
 
+    @handles("frontdesk", "sla_breached", handler="notifications.frontdesk_sla_breached")
+    def on_frontdesk_sla_breached(self, data, envelope):
+        self._notify(envelope, domain.sla_breach_messages(envelope))
+
+    @handles("frontdesk", "notice")
+    def on_frontdesk_notice(self, data, envelope):
+        self._notify(envelope, domain.frontdesk_notice_messages(envelope))
+
     @handles("renovation", "decided", handler="notifications.renovation_decided")
     def on_renovation_decided(self, data, envelope):
         self._notify(envelope, domain.renovation_decided_messages(envelope))

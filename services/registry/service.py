@@ -87,7 +87,9 @@ class RegistryService(entrypoints.ServiceBase):
     @command
     def record_move_in(self, code, payload):
         """The owner moved in (入伙) and a customer-affairs assistant looks after them; announced
-        so that the owner is welcomed by SMS with the assistant's mobile (000)."""
+        so that the owner is welcomed by SMS with the assistant's mobile (000). A shortcut for
+        a move-in done outside frontdesk (migrating records); frontdesk's completed move-in
+        (`frontdesk.moved_in`) comes to the same through `on_moved_in`."""
         unit = self._unit_to_edit(code, "record move-ins")
         data = load(MoveInIn(), payload)
         if unit.moved_in_on is not None:
@@ -98,12 +100,23 @@ class RegistryService(entrypoints.ServiceBase):
         problem = domain.move_in_date_problem(moved_in_on, site_today)
         if problem:
             raise ValidationFailed.from_messages({"moved_in_on": [problem]})
-        assistant = data["assistant"]
+        self._move_in(unit, moved_in_on, data["assistant"])
+        self.uow.commit()
+        return self._unit_out(unit)
+
+    @handles("frontdesk", "moved_in")
+    def on_moved_in(self, data, envelope):
+        """frontdesk completed a move-in: the occupancy and the assistant, as the shortcut
+        records them; a unit already moved in keeps its first date."""
+        unit = self.uow.session.get(Unit, data["unit"], with_for_update=True)
+        if unit is not None and unit.moved_in_on is None:
+            self._move_in(unit, data["moved_in_on"], data["assistant"])
+        self.uow.commit()
+
+    def _move_in(self, unit, moved_in_on, assistant):
         unit.moved_in_on = moved_in_on
         unit.assistant_name, unit.assistant_phone = assistant["name"], assistant["phone"]
         self._announce(unit, "moved_in")
-        self.uow.commit()
-        return self._unit_out(unit)
 
     @command
     def assign_assistant(self, code, payload):

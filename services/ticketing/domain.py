@@ -427,8 +427,9 @@ class Ticket(CaseFile):
 
     def _complaint_answer(self, data, *, now, by, role):
         self._meet("answer", now)
-        self.details = {**(self.details or {}), "answer": data["answer"]}
-        self._record(now, by, role, "answer", note=data["answer"])
+        cited = {"answer_source": data["cited"]} if data.get("cited") else {}
+        self.details = {**(self.details or {}), "answer": data["answer"], **cited}
+        self._record(now, by, role, "answer", note=data["answer"], data=cited)
 
     def _request_extension(self, data, *, now, by, role):
         self.extension = {"pending": True, "until": as_utc(data["until"]).isoformat(),
@@ -491,8 +492,9 @@ class Ticket(CaseFile):
 
     def _inquiry_answer(self, data, *, now, by, role):
         self._meet("answer", now)
-        self.details = {**(self.details or {}), "answer": data["answer"]}
-        self._record(now, by, role, "answer", note=data["answer"])
+        cited = {"answer_source": data["cited"]} if data.get("cited") else {}
+        self.details = {**(self.details or {}), "answer": data["answer"], **cited}
+        self._record(now, by, role, "answer", note=data["answer"], data=cited)
 
     def _forward(self, data, *, now, by, role):
         self.assignee = data["handler"]

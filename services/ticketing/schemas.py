@@ -130,7 +130,14 @@ class AssessIn(Schema):
 
 
 class AnswerIn(Schema):
-    answer = fields.String(required=True, validate=validate.Length(min=1, max=4000))
+    answer = fields.String(load_default=None, validate=validate.Length(min=1, max=4000))
+    answer_id = fields.String(load_default=None, validate=validate.Length(min=1, max=40), metadata={
+        "description": "an entry of the site's answer book (frontdesk): its answer, cited on the ticket"})
+
+    @validates_schema
+    def answered(self, data, **_):
+        if not data.get("answer") and not data.get("answer_id"):
+            raise ValidationError("an answer, or the answer_id of an answer-book entry", "answer")
 
 
 class ExtensionIn(Schema):

@@ -119,10 +119,25 @@ class TicketingService(entrypoints.ServiceBase):
         if schema is None:
             raise NotFound(f"no action {action}", {"allowed_actions": ticket.allowed_actions(identity.role)})
         data = load(schema(), payload or {})
+        if action == "answer" and data.get("answer_id"):
+            data = self._from_answer_book(ticket, data)
         ticket.apply(action, data, now=self.clock(), by=identity.sub, role=identity.role)
         self._publish(ticket)
         self.uow.commit()
         return self._out(ticket)
+
+    def _from_answer_book(self, ticket, data):
+        """The answer of the site's answer-book entry, cited on the ticket (SPEC §8.5)."""
+        try:
+            entry = self.rpc.frontdesk.get_answer(data["answer_id"])
+        except NotFound as exc:
+            raise ValidationFailed.from_messages({"answer_id": [str(exc)]}) from exc
+        if entry["site"] != ticket.site:
+            raise ValidationFailed.from_messages(
+                {"answer_id": [f"entry {data['answer_id']} is not in site {ticket.site}'s answer book"]})
+        return {**data, "answer": data.get("answer") or entry["answer"],
+                "cited": {"answer_id": entry["id"], "topic": entry["topic"],
+                          "question": entry["question"]}}
 
     # -- SLA policies --------------------------------------------------------------------
 

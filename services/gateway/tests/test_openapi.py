@@ -65,6 +65,25 @@ EXPECTED |= {
     *{("post", f"/api/v1/renovations/{{renovation_id}}/{action}") for action in RENOVATION_ACTIONS},
 }
 
+EXPECTED |= {  # frontdesk (issue 13)
+    ("post", "/api/v1/move-ins"), ("get", "/api/v1/move-ins/{move_in_id}"),
+    *{("post", f"/api/v1/move-ins/{{move_in_id}}/{a}") for a in ("start", "documents", "inspection", "complete")},
+    ("get", "/api/v1/defects"), ("get", "/api/v1/defects/{defect_id}"),
+    *{("post", f"/api/v1/defects/{{defect_id}}/{a}") for a in ("submit", "progress", "fixed", "close")},
+    ("post", "/api/v1/parking-spaces"), ("post", "/api/v1/parking-rentals"),
+    ("get", "/api/v1/parking-rentals/{rental_id}"),
+    *{("post", f"/api/v1/parking-rentals/{{rental_id}}/{a}") for a in ("approve", "reject", "end")},
+    ("post", "/api/v1/release-passes"), ("get", "/api/v1/release-passes/{pass_id}"),
+    ("get", "/api/v1/release-passes/{number}/check"), ("post", "/api/v1/release-passes/{number}/use"),
+    *{("post", f"/api/v1/release-passes/{{pass_id}}/{a}") for a in ("confirm", "refuse")},
+    ("post", "/api/v1/activities"), ("get", "/api/v1/activities/{activity_id}"),
+    *{("post", f"/api/v1/activities/{{activity_id}}/{a}")
+      for a in ("publish", "register", "complete", "revisit", "cancel")},
+    ("get", "/api/v1/sites/{code}/answers"), ("post", "/api/v1/sites/{code}/answers"),
+    ("get", "/api/v1/sites/{code}/frontdesk-kpis"), ("post", "/api/v1/admin/sweeps/frontdesk"),
+}
+
+
 def operations(document):
     return {(method, path) for path, item in document["paths"].items() for method in item}
 

@@ -30,6 +30,7 @@ TARGETS = {   # what a caller of site 001 (a resident: person p1) names
 # (their schemas have tests of their own), so only what a handler itself reads is given.
 REQUIRED_QUERY = {"get_person": {"reason": "callback"}, "kpis": {"month": "2026-01"},
                   "registry_kpis": {"month": "2026-01"},
+                  "frontdesk_kpis": {"month": "2026-01"},
                   "collection_rate": {"period": "2026-01"}}
 REQUIRED_BODY = {"set_opt_out": {"channel": "sms"}}
 
