@@ -2,7 +2,7 @@
 lists (cursor pagination and filters) and the admin echo."""
 from marshmallow import Schema, fields, validate
 
-from services.billing.schemas import ArrearsFilters
+from services.billing.schemas import ArrearsFilters, LawsuitFilters
 from services.common.contracts import SITE_CODE
 from services.common.db import MAX_PAGE
 from services.notifications.schemas import MessageFilters
@@ -33,6 +33,10 @@ class RenovationQuery(RenovationFilters, Page):
 
 
 class ArrearsQuery(ArrearsFilters, Page):
+    pass
+
+
+class LawsuitQuery(LawsuitFilters, Page):
     pass
 
 
