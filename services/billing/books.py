@@ -289,8 +289,9 @@ def site_timezones(session):
 
 def due_for_a_step(as_of, site=None):
     """Units whose furthest milestone has no step recorded yet in their arrears episode (the one
-    open, or the one the oldest unpaid due date starts): the sweep's work list, each row with
-    its `episode` start."""
+    open, or the one the oldest unpaid due date starts), nor any further one: an episode whose
+    oldest invoice was paid goes on from where it was, never back down the ladder. The sweep's
+    work list, each row with its `episode` start."""
     listed = arrears(as_of, site).subquery()
     episode = func.coalesce(ArrearsEpisode.started_on, listed.c.since).label("episode")
     return (select(listed, episode)
@@ -298,7 +299,7 @@ def due_for_a_step(as_of, site=None):
                                             ArrearsEpisode.ended_on.is_(None)))
             .where(listed.c.milestone > 0, ~exists().where(
                 LadderStep.unit == listed.c.unit, LadderStep.since == episode,
-                LadderStep.milestone == listed.c.milestone)).order_by(listed.c.unit))
+                LadderStep.milestone >= listed.c.milestone)).order_by(listed.c.unit))
 
 
 # -- arrears episodes --------------------------------------------------------------------------

@@ -554,7 +554,7 @@ class BillingService(entrypoints.ServiceBase):
                 "last_step": steps[-1].step if steps else None}
 
     def _lawsuit_out(self, lawsuit):
-        out = LawsuitOut().dump(lawsuit)
+        out = LawsuitOut(exclude=("allowed_actions",)).dump(lawsuit)
         out["allowed_actions"] = lawsuit.allowed_actions(self.caller.identity.role)
         return out
 
