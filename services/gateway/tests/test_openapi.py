@@ -3,6 +3,7 @@ import re
 
 import pytest
 
+from services.billing.schemas import LAWSUIT_ACTIONS
 from services.gateway.openapi import build
 from services.gateway.routing import routes_of
 from services.gateway.service import GatewayService
@@ -52,6 +53,11 @@ EXPECTED |= {
     ("get", "/api/v1/renovations/{renovation_id}"), ("get", "/api/v1/passes/{number}"),
     ("post", "/api/v1/admin/sweeps/renovation"),
     *{("post", f"/api/v1/renovations/{{renovation_id}}/{action}") for action in RENOVATION_ACTIONS},
+}
+
+EXPECTED |= {  # billing (issue 17): late fees waived, lawsuits after the referral
+    ("post", "/api/v1/late-fees/{invoice_id}/waive"), ("get", "/api/v1/lawsuits"),
+    *{("post", f"/api/v1/lawsuits/{{code}}/{action}") for action in LAWSUIT_ACTIONS},
 }
 
 def operations(document):
