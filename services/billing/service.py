@@ -280,7 +280,7 @@ class BillingService(entrypoints.ServiceBase):
         session = self.uow.session
         created = books.post_late_fees(session, site, first, rate, self.clock())
         if created:
-            self._announce(Invoice.id.in_(created.values()))
+            self._announce(Invoice.id.in_(list(created.values())))
             for unit in sorted(set(created) & set(books.units_with_credit(session, site))):
                 self._allocate(unit, self.clock())
         self.uow.commit()
