@@ -53,7 +53,8 @@ def test_late_fees_are_posted_on_the_first_once_and_a_manager_waives_one(billing
             rpc.billing.waive_late_fee(january["invoice_id"], {})
         assert list(unsaid.value.extra["errors"]) == ["reason"]
         waived = rpc.billing.waive_late_fee(january["invoice_id"], {"reason": "业主困难，经理批准减免"})
-        assert waived["settled"] and waived["reference"]["waiver"] == {
+        assert (waived["settled"], waived["outstanding"]) == (True, "0.00")
+        assert waived["reference"]["waiver"] == {
             "by": "mgr-wang", "reason": "业主困难，经理批准减免", "at": waived["reference"]["waiver"]["at"],
             "amount": "1.14"}
         with pytest.raises(Conflict):

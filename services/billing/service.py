@@ -564,6 +564,8 @@ class BillingService(entrypoints.ServiceBase):
                 "kind": invoice.kind, "due_date": invoice.due_date.isoformat(),
                 "total": money_text(from_fen(invoice.total_fen)),
                 "paid": money_text(from_fen(invoice.paid_fen)),
-                "outstanding": money_text(from_fen(invoice.total_fen - invoice.paid_fen)),
+                # a waived late fee is settled with nothing owed, though not paid
+                "outstanding": money_text(from_fen(
+                    0 if invoice.settled else invoice.total_fen - invoice.paid_fen)),
                 "settled": invoice.settled, "reference": invoice.reference or {}}
 
