@@ -51,7 +51,8 @@ def test_the_arrears_ladder_replayed_through_the_gateway(system, desk):
     # (182 + 151 days) × 223.75 × 0.0003 = 22.35
     assert account["arrears"] | {"steps": None} == {
         "months": 6, "stage": "lawyer_letter", "since": "2026-01-15", "amount_overdue": "447.50",
-        "late_fee": "22.35", "lawyer_letters": 1, "steps": None}
+        "late_fee": "22.35", "lawyer_letters": 1, "steps": None, "episode_since": "2026-01-15",
+        "late_fee_posted": "0.00", "late_fee_accruing": "22.35"}
     legal = system.client("legal", [SITE], sub="legal-liu")
     listed = legal.get("/arrears", site=SITE, stage="lawyer_letter", as_of="2026-07-16").json()
     assert [(a["unit"], a["months"], a["stage"]) for a in listed["items"]] == [(UNIT, 6, "lawyer_letter")]
@@ -94,3 +95,61 @@ def test_the_arrears_ladder_replayed_through_the_gateway(system, desk):
     after = desk.get(f"/units/{UNIT}/account", as_of="2027-02-01").json()
     assert (after["balance"], after["arrears"]["stage"], after["open_invoices"]) == ("0.00", "none", [])
     assert legal.get("/arrears", site=SITE, as_of="2027-02-01").json()["items"] == []
+
+
+LATE = "0010101005"
+
+
+def test_late_fees_posted_and_waived_and_a_lawsuit_to_a_breached_preservation_deadline(system, desk):
+    """The README's walk-through of a posted late fee and its waiver, and of a lawsuit taken to
+    a breached preservation deadline, as written."""
+    head_office = system.client("hq", ["*"], sub="hq-zhao")
+    manager = system.client("manager", [SITE], sub="mgr-wang")
+    legal = system.client("legal", [SITE], sub="legal-liu")
+    assert head_office.post("/units", unit_payload(LATE, "13900000005", owner="Li Si")).status_code == 201
+    eventually(lambda: desk.get(f"/units/{LATE}/account").status_code == 200, what="billing's unit")
+    invoice = desk.post("/invoices", {"unit": LATE, "period": "2024-01", "due_date": "2024-01-15",
+                                      "items": [{"fee": "management", "amount": "223.75"}]})
+    assert invoice.status_code == 201, invoice.text
+
+    def swept(day, time="09:00"):
+        response = system.client("ops_admin", ["*"], sub="ops").post(
+            "/admin/sweeps/billing", {"as_of": f"{day}T{time}:00+08:00"})
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    # January's 17 days → 1.14 on 1 February, once; February's 29 days (2024) → 1.95 on 1 March
+    assert [swept(day)["late_fees_posted"] for day in ("2024-02-01", "2024-02-01", "2024-03-01")] == [1, 0, 1]
+    arrears = desk.get(f"/units/{LATE}/account", as_of="2024-03-10").json()["arrears"]
+    assert (arrears["late_fee_posted"], arrears["late_fee_accruing"], arrears["late_fee"]) == (
+        "3.09", "0.60", "3.69")
+    assert desk.post(f"/late-fees/L2024-01-{LATE}/waive", {"reason": "业主申请"}).status_code == 403
+    waived = manager.post(f"/late-fees/L2024-01-{LATE}/waive", {"reason": "业主困难，经理批准减免"})
+    assert waived.status_code == 200, waived.text
+    assert (waived.json()["settled"], waived.json()["reference"]["waiver"]["amount"]) == (True, "1.14")
+    assert manager.post(f"/late-fees/L2024-01-{LATE}/waive", {"reason": "again"}).status_code == 409
+    account = desk.get(f"/units/{LATE}/account", as_of="2024-03-10").json()
+    assert (account["balance"], account["arrears"]["late_fee"]) == ("225.70", "2.55")
+
+    # past 18 months: referred to the legal adviser to sue, and the lawsuit is recorded
+    assert swept("2025-07-16")["steps"] == 4
+    [lawsuit] = legal.get("/lawsuits", site=SITE, status="referred").json()["items"]
+    assert (lawsuit["unit"], lawsuit["amount_referred"]) == (LATE, "225.70")
+    assert desk.post(f"/lawsuits/{LATE}/file", {}).status_code == 403
+    filed = legal.post(f"/lawsuits/{LATE}/file", {"filed_on": "2025-08-01", "court": "北京市朝阳区人民法院",
+                                                  "case_number": "(2025)京0105民初12345号"})
+    assert filed.status_code == 200, filed.text
+    judged = legal.post(f"/lawsuits/{LATE}/judge", {"won": True, "judged_on": "2025-10-10",
+                                                    "amount_awarded": "225.70"}).json()
+    assert (judged["status"], judged["deadlines"]) == ("judged", {"preservation": "2025-11-09T16:00:00+00:00"})
+    assert [swept("2025-11-10")["breaches"] for _ in range(2)] == [1, 0]
+    alerted = eventually(
+        lambda: [m for m in legal.get("/messages", site=SITE, event="billing.sla_breached").json()["items"]],
+        done=lambda found: len(found) >= 2, what="the preservation breach alerts")
+    assert sorted(m["recipient"] for m in alerted) == ["legal-liu", f"role:manager@{SITE}"]
+
+    # paying in full closes the case
+    due = desk.get(f"/units/{LATE}/account").json()["balance"]
+    assert desk.post("/payments", {"unit": LATE, "amount": due, "method": "bank_transfer"}).status_code == 201
+    [closed] = legal.get("/lawsuits", site=SITE, status="closed").json()["items"]
+    assert (closed["unit"], closed["closing"]["reason"]) == (LATE, "arrears paid in full")

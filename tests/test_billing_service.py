@@ -232,6 +232,15 @@ def test_two_replicas_sweeping_at_the_same_moment_take_each_step_once(
         events = tap.collect(3 * len(units))
         assert len(events) == 3 * len(units)
         assert len({(b["data"]["unit"], b["data"]["step"]) for _, b in events}) == 3 * len(units)
+        # on the first of the month both post April's late fees: one invoice per unit between them
+        with others.rpc(OPS) as first, others.rpc(OPS) as second:
+            posted = list(pool.imap(lambda proxy: proxy.billing.sweep({"as_of": "2026-05-01T09:00:00+08:00"}),
+                                    [first, second]))
+        assert sum(r["late_fees_posted"] for r in posted) == len(units)
+        with others.rpc(DESK) as rpc:
+            arrears = rpc.billing.get_account(units[0], "2026-05-01")["arrears"]
+        # 106 days on 223.75 since 15 January
+        assert (arrears["late_fee_posted"], arrears["late_fee_accruing"]) == ("7.12", "0.00")
     finally:
         for replica in replicas:
             replica.stop()

@@ -1,6 +1,8 @@
 """The whole life of one renovation through the gateway, every service a real process on the
-real broker (the README's renovation walk-through): apply → approve → fees paid at the desk →
-passes valid at the gate → inspection passed → deposit refunded → passes revoked."""
+real broker (the README's renovation walk-through): apply → approve (the fees of billing's
+schedule in force) → fees paid at the desk → passes valid at the gate → inspection failed with
+its rectification deadline → re-inspected and passed → deposit refunded by billing → the file
+archived by itself, passes revoked."""
 
 import pytest
 
@@ -8,7 +10,9 @@ from tests.flows import renovation_application, eventually, site_payload, unit_p
 
 pytestmark = pytest.mark.e2e
 
-SITE, UNIT = "004", "0041020304"
+SITE, UNIT, NEIGHBOUR = "004", "0041020304", "0041020305"
+SCHEDULE = {"site": SITE, "management_per_m2": {"residential": "2.50"},
+            "renovation_deposit": "2000.00", "debris_removal": "300.00"}
 
 
 def application(**changes):
@@ -27,6 +31,8 @@ def test_a_renovation_from_application_to_deposit_refund(system):
     gate = system.client("agent", [SITE], sub="gate-1")
     ok(ops.post("/sites", site_payload(SITE)), 201)
     ok(desk.post("/units", unit_payload(UNIT, "13900000001", area="88.50")), 201)
+    # renovation's fees are the site's schedule in billing: 5.00/m², deposit 2000, debris 300
+    ok(manager.post("/fee-schedules", {**SCHEDULE, "renovation_management": "5.00"}), 201)
 
     incomplete = desk.post("/renovations", application(documents=["application_form"]))
     assert incomplete.status_code == 422
@@ -64,12 +70,41 @@ def test_a_renovation_from_application_to_deposit_refund(system):
     assert elsewhere.get(f"/renovations/{rid}").status_code == 403
 
     ok(desk.post(f"/renovations/{rid}/request-inspection", {}))
-    passed = ok(manager.post(f"/renovations/{rid}/inspect", {"passed": True, "notes": "验收合格"}))
+    unsaid = manager.post(f"/renovations/{rid}/inspect", {"passed": False, "notes": "卫生间防水未做闭水试验"})
+    assert unsaid.status_code == 422 and list(unsaid.json()["errors"]) == ["rectify_by"]
+    failed = ok(manager.post(f"/renovations/{rid}/inspect", {
+        "passed": False, "notes": "卫生间防水未做闭水试验", "rectify_by": "2027-01-10T18:00:00+08:00"}))
+    assert failed["status"] == "rectifying"
+    assert failed["deadlines"]["rectify"] == "2027-01-10T10:00:00+00:00"
+    # not re-inspected by then: breached once, however often the sweep runs
+    sweeps = [ok(ops.post("/admin/sweeps/renovation", {"as_of": "2027-01-11T09:00:00+08:00"}))
+              for _ in range(2)]
+    assert [[b["deadline"] for b in s["breaches"] if b["renovation_id"] == rid] for s in sweeps] == [
+        ["rectify"], []]
+    ok(desk.post(f"/renovations/{rid}/request-inspection", {}))
+    passed = ok(manager.post(f"/renovations/{rid}/inspect", {"passed": True, "notes": "复验合格"}))
     assert passed["status"] == "passed" and "refund" in passed["deadlines"]
+    assert "rectify" in passed["deadlines_met"]
     assert ok(gate.get(f"/passes/{worker_pass['number']}"))["status"] == "revoked"
 
     deposits = eventually(lambda: ok(desk.get(f"/units/{UNIT}/account"))["deposits"],
                           lambda d: d and d[0]["status"] == "refunded", what="the deposit refund")
     assert deposits[0]["renovation_id"] == rid
-    closed = ok(desk.post(f"/renovations/{rid}/close", {"reference": "deposit refunded"}))
-    assert closed["status"] == "closed"
+    # billing.deposit_refunded archives the file by itself
+    archived = eventually(lambda: ok(desk.get(f"/renovations/{rid}")),
+                          lambda r: r["status"] == "closed", what="the file archived by the refund")
+    assert archived["history"][-1]["action"] == "close"
+    assert archived["history"][-1]["by"] == "billing"
+    assert "refund" in archived["deadlines_met"]
+    assert desk.post(f"/renovations/{rid}/close", {}).status_code == 409
+
+    # a changed schedule charges the new amounts on the next approval; the first keeps its own
+    ok(manager.post("/fee-schedules", {**SCHEDULE, "renovation_management": "6.00",
+                                       "renovation_deposit": "3000.00"}), 201)
+    ok(desk.post("/units", unit_payload(NEIGHBOUR, "13900000002", area="88.50")), 201)
+    second = ok(desk.post("/renovations", application(unit=NEIGHBOUR, debris_removal=False)), 201)
+    fees = ok(manager.post(f"/renovations/{second['id']}/review", {"decision": "approved"}))["fees"]
+    assert [(f["fee"], f["amount"]) for f in fees] == [
+        ("renovation_management", "531.00"), ("renovation_deposit", "3000.00")]
+    assert [f["amount"] for f in ok(desk.get(f"/renovations/{rid}"))["fees"]] == [
+        "442.50", "2000.00", "300.00"]

@@ -23,6 +23,9 @@ AGENT = identity("agent", sub="agent-li")
 MANAGER = identity("manager", sub="mgr-zhao")
 TECHNICIAN = identity("technician", sub="tech-wang")
 OPS = identity("ops_admin", sites=("*",), sub="ops")
+# the renovation fees approval charges come from billing's schedule of the site
+FEE_SCHEDULE = {"site": SITE, "renovation_management": "5.00", "renovation_deposit": "2000.00",
+                "debris_removal": "300.00"}
 
 
 def application(**changes):
@@ -31,9 +34,10 @@ def application(**changes):
 
 @pytest.fixture
 def renovation_services(run_services):
-    cluster = run_services("registry", "renovation", "notifications")
+    cluster = run_services("registry", "renovation", "notifications", "billing")
     with cluster.rpc(MANAGER) as rpc:
         rpc.registry.create_site(site_payload(SITE))
+        rpc.billing.set_fee_schedule(FEE_SCHEDULE)
     with cluster.rpc(AGENT) as rpc:
         rpc.registry.create_unit(unit_payload(UNIT, "13900000001", area="88.50"))
     return cluster
@@ -135,7 +139,8 @@ def test_from_application_to_refund(renovation_services, event_tap):
                                                 "deduction": "200.00"})
     act(cluster, TECHNICIAN, rid, "rectified", {})
     act(cluster, AGENT, rid, "request-inspection", {})
-    failed = act(cluster, MANAGER, rid, "inspect", {"passed": False, "notes": "走廊墙面损坏"})
+    failed = act(cluster, MANAGER, rid, "inspect", {"passed": False, "notes": "走廊墙面损坏",
+                                                   "rectify_by": (now + timedelta(days=3)).isoformat()})
     assert failed["status"] == "rectifying"
     act(cluster, AGENT, rid, "request-inspection", {})
     passed = act(cluster, MANAGER, rid, "inspect", {"passed": True, "notes": "合格"})

@@ -12,11 +12,13 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from services.billing import domain
 from services.billing.domain import from_fen, to_fen
+from services.billing.domain import Lawsuit
 from services.billing.storage import (
-    Allocation, Deposit, FeeScheduleRow, Invoice, InvoiceLine, LadderStep, LedgerEntry,
-    ParkingRental, Payment, Unit,
+    Allocation, ArrearsEpisode, Deposit, FeeScheduleRow, Invoice, InvoiceLine, LadderStep,
+    LedgerEntry, ParkingRental, Payment, Unit,
 )
-from services.common.db import new_id
+from services.common.calendar import DEFAULT_TZ
+from services.common.db import insert_once, new_id
 
 
 def schedule_of(session, site):
@@ -321,11 +323,140 @@ def site_timezones(session):
 
 
 def due_for_a_step(as_of, site=None):
-    """Units whose furthest milestone has no step recorded yet: the sweep's work list."""
+    """Units whose furthest milestone has no step recorded yet in their arrears episode (the one
+    open, or the one the oldest unpaid due date starts), nor any further one: an episode whose
+    oldest invoice was paid goes on from where it was, never back down the ladder. The sweep's
+    work list, each row with its `episode` start."""
     listed = arrears(as_of, site).subquery()
-    return (select(listed).where(listed.c.milestone > 0, ~exists().where(
-        LadderStep.unit == listed.c.unit, LadderStep.since == listed.c.since,
-        LadderStep.milestone == listed.c.milestone)).order_by(listed.c.unit))
+    episode = func.coalesce(ArrearsEpisode.started_on, listed.c.since).label("episode")
+    return (select(listed, episode)
+            .outerjoin(ArrearsEpisode, and_(ArrearsEpisode.unit == listed.c.unit,
+                                            ArrearsEpisode.ended_on.is_(None)))
+            .where(listed.c.milestone > 0, ~exists().where(
+                LadderStep.unit == listed.c.unit, LadderStep.since == episode,
+                LadderStep.milestone >= listed.c.milestone)).order_by(listed.c.unit))
+
+
+# -- arrears episodes --------------------------------------------------------------------------
+
+def open_episode(session, unit_code):
+    """The start of the unit's arrears episode not ended yet, or None."""
+    return session.scalar(select(ArrearsEpisode.started_on).where(
+        ArrearsEpisode.unit == unit_code, ArrearsEpisode.ended_on.is_(None)))
+
+
+def _overdue_of(unit, as_of):
+    return exists().where(Invoice.unit == unit, Invoice.settled == false(),
+                          Invoice.due_date < as_of)
+
+
+def end_episodes(session, as_of, unit_code=None, site=None):
+    """Episodes whose unit has nothing overdue any more end on `as_of`; [units] they were of."""
+    ended = (ArrearsEpisode.__table__.update()
+             .where(ArrearsEpisode.ended_on.is_(None), ~_overdue_of(ArrearsEpisode.unit, as_of))
+             .values(ended_on=as_of).returning(ArrearsEpisode.unit))
+    if unit_code:
+        ended = ended.where(ArrearsEpisode.unit == unit_code)
+    if site:
+        ended = ended.where(ArrearsEpisode.site == site)
+    return list(session.scalars(ended))
+
+
+# -- late fees posted --------------------------------------------------------------------------
+
+def principal_overdue(session, as_of, *, units=None, site=None):
+    """The overdue invoices a late fee accrues on (not on late fees), as the domain's
+    OpenInvoice, with their unit: [(unit, site, OpenInvoice)]."""
+    stmt = (select(Invoice.unit, Invoice.site, Invoice.id, Invoice.due_date, Invoice.accrued_to,
+                   Invoice.total_fen - Invoice.paid_fen)
+            .where(Invoice.settled == false(), Invoice.due_date < as_of, Invoice.kind != "late_fee")
+            .order_by(Invoice.unit, Invoice.due_date, Invoice.id))
+    if units is not None:
+        stmt = stmt.where(Invoice.unit.in_(units))
+    if site:
+        stmt = stmt.where(Invoice.site == site)
+    return [(unit, site_, domain.OpenInvoice(id_, due, from_fen(outstanding), accrued_to))
+            for unit, site_, id_, due, accrued_to, outstanding in session.execute(stmt)]
+
+
+def late_fee_invoice_id(month, unit_code):
+    """One late-fee invoice per unit and month: its key is the month its fee accrued in."""
+    return f"L{month}-{unit_code}"
+
+
+def post_late_fees(session, site, first, rate, now):
+    """On `first` (a month's first day at the site), the late fee accrued up to it and not yet
+    posted, per unit, becomes an invoice of kind `late_fee` due that day; each invoice it
+    accrued on is then posted up to `first`. A replica racing this one finds the invoice id
+    taken and posts nothing. {unit: the id of the invoice this call created}."""
+    month = domain.months_before(first, 1).strftime("%Y-%m")
+    by_unit = {}
+    for unit, _, invoice in principal_overdue(session, first, site=site):
+        by_unit.setdefault(unit, []).append(invoice)
+    created = {}
+    for unit, invoices in by_unit.items():
+        amount = domain.late_fee(invoices, first, rate)
+        if amount <= 0:
+            continue
+        invoice_id = late_fee_invoice_id(month, unit)
+        if not insert_once(session, _insert(session)(Invoice).values(
+                id=invoice_id, unit=unit, site=site, period=None, due_date=first, kind="late_fee",
+                total_fen=to_fen(amount), paid_fen=0, deposit_fen=0, settled=False,
+                reference={"late_fee_for": month}, created_at=now)):
+            continue
+        created[unit] = invoice_id
+        session.add(InvoiceLine(invoice_id=invoice_id, fee="late_fee", amount_fen=to_fen(amount),
+                                description=f"{month} 违约金"))
+        session.add(LedgerEntry(unit=unit, site=site, kind="late_fee", amount_fen=to_fen(amount),
+                                invoice_id=invoice_id, note=f"{month} late fee", at=now))
+        session.execute(Invoice.__table__.update().where(
+            Invoice.id.in_([i.id for i in invoices])).values(accrued_to=first))
+    session.flush()
+    return created
+
+
+def waive_late_fee(session, invoice, reason, by, now):
+    """减免: what is still owed of a posted late fee is waived, recorded with the reason."""
+    waived = invoice.total_fen - invoice.paid_fen
+    invoice.settled, invoice.settled_at = True, now
+    invoice.reference = {**(invoice.reference or {}), "waiver": {
+        "by": by, "reason": reason, "at": now.isoformat(),
+        "amount": domain.money_text(from_fen(waived))}}
+    session.add(LedgerEntry(unit=invoice.unit, site=invoice.site, kind="waiver", amount_fen=waived,
+                            invoice_id=invoice.id, note=reason[:200], at=now))
+    session.flush()
+    return waived
+
+
+def posted_late_fees(session, unit_code):
+    """What is still owed of the unit's posted late fees, in fen."""
+    return int(session.scalar(select(func.coalesce(func.sum(Invoice.total_fen - Invoice.paid_fen), 0))
+                              .where(Invoice.unit == unit_code, Invoice.kind == "late_fee",
+                                     Invoice.settled == false())))
+
+
+# -- lawsuits ----------------------------------------------------------------------------------
+
+def refer_to_sue(session, lawsuit):
+    """The lawsuit of a referral, once per unit and episode; False if it exists already."""
+    if session.scalar(select(Lawsuit.id).where(Lawsuit.unit == lawsuit.unit,
+                                                Lawsuit.since == lawsuit.since)):
+        return False
+    session.add(lawsuit)
+    session.flush()
+    return True
+
+
+def open_lawsuits(session, unit_code, lock=False):
+    stmt = (select(Lawsuit).where(Lawsuit.unit == unit_code, Lawsuit.status != "closed")
+            .order_by(Lawsuit.referred_on.desc()))
+    if lock and session.bind.dialect.name == "postgresql":
+        stmt = stmt.with_for_update()
+    return list(session.scalars(stmt))
+
+
+def lawsuits_due(as_of):
+    return select(Lawsuit.id).where(Lawsuit.next_due_at <= as_of).order_by(Lawsuit.next_due_at)
 
 
 def stage_case(milestone, major):
@@ -334,16 +465,56 @@ def stage_case(milestone, major):
     return case((major == true(), stages(domain.MAJOR)), else_=stages(domain.ORDINARY))
 
 
+def steps_taken(session, units):
+    """{(unit, episode start): {(step, sequence)}} of `units`, in one query."""
+    taken = {}
+    for unit, since, step, sequence in session.execute(
+            select(LadderStep.unit, LadderStep.since, LadderStep.step, LadderStep.sequence)
+            .where(LadderStep.unit.in_(units))):
+        taken.setdefault((unit, since), set()).add((step, sequence))
+    return taken
+
+
+def units_by_code(session, units):
+    return {unit.code: unit for unit in session.scalars(select(Unit).where(Unit.code.in_(units)))}
+
+
+def timezone_of(session, unit_code):
+    return session.scalar(select(Unit.timezone).where(Unit.code == unit_code)) or DEFAULT_TZ
+
+
+def late_fees_of(session, units, as_of, rate):
+    """{unit: its late fee as a reminder states it — posted and still owed, plus accruing}."""
+    accruing = {}
+    for unit, _, invoice in principal_overdue(session, as_of, units=units):
+        accruing.setdefault(unit, []).append(invoice)
+    posted = dict(session.execute(
+        select(Invoice.unit, func.sum(Invoice.total_fen - Invoice.paid_fen))
+        .where(Invoice.unit.in_(units), Invoice.kind == "late_fee", Invoice.settled == false())
+        .group_by(Invoice.unit)).all())
+    return {unit: from_fen(posted.get(unit, 0)) + domain.late_fee(accruing.get(unit, []), as_of, rate)
+            for unit in units}
+
+
+def start_episodes(session, episodes):
+    """The episodes [(unit, site, started_on)] not recorded yet, in one insert."""
+    session.execute(_insert(session)(ArrearsEpisode).values([
+        {"unit": unit, "site": site, "started_on": started_on}
+        for unit, site, started_on in episodes]).on_conflict_do_nothing())
+
+
+def insert_steps(session, values):
+    """The steps `values` not recorded yet (by anyone), in one insert: {(unit, step, sequence)}
+    of those this call recorded. ON CONFLICT DO NOTHING waits for a replica inserting the same
+    step and then skips it."""
+    return {tuple(row) for row in session.execute(
+        _insert(session)(LadderStep).values(values).on_conflict_do_nothing()
+        .returning(LadderStep.unit, LadderStep.step, LadderStep.sequence))}
+
+
 def taken_steps(session, unit_code, since):
     return session.execute(select(LadderStep).where(
         LadderStep.unit == unit_code, LadderStep.since == since).order_by(LadderStep.id)).scalars().all()
-
-
-def overdue_invoices(session, unit_code, as_of):
-    return [domain.OpenInvoice(i.id, i.due_date, from_fen(i.total_fen - i.paid_fen))
-            for i in session.scalars(select(Invoice).where(
-                Invoice.unit == unit_code, Invoice.settled == false(),
-                Invoice.due_date < as_of))]
 
 
 def collection(session, site, period):
@@ -357,7 +528,7 @@ def collection(session, site, period):
 
 def ledger_balance(session, unit_code):
     sign = case((LedgerEntry.kind.in_(("charge", "late_fee", "refund")), 1),
-                (LedgerEntry.kind == "payment", -1), else_=0)
+                (LedgerEntry.kind.in_(("payment", "waiver")), -1), else_=0)
     return int(session.scalar(select(func.coalesce(func.sum(sign * LedgerEntry.amount_fen), 0))
                               .where(LedgerEntry.unit == unit_code)))
 
@@ -367,13 +538,6 @@ def deposits_of(session, unit_code):
                                 .order_by(Deposit.id)))
 
 
-
-def insert_once_step(session, values):
-    """False when this step of this arrears episode is already recorded (by anyone). ON CONFLICT
-    DO NOTHING waits for a replica that is inserting the same step and then skips it, without
-    the savepoint a caught IntegrityError would need."""
-    return session.execute(_insert(session)(LadderStep).values(**values)
-                           .on_conflict_do_nothing().returning(LadderStep.id)).first() is not None
 
 
 def arrears_units(conn, day):

@@ -6,10 +6,14 @@ no exact decimal type, never turns it into a float).
 """
 import calendar
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime, time, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
+from services.common.calendar import zone
+from services.common.casefile import CaseFile
 from services.common.money import DEFAULT_LATE_FEE_DAILY_RATE  # 0.03 % a day (SPEC §4)
+from services.common.roles import LEGAL
+from services.common.workflow import Transition, Workflow
 
 CENT = Decimal("0.01")
 DEFAULT_DUE_DAY = 15
@@ -95,6 +99,11 @@ class OpenInvoice:
     id: str
     due_date: date
     outstanding: Decimal
+    accrued_to: date | None = None     # its late fee is posted up to this day
+
+
+def first_of_month(day: date) -> date:
+    return day.replace(day=1)
 
 
 def allocate(amount, invoices):
@@ -112,10 +121,12 @@ def allocate(amount, invoices):
 
 
 def late_fee(invoices, as_of: date, daily_rate=DEFAULT_LATE_FEE_DAILY_RATE):
-    """违约金: overdue principal × daily rate × days overdue, summed over the overdue invoices."""
+    """违约金 not posted yet: overdue principal × daily rate × days overdue since its due date
+    or the day its late fee was last posted to, summed over the overdue invoices. Posted on
+    the first of a month, it is what accrued up to then (`late_fee(invoices, first)`)."""
     total = Decimal("0")
     for invoice in invoices:
-        days = (as_of - invoice.due_date).days
+        days = (as_of - max(invoice.due_date, invoice.accrued_to or invoice.due_date)).days
         if days > 0 and invoice.outstanding > 0:
             total += money(invoice.outstanding) * Decimal(str(daily_rate)) * days
     return money(total)
@@ -246,3 +257,113 @@ def steps_due(since: date | None, as_of: date, major: bool, taken=frozenset()):
             if not superseded and (step, sequence) not in taken:
                 due.append((step, sequence))
     return due
+
+
+# -- after the referral: the lawsuit (001 §2.8.2.5) --------------------------------------------
+
+PRESERVATION_DAYS = 30      # 成功诉讼后 apply for preservation (保全) within 30 days of the judgement
+LAWSUIT_STATUSES = ("referred", "filed", "judged", "preserved", "closed")
+OPEN_LAWSUIT = LAWSUIT_STATUSES[:-1]
+
+LAWSUIT_WORKFLOW = Workflow(
+    "lawsuit",
+    Transition("file", ("referred",), "filed", LEGAL),
+    Transition("judge", ("filed",), None, LEGAL),             # won: judged; lost: closed
+    Transition("preserve", ("judged",), "preserved", LEGAL),
+    Transition("close", OPEN_LAWSUIT, "closed", LEGAL),
+)
+
+
+@dataclass
+class Lawsuit(CaseFile):
+    """A unit referred to the legal adviser to sue (the ladder's `lawsuit_referral`), followed
+    to its judgement and, once won, to the preservation applied for within 30 days. Paying the
+    arrears in full closes it."""
+    id: str
+    unit: str
+    site: str
+    timezone: str
+    since: date                          # the arrears episode it belongs to
+    referred_on: date
+    amount_referred: str
+    status: str = "referred"
+    filing: dict | None = None           # {filed_on, court, case_number}
+    judgement: dict | None = None        # {won, judged_on, amount_awarded}
+    preservation: dict | None = None     # {applied_on, note}
+    closing: dict | None = None          # {at, reason}
+    deadlines: dict = field(default_factory=dict)
+    deadlines_met: dict = field(default_factory=dict)
+    breaches: list = field(default_factory=list)
+    history: list = field(default_factory=list)
+    next_due_at: datetime | None = None
+    events: list = field(default_factory=list, repr=False, compare=False)
+
+    workflow = LAWSUIT_WORKFLOW
+
+    def _file(self, data, *, now, by, role):
+        self.filing = {"filed_on": data["filed_on"].isoformat(), "court": data["court"],
+                       "case_number": data["case_number"], "by": by}
+        self._record(now, by, role, "file", data=self.filing)
+
+    def _judge(self, data, *, now, by, role):
+        won = data["won"]
+        self.judgement = {"won": won, "judged_on": data["judged_on"].isoformat(),
+                          "amount_awarded": str(data.get("amount_awarded") or "0.00"), "by": by}
+        self._record(now, by, role, "judge", note=data.get("note"), data=self.judgement)
+        if not won:
+            self._end(now, "judgement lost")
+            return
+        self.status = "judged"
+        # the whole 30th day after the judgement, at the site
+        self._set_deadline("preservation", datetime.combine(
+            data["judged_on"] + timedelta(days=PRESERVATION_DAYS + 1), time(),
+            tzinfo=zone(self.timezone)))
+
+    def _preserve(self, data, *, now, by, role):
+        self.preservation = {"applied_on": data["applied_on"].isoformat(), "note": data.get("note"),
+                             "by": by}
+        self._meet("preservation", now)
+        self._record(now, by, role, "preserve", note=data.get("note"), data=self.preservation)
+
+    def _close(self, data, *, now, by, role):
+        self._record(now, by, role, "close", note=data["reason"])
+        self._end(now, data["reason"])
+
+    def paid_in_full(self, now):
+        """The arrears were paid: the case is closed by itself."""
+        if self.status == "closed":
+            return False
+        self._record(now, "billing", "system", "close", note="arrears paid in full")
+        self._end(now, "arrears paid in full")
+        self.refresh_due()
+        return True
+
+    def _end(self, now, reason):
+        self.status = "closed"
+        self.closing = {"at": now.isoformat(), "reason": reason}
+
+    def due_breaches(self, as_of):
+        """(deadline, due_at) unmet by `as_of` and not breached yet."""
+        if self.status == "closed":
+            return []
+        breached = {b["deadline"] for b in self.breaches}
+        return [(name, due) for name, due in self.open_deadlines().items()
+                if name not in breached and due <= as_of]
+
+    def record_breach(self, deadline, due_at, *, now):
+        """Alerted to the legal adviser who recorded the judgement and to the site's manager."""
+        self.breaches = [*self.breaches, {"deadline": deadline, "due_at": due_at.isoformat(),
+                                          "detected_at": now.isoformat()}]
+        self.events.append(("billing.sla_breached", {
+            "subject": "lawsuit", "subject_id": self.id,
+            "code": (self.filing or {}).get("case_number") or self.id, "kind": "lawsuit",
+            "deadline": deadline, "due_at": due_at, "detected_at": now, "unit": self.unit,
+            "first_contact_owner": (self.judgement or {}).get("by"), "escalate_to": ["manager"],
+            "timezone": self.timezone}))
+        self.refresh_due()
+
+    def refresh_due(self):
+        breached = {b["deadline"] for b in self.breaches}
+        self.next_due_at = None if self.status == "closed" else min(
+            (due for name, due in self.open_deadlines().items() if name not in breached),
+            default=None)

@@ -2,7 +2,7 @@
 Money travels as a string with two decimals."""
 from decimal import Decimal
 
-from marshmallow import Schema, ValidationError, fields, validate, validates
+from marshmallow import Schema, ValidationError, fields, validate, validates, validates_schema
 
 from services.common.contracts import SITE_CODE, UNIT_CODE
 from services.common.fields import Day, Money, Month
@@ -77,3 +77,64 @@ class CollectionQuery(Schema):
             domain.parse_period(value)
         except ValueError as exc:
             raise ValidationError(str(exc)) from exc
+
+
+class WaiverIn(Schema):
+    reason = fields.String(required=True, validate=validate.Length(min=1, max=200),
+                           metadata={"description": "why it is waived (减免), e.g. 业主困难申请"})
+
+
+class LawsuitFileIn(Schema):
+    filed_on = Day(required=True)
+    court = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    case_number = fields.String(required=True, validate=validate.Length(min=1, max=80))
+
+
+class LawsuitJudgeIn(Schema):
+    won = fields.Boolean(required=True)
+    judged_on = Day(required=True)
+    amount_awarded = Money(load_default=None, allow_none=True, validate=NON_NEGATIVE)
+    note = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=1000))
+
+    @validates_schema
+    def _won_names_the_award(self, data, **_):
+        if data.get("won") and data.get("amount_awarded") is None:
+            raise ValidationError("required for a won judgement", "amount_awarded")
+
+
+class LawsuitPreserveIn(Schema):
+    applied_on = Day(required=True)
+    note = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=1000))
+
+
+class LawsuitCloseIn(Schema):
+    reason = fields.String(required=True, validate=validate.Length(min=1, max=1000))
+
+
+LAWSUIT_ACTIONS = {"file": LawsuitFileIn, "judge": LawsuitJudgeIn, "preserve": LawsuitPreserveIn,
+                   "close": LawsuitCloseIn}
+
+
+class LawsuitFilters(Schema):
+    site = fields.String(load_default=None, validate=SITE_CODE)
+    status = fields.String(load_default=None, validate=validate.OneOf(domain.LAWSUIT_STATUSES))
+    unit = fields.String(load_default=None, validate=UNIT_CODE)
+
+
+class LawsuitOut(Schema):
+    id = fields.String()
+    unit = fields.String()
+    site = fields.String()
+    status = fields.String()
+    since = Day(metadata={"description": "the arrears episode it belongs to"})
+    referred_on = Day()
+    amount_referred = fields.String()
+    filing = fields.Dict(allow_none=True)
+    judgement = fields.Dict(allow_none=True)
+    preservation = fields.Dict(allow_none=True)
+    closing = fields.Dict(allow_none=True)
+    deadlines = fields.Dict()
+    deadlines_met = fields.Dict()
+    breaches = fields.List(fields.Dict())
+    history = fields.List(fields.Dict())
+    allowed_actions = fields.List(fields.String(), dump_only=True)

@@ -9,7 +9,8 @@ from sqlalchemy import select
 from services.billing import books, domain
 from services.billing.domain import from_fen, money_text, to_fen
 from services.billing.schemas import (
-    ArrearsFilters, BillingRunIn, CollectionQuery, FeeScheduleIn, InvoiceIn, PaymentIn,
+    LAWSUIT_ACTIONS, ArrearsFilters, BillingRunIn, CollectionQuery, FeeScheduleIn, InvoiceIn,
+    LawsuitFilters, LawsuitOut, PaymentIn, WaiverIn,
 )
 from services.billing.storage import (
     Base, FeeScheduleRow, Invoice, ParkingRental, Unit,
@@ -18,11 +19,13 @@ from services.common import entrypoints
 from services.common.business import BusinessGauges
 from services.common.calendar import DEFAULT_TZ, zone
 from services.common.clock import utcnow
-from services.common.db import Database, decode_cursor, encode_cursor, page_size, within_sites
+from services.common.db import (
+    Database, decode_cursor, encode_cursor, locking, page_size, paginate, within_sites,
+)
 from services.common.entrypoints import command, handles, load
 from services.common.errors import Conflict, NotFound, ValidationFailed
 from services.common.metrics import ARREARS_UNITS
-from services.common.roles import DESK, MANAGERS, RECORD_READERS, SWEEPERS
+from services.common.roles import DESK, MANAGERS, RECORD_READERS, SITE_STAFF, SWEEPERS
 from services.common.rpc import TimedRpc
 from services.common.sweeps import SweepIn
 from services.common.units import site_of_unit
@@ -173,6 +176,70 @@ class BillingService(entrypoints.ServiceBase):
                 "collected": money_text(from_fen(collected)), "rate_percent": money_text(rate),
                 "target_percent": "98.00", "on_target": bool(billed) and rate >= 98}
 
+    @command
+    def renovation_fees(self, site):
+        """The renovation fees of the site's fee schedule in force, asked by renovation when a
+        manager approves an application; 422 for a site without a schedule."""
+        identity = self.caller.identity
+        identity.require_role("read fee schedules", *SITE_STAFF)
+        identity.require_site(site)
+        schedule = books.schedule_of(self.uow.session, site)
+        if schedule is None:
+            raise ValidationFailed.from_messages({"site": [f"no fee schedule for site {site}"]})
+        return {"site": site, "management_per_m2": money_text(schedule.renovation_management),
+                "deposit": money_text(schedule.renovation_deposit),
+                "debris_removal": money_text(schedule.debris_removal)}
+
+    # -- late fees and lawsuits --------------------------------------------------------------
+
+    @command
+    def waive_late_fee(self, invoice_id, payload):
+        """减免: a manager waives what is still owed of a posted late fee, with the reason."""
+        identity = self.caller.identity
+        identity.require_role("waive late fees", *MANAGERS)
+        data = load(WaiverIn(), payload)
+        session, now = self.uow.session, self.clock()
+        invoice = session.get(Invoice, invoice_id, with_for_update=session.bind.dialect.name == "postgresql")
+        invoice = identity.require_visible(
+            invoice if invoice is not None and invoice.kind == "late_fee" else None,
+            f"late fee {invoice_id}", {"invoice_id": invoice_id})
+        if invoice.settled:
+            raise Conflict(f"late fee {invoice_id} is settled already",
+                           {"invoice_id": invoice_id, "reference": invoice.reference or {}})
+        books.waive_late_fee(session, invoice, data["reason"], identity.sub, now)
+        self._cleared(invoice.unit, now)
+        self.uow.commit()
+        return self._invoice_out(invoice)
+
+    @command
+    def list_lawsuits(self, filters=None, cursor=None, limit=50):
+        identity = self.caller.identity
+        identity.require_role("read lawsuits", *RECORD_READERS)
+        f = load(LawsuitFilters(), filters or {})
+        stmt = within_sites(select(domain.Lawsuit), domain.Lawsuit.site, identity, f["site"])
+        for name in ("status", "unit"):
+            if f[name]:
+                stmt = stmt.where(getattr(domain.Lawsuit, name) == f[name])
+        rows, next_cursor = paginate(self.uow.session, stmt, domain.Lawsuit.id, cursor, limit)
+        return {"items": [self._lawsuit_out(r) for r in rows], "next_cursor": next_cursor}
+
+    @command
+    def act_on_lawsuit(self, unit_code, action, payload=None):
+        """The legal adviser records the unit's open lawsuit: filed, judged, preserved, closed."""
+        identity = self.caller.identity
+        lawsuit = identity.require_visible(
+            next(iter(books.open_lawsuits(self.uow.session, unit_code, lock=True)), None),
+            f"open lawsuit of unit {unit_code}", {"unit": unit_code})
+        schema = LAWSUIT_ACTIONS.get(action)
+        if schema is None:
+            raise NotFound(f"no action {action}",
+                           {"allowed_actions": lawsuit.allowed_actions(identity.role)})
+        data = load(schema(), payload or {})
+        lawsuit.apply(action, data, now=self.clock(), by=identity.sub, role=identity.role)
+        self._save_lawsuit(lawsuit)
+        self.uow.commit()
+        return self._lawsuit_out(lawsuit)
+
     # -- the arrears sweep -------------------------------------------------------------------
 
     @command
@@ -186,51 +253,113 @@ class BillingService(entrypoints.ServiceBase):
         self._sweep(self.clock())
 
     def _sweep(self, as_of):
-        """Units whose oldest unpaid due date has passed a milestone with no step recorded are
-        found by one aggregate query, then stepped in unit order, STEP_BATCH units a transaction.
-        A step is a row under a unique key, inserted before its event, so a replica sweeping at
-        the same moment waits for the other's batch, finds the row taken and raises nothing;
-        both go in the same order, so neither waits on the other in a circle."""
+        """At each site, on the day it is there at `as_of`: on a month's first day the late fees
+        of the month before are posted; episodes with nothing overdue end; then the units whose
+        oldest unpaid due date has passed a milestone with no step recorded in their episode are
+        found by one aggregate query and stepped in unit order, STEP_BATCH units a transaction,
+        each batch a few set-based statements. A step is a row under a unique key, inserted
+        before its event, so a replica sweeping at the same moment waits for the other's batch,
+        finds the rows taken and raises nothing; both go in the same order, so neither waits on
+        the other in a circle. Last, the lawsuits' deadlines."""
         session = self.uow.session
         # the ladder counts days: at `as_of` each site is on its own calendar day
         days = {site: today(as_of, tz) for site, tz in books.site_timezones(session).items()}
-        candidates = [(row, day) for site, day in sorted(days.items())
-                      for row in session.execute(books.due_for_a_step(day, site)).all()]
-        rates = books.late_fee_rates(session, (row.site for row, _ in candidates))
-        session.rollback()
-        steps = 0
-        for start in range(0, len(candidates), STEP_BATCH):
-            for row, day in candidates[start:start + STEP_BATCH]:
-                steps += self._step(row, day, rates[row.site])
+        report = {"as_of": as_of.isoformat(), "units": 0, "steps": 0, "late_fees_posted": 0,
+                  "breaches": 0}
+        for site, day in sorted(days.items()):
+            rate = books.late_fee_rate(session, site)
+            if day.day == 1:
+                report["late_fees_posted"] += self._post_late_fees(site, day, rate)
+            books.end_episodes(session, day, site=site)
+            candidates = session.execute(books.due_for_a_step(day, site)).all()
             self.uow.commit()
-        return {"as_of": as_of.isoformat(), "units": len(candidates), "steps": steps}
+            report["units"] += len(candidates)
+            for start in range(0, len(candidates), STEP_BATCH):
+                report["steps"] += self._step(candidates[start:start + STEP_BATCH], day, rate)
+                self.uow.commit()
+        report["breaches"] = self._lawsuit_breaches(as_of)
+        return report
 
-    def _step(self, row, as_of, rate):
+    def _post_late_fees(self, site, first, rate):
+        """The late fees posted on `first`, each told to its owner and paid from any credit."""
+        session = self.uow.session
+        created = books.post_late_fees(session, site, first, rate, self.clock())
+        if created:
+            self._announce(Invoice.id.in_(list(created.values())))
+            for unit in sorted(set(created) & set(books.units_with_credit(session, site))):
+                self._allocate(unit, self.clock())
+        self.uow.commit()
+        return len(created)
+
+    def _step(self, rows, as_of, rate):
+        """The steps due to `rows` (units of one site), taken in one insert; their events in
+        one outbox write."""
         session, now = self.uow.session, self.clock()
-        unit = session.get(Unit, row.unit)
-        taken = {(s.step, s.sequence) for s in books.taken_steps(session, row.unit, row.since)}
-        due = domain.steps_due(row.since, as_of, bool(row.major), frozenset(taken))
-        if not due:
+        units = [row.unit for row in rows]
+        taken = books.steps_taken(session, units)
+        owners = {code: owner_contact(unit) for code, unit in books.units_by_code(session, units).items()}
+        late_fees = books.late_fees_of(session, units, as_of, rate)
+        planned = []
+        for row in rows:
+            due = domain.steps_due(row.since, as_of, bool(row.major),
+                                   frozenset(taken.get((row.unit, row.episode), ())))
+            milestone = domain.current_milestone(row.since, as_of, bool(row.major))
+            planned += [(row, step, sequence, milestone) for step, sequence in due]
+        if not planned:
             return 0
-        late_fee = domain.late_fee(books.overdue_invoices(session, row.unit, as_of), as_of, rate)
-        milestone = domain.current_milestone(row.since, as_of, bool(row.major))
-        months = domain.months_overdue(row.since, as_of)
-        owner = owner_contact(unit)
-        taken_now = 0
-        for step, sequence in due:
-            if not books.insert_once_step(session, dict(
-                    unit=row.unit, site=row.site, since=row.since, step=step, sequence=sequence,
-                    milestone=milestone.number, months=months, amount_due_fen=row.overdue_fen,
-                    late_fee_fen=to_fen(late_fee), taken_on=as_of, taken_at=now)):
+        books.start_episodes(session, [(row.unit, row.site, row.episode) for row in rows])
+        inserted = books.insert_steps(session, [dict(
+            unit=row.unit, site=row.site, since=row.episode, step=step, sequence=sequence,
+            milestone=milestone.number, months=domain.months_overdue(row.since, as_of),
+            amount_due_fen=row.overdue_fen, late_fee_fen=to_fen(late_fees.get(row.unit, 0)),
+            taken_on=as_of, taken_at=now) for row, step, sequence, milestone in planned])
+        events = []
+        for row, step, sequence, milestone in planned:
+            if (row.unit, step, sequence) not in inserted:
                 continue
-            taken_now += 1
-            self.uow.add_event("billing.arrears_escalated", {
-                "unit": row.unit, "step": step, "stage": milestone.stage, "months": months,
-                "amount_due": from_fen(row.overdue_fen), "late_fee": late_fee,
-                "major_customer": bool(row.major), "taken_on": as_of, "owner": owner,
+            if step == "lawsuit_referral":
+                self._refer_to_sue(row, as_of)
+            events.append(({
+                "unit": row.unit, "step": step, "stage": milestone.stage,
+                "months": domain.months_overdue(row.since, as_of),
+                "amount_due": from_fen(row.overdue_fen), "late_fee": late_fees.get(row.unit, 0),
+                "major_customer": bool(row.major), "taken_on": as_of, "owner": owners.get(row.unit),
                 "late_fee_daily_rate": rate,
-            }, site=row.site)
-        return taken_now
+            }, row.site))
+        self.uow.add_events("billing.arrears_escalated", events)
+        return len(events)
+
+    def _refer_to_sue(self, row, as_of):
+        books.refer_to_sue(self.uow.session, domain.Lawsuit(
+            id=books.new_id(), unit=row.unit, site=row.site,
+            timezone=books.timezone_of(self.uow.session, row.unit), since=row.episode,
+            referred_on=as_of, amount_referred=money_text(from_fen(row.overdue_fen)),
+            history=[{"at": self.clock().isoformat(), "by": "billing", "role": "system",
+                      "action": "refer", "note": "arrears ladder: referral to sue",
+                      "data": {"months": domain.months_overdue(row.since, as_of)}}]))
+
+    def _lawsuit_breaches(self, as_of):
+        """Each won lawsuit without preservation past its deadline is alerted once: its row is
+        locked (skipped by the other replicas on PostgreSQL) and re-read before the breach."""
+        session, breaches = self.uow.session, 0
+        due = session.scalars(books.lawsuits_due(as_of)).all()
+        for lawsuit_id in due:
+            lawsuit = session.scalars(locking(
+                select(domain.Lawsuit).where(domain.Lawsuit.id == lawsuit_id,
+                                             domain.Lawsuit.next_due_at <= as_of)
+                .execution_options(populate_existing=True), session.get_bind())).first()
+            if lawsuit is not None:
+                for deadline, due_at in lawsuit.due_breaches(as_of):
+                    lawsuit.record_breach(deadline, due_at, now=self.clock())
+                    breaches += 1
+                self._save_lawsuit(lawsuit)
+            self.uow.commit()
+        return breaches
+
+    def _save_lawsuit(self, lawsuit):
+        for event, data in lawsuit.pull_events():
+            self.uow.add_event(event, data, site=lawsuit.site)
+        self.uow.session.add(lawsuit)
 
     # -- events ------------------------------------------------------------------------------
 
@@ -294,6 +423,10 @@ class BillingService(entrypoints.ServiceBase):
                 "status": None if deposit is None else deposit.status})
         else:
             books.record_deposit_refund(session, deposit, now)
+            self.uow.add_event("billing.deposit_refunded", {
+                "renovation_id": deposit.renovation_id, "unit": deposit.unit,
+                "amount": from_fen(deposit.refunded_fen), "deductions": from_fen(deposit.deductions_fen),
+                "refunded_at": now}, site=site_of_unit(deposit.unit))
         self.uow.commit()
 
     # -- helpers -----------------------------------------------------------------------------
@@ -315,7 +448,20 @@ class BillingService(entrypoints.ServiceBase):
                 "amount": from_fen(invoice.total_fen), "paid_at": now,
                 "reference": invoice.reference or {}, "receipt_number": payment.receipt_number,
                 "owner": owner, "timezone": unit.timezone if unit else None}, site=invoice.site)
+        if settled:
+            self._cleared(unit_code, now)
         return [invoice for invoice, _ in settled]
+
+    def _cleared(self, unit_code, now):
+        """Nothing overdue any more (paid, or the rest waived): the arrears episode ends and the
+        unit's lawsuit is closed, paid in full."""
+        session = self.uow.session
+        day = today(now, books.timezone_of(session, unit_code))
+        if not books.end_episodes(session, day, unit_code=unit_code):
+            return
+        for lawsuit in books.open_lawsuits(session, unit_code, lock=True):
+            lawsuit.paid_in_full(now)
+            self._save_lawsuit(lawsuit)
 
     def _issue(self, invoice, now):
         """A new invoice told to its owner, paid from any credit the unit holds, committed."""
@@ -385,11 +531,14 @@ class BillingService(entrypoints.ServiceBase):
     def _account(self, unit, day):
         session = self.uow.session
         invoices = books.open_invoices(session, unit.code)
-        overdue = [domain.OpenInvoice(i.id, i.due_date, from_fen(i.total_fen - i.paid_fen))
-                   for i in invoices if i.due_date < day]
+        overdue = [i for i in invoices if i.due_date < day]
         rate = books.late_fee_rate(session, unit.site)
         since = min((i.due_date for i in overdue), default=None)
-        steps = books.taken_steps(session, unit.code, since) if since else []
+        episode = (books.open_episode(session, unit.code) or since) if since else None
+        steps = books.taken_steps(session, unit.code, episode) if since else []
+        posted = from_fen(books.posted_late_fees(session, unit.code))
+        accruing = domain.late_fee([invoice for _, _, invoice in books.principal_overdue(
+            session, day, units=[unit.code])], day, rate)
         credit = sum(p.unallocated_fen for p in books.credit_payments(session, unit.code))
         return {
             "unit": unit.code, "site": unit.site, "as_of": day.isoformat(),
@@ -407,8 +556,11 @@ class BillingService(entrypoints.ServiceBase):
                 "months": domain.months_overdue(since, day),
                 "stage": domain.stage_of(since, day, unit.major_customer),
                 "since": since.isoformat() if since else None,
-                "amount_overdue": money_text(sum((i.outstanding for i in overdue), Decimal("0"))),
-                "late_fee": money_text(domain.late_fee(overdue, day, rate)),
+                "episode_since": episode.isoformat() if episode else None,
+                "amount_overdue": money_text(from_fen(sum(i.total_fen - i.paid_fen for i in overdue))),
+                # 违约金: posted as late_fee invoices and still owed, plus what accrues since
+                "late_fee": money_text(posted + accruing),
+                "late_fee_posted": money_text(posted), "late_fee_accruing": money_text(accruing),
                 "lawyer_letters": sum(1 for s in steps if s.step == "lawyer_letter"),
                 "steps": [{"step": s.step, "sequence": s.sequence, "taken_on": s.taken_on.isoformat()}
                           for s in steps],
@@ -416,7 +568,8 @@ class BillingService(entrypoints.ServiceBase):
         }
 
     def _arrears_out(self, row, day):
-        steps = books.taken_steps(self.uow.session, row.unit, row.since)
+        session = self.uow.session
+        steps = books.taken_steps(session, row.unit, books.open_episode(session, row.unit) or row.since)
         return {"unit": row.unit, "site": row.site, "since": row.since.isoformat(),
                 "months": domain.months_overdue(row.since, day), "stage": row.stage,
                 "major_customer": bool(row.major),
@@ -424,12 +577,19 @@ class BillingService(entrypoints.ServiceBase):
                 "lawyer_letters": sum(1 for s in steps if s.step == "lawyer_letter"),
                 "last_step": steps[-1].step if steps else None}
 
+    def _lawsuit_out(self, lawsuit):
+        out = LawsuitOut(exclude=("allowed_actions",)).dump(lawsuit)
+        out["allowed_actions"] = lawsuit.allowed_actions(self.caller.identity.role)
+        return out
+
     @staticmethod
     def _invoice_out(invoice):
         return {"id": invoice.id, "unit": invoice.unit, "period": invoice.period,
                 "kind": invoice.kind, "due_date": invoice.due_date.isoformat(),
                 "total": money_text(from_fen(invoice.total_fen)),
                 "paid": money_text(from_fen(invoice.paid_fen)),
-                "outstanding": money_text(from_fen(invoice.total_fen - invoice.paid_fen)),
+                # a waived late fee is settled with nothing owed, though not paid
+                "outstanding": money_text(from_fen(
+                    0 if invoice.settled else invoice.total_fen - invoice.paid_fen)),
                 "settled": invoice.settled, "reference": invoice.reference or {}}
 

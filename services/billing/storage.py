@@ -5,10 +5,12 @@ monthly run is one INSERT … SELECT and the arrears sweep one aggregate query j
 major-customer flag, instead of paging every unit of a site over RPC.
 """
 from sqlalchemy import (
-    JSON, BigInteger, Boolean, Date, ForeignKey, Index, Integer, String, UniqueConstraint,
+    JSON, BigInteger, Boolean, Column, Date, ForeignKey, Index, Integer, String, Table,
+    UniqueConstraint, event,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
+from services.billing.domain import Lawsuit
 from services.common.db import UTCDateTime, declarative_base
 
 Base = declarative_base()
@@ -65,6 +67,8 @@ class Invoice(Base):
     reference: Mapped[dict] = mapped_column(JSON, default=dict)
     created_at = mapped_column(UTCDateTime, nullable=False)
     settled_at = mapped_column(UTCDateTime, nullable=True)
+    # The late fee on this invoice is posted up to (not including) this day; it accrues after.
+    accrued_to = mapped_column(Date, nullable=True)
 
 
 class InvoiceLine(Base):
@@ -134,9 +138,24 @@ class Deposit(Base):
     refunded_at = mapped_column(UTCDateTime, nullable=True)
 
 
+class ArrearsEpisode(Base):
+    """A unit's time in arrears: from its first overdue invoice (`started_on`, that invoice's
+    due date) until nothing is overdue (`ended_on`). Paying the oldest invoice while later ones
+    stay overdue keeps it, so the steps it has taken are not taken again."""
+    __tablename__ = "arrears_episodes"
+    __table_args__ = (UniqueConstraint("unit", "started_on"),
+                      Index("ix_arrears_episodes_open", "unit", "ended_on"))
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    unit: Mapped[str] = mapped_column(String(10))
+    site: Mapped[str] = mapped_column(String(3))
+    started_on = mapped_column(Date, nullable=False)
+    ended_on = mapped_column(Date, nullable=True)
+
+
 class LadderStep(Base):
-    """Each arrears step once: per unit, arrears episode (`since` = the oldest unpaid due date),
-    step and sequence. Two sweeps racing both try the insert; the loser's is refused."""
+    """Each arrears step once: per unit, arrears episode (`since` = the episode's
+    `started_on`), step and sequence. Two sweeps racing both try the insert; the loser's is refused."""
     __tablename__ = "ladder_steps"
     __table_args__ = (
         UniqueConstraint("unit", "since", "step", "sequence"),
@@ -171,3 +190,34 @@ class ParkingRental(Base):
     monthly_fee_fen: Mapped[int | None] = mapped_column(BigInteger)   # None: parking_per_month
     start = mapped_column(Date, nullable=False)
     last_day = mapped_column(Date, nullable=True)     # the end or the day it ended
+# The domain's Lawsuit mapped as it is (a case file: JSON history and deadlines), one per
+# unit and arrears episode.
+lawsuits = Table(
+    "lawsuits", Base.metadata,
+    Column("id", String(24), primary_key=True),
+    Column("unit", String(10), nullable=False),
+    Column("site", String(3), nullable=False),
+    Column("timezone", String(64), nullable=False),
+    Column("since", Date, nullable=False),
+    Column("referred_on", Date, nullable=False),
+    Column("amount_referred", String(16), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("filing", JSON),
+    Column("judgement", JSON),
+    Column("preservation", JSON),
+    Column("closing", JSON),
+    Column("deadlines", JSON, nullable=False),
+    Column("deadlines_met", JSON, nullable=False),
+    Column("breaches", JSON, nullable=False),
+    Column("history", JSON, nullable=False),
+    Column("next_due_at", UTCDateTime),
+    UniqueConstraint("unit", "since"),
+    Index("ix_lawsuits_site_status", "site", "status"),
+    Index("ix_lawsuits_next_due_at", "next_due_at"),
+)
+Base.registry.map_imperatively(Lawsuit, lawsuits)
+
+
+@event.listens_for(Lawsuit, "load")
+def _fresh_event_list(lawsuit, _context):
+    lawsuit.events = []

@@ -85,8 +85,9 @@ def late_fee_daily_rate():
 
 
 class SlaBreachedV1(Schema):
-    """A deadline of a ticket or a renovation case passed unmet (detected once per deadline)."""
-    subject = fields.String(required=True, validate=validate.OneOf(["ticket", "renovation"]))
+    """A deadline of a ticket, a renovation or a lawsuit passed unmet (detected once per
+    deadline)."""
+    subject = fields.String(required=True, validate=validate.OneOf(["ticket", "renovation", "lawsuit"]))
     subject_id = fields.String(required=True)
     code = fields.String(required=True)
     kind = fields.String(required=True, metadata={"description": "repair, complaint, ..., renovation"})
@@ -275,6 +276,22 @@ FRONTDESK_SCHEMAS = {
 }
 
 
+# -- billing: late fees, lawsuits and refunded deposits (issue 17) ------------------------------
+
+class DepositRefundedV1(Schema):
+    """billing refunded a renovation deposit (less the deductions): the file is archived."""
+    renovation_id = fields.String(required=True)
+    unit = fields.String(required=True, validate=UNIT_CODE)
+    amount = fields.Decimal(required=True, **MONEY)
+    deductions = fields.Decimal(required=True, **MONEY)
+    refunded_at = fields.AwareDateTime(required=True)
+
+
+BILLING_CASES = {
+    ("billing.deposit_refunded", 1): DepositRefundedV1,
+    ("billing.sla_breached", 1): SlaBreachedV1,     # a lawsuit's preservation deadline
+}
+
 SCHEMAS = {
     ("ticketing.callback_due", 1): CallbackDueV1,
     ("ticketing.sla_breached", 1): SlaBreachedV1,
@@ -290,6 +307,7 @@ SCHEMAS = {
     ("registry.unit_changed", 1): UnitChangedV1,
     ("registry.change_notice", 1): ChangeNoticeV1,
     **FRONTDESK_SCHEMAS,
+    **BILLING_CASES,
 }
 
 LATEST = {}

@@ -32,3 +32,5 @@ GATE = SITE_STAFF
 RECORD_READERS = tuple(r for r in STAFF if r != "technician")
 # The time-driven sweeps replayed by hand, and echo (SPEC §7).
 SWEEPERS = HEAD_OFFICE
+# The lawsuits after an arrears referral (SPEC §4): the legal adviser records them.
+LEGAL = ("legal", *HEAD_OFFICE)

@@ -2,7 +2,7 @@
 lists (cursor pagination and filters) and the admin echo."""
 from marshmallow import Schema, fields, validate
 
-from services.billing.schemas import ArrearsFilters
+from services.billing.schemas import ArrearsFilters, LawsuitFilters
 from services.common.contracts import SITE_CODE
 from services.common.db import MAX_PAGE
 from services.frontdesk.schemas import AnswerFilters, DefectFilters
@@ -39,6 +39,10 @@ class ArrearsQuery(ArrearsFilters, Page):
 
 
 class ChangeRequestQuery(ChangeRequestFilters, Page):
+    pass
+
+
+class LawsuitQuery(LawsuitFilters, Page):
     pass
 
 

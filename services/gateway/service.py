@@ -12,7 +12,7 @@ from services.common.clock import utcnow
 from services.common.db import Database
 from services.common.errors import ProblemError, ServiceUnavailable, ValidationFailed
 from services.common.roles import (
-    DESK, GATE, HANDLERS, MANAGERS, RECORD_READERS, RESIDENT, ROLES, SITE_STAFF, STAFF,
+    DESK, GATE, HANDLERS, LEGAL, MANAGERS, RECORD_READERS, RESIDENT, ROLES, SITE_STAFF, STAFF,
     SUPERVISORS, SWEEPERS,
 )
 from services.common.rpc import TimedRpc
@@ -24,8 +24,8 @@ from services.gateway.access import (
     ANY_CALLER, FILTERS, OBJECT, OWN_PERSON, PUBLIC, site_in, unit_in,
 )
 from services.gateway.queries import (
-    AnswerQuery, ArrearsQuery, ChangeRequestQuery, DefectQuery, EchoIn, MessageQuery, Page,
-    RenovationQuery, TicketQuery, UnitQuery, page_args,
+    AnswerQuery, ArrearsQuery, ChangeRequestQuery, DefectQuery, EchoIn, LawsuitQuery, MessageQuery,
+    Page, RenovationQuery, TicketQuery, UnitQuery, page_args,
 )
 from services.gateway.routing import Api, fallback, route
 from services.gateway.storage import Base
@@ -591,6 +591,27 @@ class GatewayService(console.ConsoleRoutes, entrypoints.ServiceBase):  # the con
            summary="Run billing's arrears sweep for the day of `as_of` at each site (as its timer does)")
     def sweep_billing(self, call):
         return self.rpc.billing.sweep(call.payload)
+
+    # -- billing: late fees waived and lawsuits after the referral (issue 17) ------------
+
+    @route("POST", "/late-fees/<string:invoice_id>/waive", body=billing_schemas.WaiverIn,
+           tag="billing", scope=OBJECT, roles=MANAGERS,
+           summary="Waive a posted late fee (减免), with the reason")
+    def waive_late_fee(self, call, invoice_id):
+        return self.rpc.billing.waive_late_fee(invoice_id, call.payload)
+
+    @route("GET", "/lawsuits", query=LawsuitQuery, response=billing_schemas.LawsuitOut, many=True,
+           tag="billing", scope=FILTERS, roles=RECORD_READERS,
+           summary="Lawsuits after an arrears referral, by site and status")
+    def list_lawsuits(self, call):
+        filters, cursor, limit = page_args(call.query)
+        return self.rpc.billing.list_lawsuits(filters, cursor, limit)
+
+    @route("POST", "/lawsuits/<string:code>/<string:action>", actions=billing_schemas.LAWSUIT_ACTIONS,
+           response=billing_schemas.LawsuitOut, tag="billing", scope=unit_in("path"), roles=LEGAL,
+           summary="The legal adviser records the unit's lawsuit: file, judge, preserve, close")
+    def act_on_lawsuit(self, call, code, action):
+        return self.rpc.billing.act_on_lawsuit(code, action, call.payload)
 
     # -- everything else -----------------------------------------------------------------
 

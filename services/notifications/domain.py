@@ -23,7 +23,8 @@ CHANNELS = ("sms", "email", "in_app", "letter", "staff")
 STATUSES = ("pending", "sent", "failed", "dead", "skipped", "awaiting_post")
 QUIET_HOURS = (time(22, 0), time(8, 0))      # SPEC §5: 22:00–08:00 site time
 
-KIND_NAMES = {"repair": "报修", "complaint": "投诉", "inquiry": "咨询", "suggestion": "建议"}
+KIND_NAMES = {"repair": "报修", "complaint": "投诉", "inquiry": "咨询", "suggestion": "建议",
+              "lawsuit": "欠费诉讼"}
 
 
 @dataclass(frozen=True)
@@ -73,7 +74,8 @@ def to_resident(contact, template, context, channels, urgent=False):
 
 DEADLINE_NAMES = {"acknowledge": "受理确认", "route": "分派", "answer": "答复", "resolve": "处理",
                   "reply": "回复", "dispatch": "派工", "forward": "转交", "callback": "回访",
-                  "revisit": "再次回访", "second_callback": "第二次回访"}
+                  "revisit": "再次回访", "second_callback": "第二次回访",
+                  "preservation": "保全申请", "rectify": "整改"}
 
 
 def sla_breach_messages(envelope):

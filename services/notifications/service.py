@@ -57,6 +57,12 @@ class NotificationsService(entrypoints.ServiceBase):
     def on_frontdesk_notice(self, data, envelope):
         self._notify(envelope, domain.frontdesk_notice_messages(envelope))
 
+    @handles("billing", "sla_breached", handler="notifications.billing_sla_breached")
+    def on_billing_sla_breached(self, data, envelope):
+        """A won lawsuit with no preservation applied for in time: the legal adviser and the
+        manager are told."""
+        self._notify(envelope, domain.sla_breach_messages(envelope))
+
     @handles("renovation", "decided", handler="notifications.renovation_decided")
     def on_renovation_decided(self, data, envelope):
         self._notify(envelope, domain.renovation_decided_messages(envelope))

@@ -58,8 +58,9 @@ STATUSES = ("submitted", "approved", "rejected", "permitted", "inspection_reques
 # consent, SPEC §1): which units are theirs is registry's, checked by the gateway and by require_visible.
 CREATORS = (*DESK, RESIDENT)
 
-# The deadlines whose breach is alerted (renovation.sla_breached); `rectify` is escalated to the
-# authorities instead (001 ch.5 §4 1.5.2 拒不整改,报请政府相关主管部门).
+# The deadlines whose breach is alerted (renovation.sla_breached); `rectify` of a violation is
+# escalated to the authorities instead (001 ch.5 §4 1.5.2 拒不整改,报请政府相关主管部门), that of
+# a failed inspection is alerted like these.
 ALERTED_DEADLINES = ("review", "inspection", "refund")
 
 
@@ -86,11 +87,11 @@ class RenovationPolicy:
 
 @dataclass(frozen=True)
 class FeeTable:
-    """The renovation fees of a site (SPEC §4 fee schedule). TODO: read them from billing's
-    per-site fee schedule once billing exposes it over RPC; until then these defaults."""
-    management_per_m2: Decimal = Decimal("5.00")     # 装修管理服务费, per m² of charge area
-    deposit: Decimal = Decimal("2000.00")            # 装修保证金
-    debris_removal: Decimal = Decimal("300.00")      # 垃圾清运费, only if asked
+    """The renovation fees of a site, as billing's fee schedule in force states them when an
+    application is approved (SPEC §3: never constants here)."""
+    management_per_m2: Decimal       # 装修管理服务费, per m² of charge area
+    deposit: Decimal                 # 装修保证金
+    debris_removal: Decimal          # 垃圾清运费, only if asked
 
     def lines(self, area_m2, debris_removal):
         cents = Decimal("0.01")
@@ -105,13 +106,6 @@ class FeeTable:
             lines.append({"fee": "debris_removal", "amount": self.debris_removal.quantize(cents),
                           "description": "装修垃圾清运费"})
         return lines
-
-
-FEE_TABLES = {}   # site code -> FeeTable; sites not listed use the defaults
-
-
-def fee_table(site):
-    return FEE_TABLES.get(site, FeeTable())
 
 
 def missing_documents(documents, work_items):
@@ -237,7 +231,7 @@ class Renovation(CaseFile):
         if decision == "approved":
             self.status = "approved"
             self.fees = [{**line, "amount": str(line["amount"])}
-                         for line in fee_table(self.site).lines(self.area_m2, self.debris_removal)]
+                         for line in data["fee_table"].lines(self.area_m2, self.debris_removal)]
             due = calendar.add_days(now, self.renovation_policy.fees_due_days, self.timezone)
             self.events.append(("renovation.fees_due", {
                 "renovation_id": self.id, "unit": self.unit, "items": self.fees,
@@ -334,10 +328,13 @@ class Renovation(CaseFile):
         return [v for v in self.violations if v["rectified_at"] is None]
 
     def _sync_rectify_deadline(self, now):
-        """`rectify` is the earliest deadline among open notices; met when none is open."""
-        open_ = self.open_violations()
-        if open_:
-            self.deadlines = {**self.deadlines, "rectify": min(v["rectify_by"] for v in open_)}
+        """`rectify` is the earliest deadline among open notices and a failed inspection not
+        re-inspected yet; met when none is open."""
+        dues = [v["rectify_by"] for v in self.open_violations()]
+        if self.pending_rectification():
+            dues.append(self.inspections[-1]["rectify_by"])
+        if dues:
+            self.deadlines = {**self.deadlines, "rectify": min(dues)}
             self.deadlines_met = {k: v for k, v in self.deadlines_met.items() if k != "rectify"}
         else:
             self._meet("rectify", now)
@@ -363,12 +360,20 @@ class Renovation(CaseFile):
         self._record(now, by, role, "request-inspection", note=data.get("note"))
 
     def _inspect(self, data, *, now, by, role):
-        self._meet("inspection", now)
-        record = {"at": now.isoformat(), "by": by, "passed": data["passed"], "notes": data["notes"]}
-        self.inspections = [*self.inspections, record]
-        self._record(now, by, role, "inspect", note=data["notes"], data={"passed": data["passed"]})
+        rectify_by = None
         if not data["passed"]:
-            self.status = "rectifying"     # 书面整改意见, then re-inspection
+            rectify_by = as_utc(data["rectify_by"])
+            if rectify_by <= now:
+                raise InvalidField("rectify_by", "rectify_by must be in the future")
+        self._meet("inspection", now)
+        record = {"at": now.isoformat(), "by": by, "passed": data["passed"], "notes": data["notes"],
+                  "rectify_by": rectify_by and rectify_by.isoformat()}
+        self.inspections = [*self.inspections, record]
+        self._sync_rectify_deadline(now)
+        self._record(now, by, role, "inspect", note=data["notes"],
+                     data={"passed": data["passed"], "rectify_by": record["rectify_by"]})
+        if not data["passed"]:
+            self.status = "rectifying"     # 书面整改意见 with its deadline, then re-inspection
             return
         self.status = "passed"
         revoked = now.isoformat()
@@ -383,12 +388,28 @@ class Renovation(CaseFile):
             "renovation_id": self.id, "unit": self.unit, "deductions": Decimal(self.deductions),
             "refund_by": refund_by}))
 
+    def pending_rectification(self):
+        """The last inspection failed and none has been held since: its `rectify_by` runs."""
+        return bool(self.inspections) and not self.inspections[-1]["passed"]
+
     def _close(self, data, *, now, by, role):
-        """The deposit was refunded (file archived)."""
+        """The deposit was refunded outside the system (file archived by hand)."""
+        self._archive(data.get("reference"), now=now, by=by, role=role)
+
+    def deposit_refunded(self, amount, *, now):
+        """billing refunded the deposit (billing.deposit_refunded): the file is archived by
+        itself. False for a file not waiting for its refund (closed by hand already)."""
+        if self.status != "passed":
+            return False
+        self._archive(f"billing refunded {amount}", now=now, by="billing", role="system")
+        self.status = "closed"
+        self.refresh_due()
+        return True
+
+    def _archive(self, reference, *, now, by, role):
         self._meet("refund", now)
-        self.refund = {**(self.refund or {}), "closed_at": now.isoformat(),
-                       "reference": data.get("reference")}
-        self._record(now, by, role, "close", note=data.get("reference"))
+        self.refund = {**(self.refund or {}), "closed_at": now.isoformat(), "reference": reference}
+        self._record(now, by, role, "close", note=reference)
 
     # -- breaches (the sweep) ------------------------------------------------------------
 
@@ -397,8 +418,16 @@ class Renovation(CaseFile):
         breached = {b["deadline"] for b in self.breaches}
         if self.status in ("rejected", "closed"):
             return []
-        return [(name, due) for name, due in self.open_deadlines().items()
-                if name in ALERTED_DEADLINES and name not in breached and due <= as_of]
+        return [(name, due) for name, due in self._alerted_deadlines().items()
+                if name not in breached and due <= as_of]
+
+    def _alerted_deadlines(self):
+        """{name: due} of the open deadlines whose breach is alerted: `rectify` only when a
+        failed inspection set it (an unrectified violation is escalated instead)."""
+        alerted = {n: d for n, d in self.open_deadlines().items() if n in ALERTED_DEADLINES}
+        if self.pending_rectification():
+            alerted["rectify"] = datetime.fromisoformat(self.inspections[-1]["rectify_by"])
+        return alerted
 
     def record_breach(self, deadline, due_at, *, now):
         self.breaches = [*self.breaches, {"deadline": deadline, "due_at": due_at.isoformat(),
@@ -417,8 +446,7 @@ class Renovation(CaseFile):
             self.next_due_at = None
             return
         breached = {b["deadline"] for b in self.breaches}
-        dues = [d for n, d in self.open_deadlines().items()
-                if n in ALERTED_DEADLINES and n not in breached]
+        dues = [d for n, d in self._alerted_deadlines().items() if n not in breached]
         dues += [datetime.fromisoformat(v["rectify_by"]) for v in self.open_violations()
                  if v["escalated_at"] is None]
         self.next_due_at = min(dues, default=None)

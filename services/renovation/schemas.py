@@ -101,6 +101,13 @@ class RenovationNoteIn(Schema):
 class InspectIn(Schema):
     passed = fields.Boolean(required=True)
     notes = fields.String(required=True, validate=validate.Length(min=1, max=2000))
+    rectify_by = Instant(load_default=None, allow_none=True, metadata={
+        "description": "required when failed: the rectification notice's deadline (整改期限)"})
+
+    @validates_schema
+    def failed_says_by_when(self, data, **_):
+        if data.get("passed") is False and data.get("rectify_by") is None:
+            raise ValidationError("required when the inspection fails", "rectify_by")
 
 
 class CloseIn(Schema):

@@ -1,6 +1,8 @@
 """renovation: applications, review, fees, permit and passes, patrols, inspection, deposit
 refund (SPEC §3)."""
 import logging
+from decimal import Decimal
+
 from nameko.timer import timer
 from sqlalchemy import select
 from sqlalchemy.orm.exc import StaleDataError
@@ -89,6 +91,9 @@ class RenovationService(entrypoints.ServiceBase):
             raise NotFound(f"no action {action}",
                            {"allowed_actions": renovation.allowed_actions(identity.role)})
         data = load(schema(), payload or {})
+        if action == "review" and data["decision"] == "approved":
+            renovation.workflow.check(renovation, action, identity.role)   # 403/409 before asking billing
+            data["fee_table"] = self._fee_table(renovation.site)
         try:
             renovation.apply(action, data, now=self.clock(), by=identity.sub, role=identity.role)
         except domain.InvalidField as exc:
@@ -123,6 +128,18 @@ class RenovationService(entrypoints.ServiceBase):
             self.uow.commit()
             return
         renovation.record_payment(data["invoice_id"], data["amount"], now=self.clock())
+        self._save(renovation)
+
+    @handles("billing", "deposit_refunded")
+    def on_deposit_refunded(self, data, envelope):
+        """billing refunded the deposit: the file is archived by itself (a file closed by hand
+        for a refund made outside the system stays as it is)."""
+        renovation = self.uow.session.get(Renovation, data["renovation_id"])
+        if renovation is None or not renovation.deposit_refunded(data["amount"], now=self.clock()):
+            log.info("deposit of renovation %s refunded; nothing to archive", data["renovation_id"],
+                     extra={"status": renovation and renovation.status})
+            self.uow.commit()
+            return
         self._save(renovation)
 
     # -- the sweep -----------------------------------------------------------------------
@@ -199,6 +216,15 @@ class RenovationService(entrypoints.ServiceBase):
         return self.caller.identity.require_visible(
             self.uow.session.get(Renovation, renovation_id), f"renovation {renovation_id}",
             {"renovation_id": renovation_id})
+
+    def _fee_table(self, site):
+        """The site's renovation fees from billing's fee schedule in force, asked at approval:
+        an approval is rare and must charge what the schedule says now, so renovation keeps no
+        copy that could lag behind it; a site without a schedule cannot approve (422)."""
+        fees = self.rpc.billing.renovation_fees(site)
+        return domain.FeeTable(management_per_m2=Decimal(fees["management_per_m2"]),
+                               deposit=Decimal(fees["deposit"]),
+                               debris_removal=Decimal(fees["debris_removal"]))
 
     def _unit(self, code):
         """Site time zone and the charge area from registry; an unknown unit is the caller's

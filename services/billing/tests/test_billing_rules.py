@@ -151,3 +151,46 @@ def test_deductions_above_the_deposit_refund_nothing():
     deposit = _deposit("held", amount_fen=50000)
     domain.refund_deposit(deposit, Decimal("800.00"), datetime(2026, 11, 23, tzinfo=timezone.utc))
     assert (deposit.refunded_fen, deposit.deductions_fen) == (0, 50000)
+
+
+def test_the_late_fee_posted_on_the_first_is_not_charged_again_as_accruing():
+    invoice = OpenInvoice("i1", DUE, Decimal("223.75"))
+    first = date(2026, 2, 1)
+    posted = domain.late_fee([invoice], first)                  # 17 days
+    assert posted == Decimal("1.14")
+    after = OpenInvoice("i1", DUE, Decimal("223.75"), accrued_to=first)
+    accruing = domain.late_fee([after], date(2026, 2, 10))      # 9 days since the posting
+    assert accruing == Decimal("0.60")
+    assert domain.late_fee([after], first) == Decimal("0.00")
+
+
+LAWYER_AT = datetime(2025, 10, 10, 2, 0, tzinfo=timezone.utc)
+
+
+def lawsuit():
+    case = domain.Lawsuit(id="ls1", unit="0010101001", site="001", timezone="Asia/Shanghai",
+                          since=date(2024, 1, 15), referred_on=date(2025, 7, 16), amount_referred="223.75")
+    case.apply("file", {"filed_on": date(2025, 8, 1), "court": "北京市朝阳区人民法院",
+                        "case_number": "(2025)京0105民初12345号"}, now=LAWYER_AT, by="legal-liu", role="legal")
+    return case
+
+
+def test_a_lost_judgement_closes_the_lawsuit_with_no_preservation_deadline():
+    case = lawsuit()
+    case.apply("judge", {"won": False, "judged_on": date(2025, 10, 10)}, now=LAWYER_AT,
+               by="legal-liu", role="legal")
+    assert (case.status, case.deadlines, case.next_due_at) == ("closed", {}, None)
+    assert case.allowed_actions("legal") == []
+
+
+def test_preservation_within_30_days_meets_the_deadline_and_nothing_is_breached():
+    case = lawsuit()
+    case.apply("judge", {"won": True, "judged_on": date(2025, 10, 10), "amount_awarded": Decimal("223.75")},
+               now=LAWYER_AT, by="legal-liu", role="legal")
+    due = datetime(2025, 11, 9, 16, 0, tzinfo=timezone.utc)      # 10 November 00:00 in Shanghai
+    assert case.next_due_at == due
+    case.apply("preserve", {"applied_on": date(2025, 11, 9)}, now=due, by="legal-liu", role="legal")
+    assert case.status == "preserved" and case.next_due_at is None
+    assert case.due_breaches(due) == []
+    assert case.paid_in_full(due) and case.status == "closed"
+    assert not case.paid_in_full(due)

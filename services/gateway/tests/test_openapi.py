@@ -3,6 +3,7 @@ import re
 
 import pytest
 
+from services.billing.schemas import LAWSUIT_ACTIONS
 from services.gateway.openapi import build
 from services.gateway.routing import routes_of
 from services.gateway.service import GatewayService
@@ -83,6 +84,11 @@ EXPECTED |= {  # frontdesk (issue 13)
     ("get", "/api/v1/sites/{code}/frontdesk-kpis"), ("post", "/api/v1/admin/sweeps/frontdesk"),
 }
 
+
+EXPECTED |= {  # billing (issue 17): late fees waived, lawsuits after the referral
+    ("post", "/api/v1/late-fees/{invoice_id}/waive"), ("get", "/api/v1/lawsuits"),
+    *{("post", f"/api/v1/lawsuits/{{code}}/{action}") for action in LAWSUIT_ACTIONS},
+}
 
 def operations(document):
     return {(method, path) for path, item in document["paths"].items() for method in item}

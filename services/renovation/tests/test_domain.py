@@ -13,6 +13,9 @@ UTC = timezone.utc
 # Wednesday 2026-11-18 10:00 Shanghai
 SUBMITTED = datetime(2026, 11, 18, 2, 0, tzinfo=UTC)
 UNIT = "0011020304"
+# the site's renovation fees as billing's fee schedule states them at approval
+FEES = domain.FeeTable(management_per_m2=Decimal("5.00"), deposit=Decimal("2000.00"),
+                       debris_removal=Decimal("300.00"))
 ALL_DOCUMENTS = list(domain.REQUIRED_DOCUMENTS)
 
 
@@ -38,7 +41,7 @@ def submit(now=SUBMITTED, **changes):
 
 def approved(now=SUBMITTED):
     renovation = submit(now)
-    renovation.apply("review", {"decision": "approved"}, now=now + timedelta(hours=1),
+    renovation.apply("review", {"decision": "approved", "fee_table": FEES}, now=now + timedelta(hours=1),
                      by="mgr", role="manager")
     renovation.pull_events()
     return renovation
@@ -113,7 +116,7 @@ def test_a_manager_cannot_approve_an_application_with_violations():
     renovation = submit(work_items=["flooring", "facade_change", "unsafe_other"])
     assert renovation.rule_violations == ["facade_change", "unsafe_other"]
     with pytest.raises(Conflict) as raised:
-        renovation.apply("review", {"decision": "approved"}, now=SUBMITTED, by="mgr", role="manager")
+        renovation.apply("review", {"decision": "approved", "fee_table": FEES}, now=SUBMITTED, by="mgr", role="manager")
     assert raised.value.extra["rule_violations"] == ["facade_change", "unsafe_other"]
     assert renovation.status == "submitted" and not renovation.pull_events()
 
@@ -132,25 +135,25 @@ def test_a_rejection_records_the_violations_and_the_managers_reason():
 
 def test_only_a_manager_reviews():
     with pytest.raises(Forbidden):
-        submit().apply("review", {"decision": "approved"}, now=SUBMITTED, by="a", role="agent")
+        submit().apply("review", {"decision": "approved", "fee_table": FEES}, now=SUBMITTED, by="a", role="agent")
 
 
 @pytest.mark.parametrize("role", ["hq", "ops_admin"])
 def test_head_office_may_review_as_a_manager_may(role):
     renovation = submit()
-    renovation.apply("review", {"decision": "approved"}, now=SUBMITTED, by="hq-1", role=role)
+    renovation.apply("review", {"decision": "approved", "fee_table": FEES}, now=SUBMITTED, by="hq-1", role=role)
     assert renovation.status == "approved"
 
 
 def test_a_role_that_may_never_review_is_refused_403_before_the_state_is_judged():
     with pytest.raises(Forbidden) as raised:
-        approved().apply("review", {"decision": "approved"}, now=SUBMITTED, by="a", role="agent")
+        approved().apply("review", {"decision": "approved", "fee_table": FEES}, now=SUBMITTED, by="a", role="agent")
     assert "manager" in raised.value.extra["allowed_roles"]
 
 
 def test_approval_bills_management_fee_per_m2_deposit_and_debris_removal():
     renovation = submit()
-    renovation.apply("review", {"decision": "approved"}, now=SUBMITTED, by="mgr", role="manager")
+    renovation.apply("review", {"decision": "approved", "fee_table": FEES}, now=SUBMITTED, by="mgr", role="manager")
     assert renovation.status == "approved"
     events = dict(renovation.pull_events())
     fees = events["renovation.fees_due"]
@@ -166,7 +169,7 @@ def test_approval_bills_management_fee_per_m2_deposit_and_debris_removal():
 
 def test_no_debris_removal_unless_asked():
     renovation = submit(debris_removal=False)
-    renovation.apply("review", {"decision": "approved"}, now=SUBMITTED, by="mgr", role="manager")
+    renovation.apply("review", {"decision": "approved", "fee_table": FEES}, now=SUBMITTED, by="mgr", role="manager")
     assert [line["fee"] for line in renovation.fees] == ["renovation_management", "renovation_deposit"]
 
 
@@ -226,14 +229,47 @@ def test_inspection_is_held_within_three_days_failed_means_rectifying_then_again
     renovation.apply("request-inspection", {}, now=asked, by="agent-li", role="agent")
     assert renovation.status == "inspection_requested"
     assert renovation.deadlines["inspection"] == (asked + timedelta(days=3)).isoformat()
-    renovation.apply("inspect", {"passed": False, "notes": "公共走廊墙面损坏"}, now=asked,
-                     by="mgr", role="manager")
+    with pytest.raises(domain.InvalidField) as refused:
+        renovation.apply("inspect", {"passed": False, "notes": "公共走廊墙面损坏", "rectify_by": asked},
+                         now=asked, by="mgr", role="manager")
+    assert refused.value.field == "rectify_by"
+    rectify_by = asked + timedelta(days=4)
+    renovation.apply("inspect", {"passed": False, "notes": "公共走廊墙面损坏", "rectify_by": rectify_by},
+                     now=asked, by="mgr", role="manager")
     assert renovation.status == "rectifying"
     assert renovation.permit["revoked_at"] is None
+    assert renovation.deadlines["rectify"] == rectify_by.isoformat()
+    assert renovation.next_due_at == rectify_by
+    # not re-inspected by then: one breach, alerted like any other deadline
+    late = rectify_by + timedelta(hours=1)
+    assert renovation.due_breaches(late) == [("rectify", rectify_by)]
+    renovation.record_breach("rectify", rectify_by, now=late)
+    assert renovation.due_breaches(late + timedelta(days=1)) == []
+    assert renovation.pull_events()[-1][1]["deadline"] == "rectify"
     again = asked + timedelta(days=5)
     renovation.apply("request-inspection", {}, now=again, by="agent-li", role="agent")
     assert renovation.deadlines["inspection"] == (again + timedelta(days=3)).isoformat()
     assert "inspection" not in renovation.deadlines_met
+    renovation.apply("inspect", {"passed": True, "notes": "复验合格"}, now=again, by="mgr", role="manager")
+    assert "rectify" in renovation.deadlines_met
+
+
+def test_the_refund_billing_made_archives_the_file_and_a_manual_close_stays_for_one_made_outside():
+    renovation = permitted()
+    inspected = SUBMITTED + timedelta(days=30)
+    renovation.apply("request-inspection", {}, now=inspected, by="agent-li", role="agent")
+    renovation.apply("inspect", {"passed": True, "notes": "合格"}, now=inspected, by="mgr", role="manager")
+    assert renovation.deposit_refunded(Decimal("2000.00"), now=inspected + timedelta(hours=2))
+    assert (renovation.status, renovation.history[-1]["by"]) == ("closed", "billing")
+    assert "refund" in renovation.deadlines_met and renovation.next_due_at is None
+    assert not renovation.deposit_refunded(Decimal("2000.00"), now=inspected + timedelta(hours=3))
+
+    by_hand = permitted()
+    by_hand.apply("request-inspection", {}, now=inspected, by="agent-li", role="agent")
+    by_hand.apply("inspect", {"passed": True, "notes": "合格"}, now=inspected, by="mgr", role="manager")
+    by_hand.apply("close", {"reference": "现金退还 RF-0001"}, now=inspected, by="agent-li", role="agent")
+    assert (by_hand.status, by_hand.refund["reference"]) == ("closed", "现金退还 RF-0001")
+    assert not by_hand.deposit_refunded(Decimal("2000.00"), now=inspected + timedelta(days=1))
 
 
 def test_a_passed_inspection_revokes_permit_and_passes_and_refunds_the_deposit_less_deductions():
