@@ -124,7 +124,18 @@ def make_engine(url, **kwargs):
         return engine
     if "poolclass" not in kwargs:
         kwargs.update(pool_size=10, max_overflow=10, pool_pre_ping=True)
+    _wait_for_postgres_greenly()
     return create_engine(url, **kwargs)
+
+
+def _wait_for_postgres_greenly():
+    """psycopg waits for the server in C (`wait_c`), which stops every greenthread of the
+    process while one query is in flight: a service ran one statement at a time, and 16
+    clients were no faster than one. Under eventlet's patching, wait through `select`, which
+    the patching routes to eventlet's hub (epoll, no FD_SETSIZE limit)."""
+    if eventlet.patcher.is_monkey_patched("select"):
+        from psycopg import waiting
+        waiting.wait = waiting.wait_select
 
 
 def locking(stmt, engine):
