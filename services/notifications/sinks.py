@@ -32,6 +32,12 @@ class _Served:
         self.server.server_close()
 
 
+class _HttpServer(ThreadingHTTPServer):
+    # A delivery sweep has up to `sends_at_once` connections opening together; the default
+    # backlog of 5 resets the rest.
+    request_queue_size = 128
+
+
 class SmsEndpoint(_Served):
     """An HTTP server on `port` (0: any free one); `received` holds every request's JSON.
     `delay` seconds before each answer stand for a real SMS gateway's latency (benches)."""
@@ -53,7 +59,7 @@ class SmsEndpoint(_Served):
             def log_message(self, *args):
                 pass
 
-        self.server = ThreadingHTTPServer((host, port), Handler)
+        self.server = _HttpServer((host, port), Handler)
         self.port = self.server.server_address[1]
         self.url = f"http://{host}:{self.port}/send"
 
