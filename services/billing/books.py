@@ -15,7 +15,7 @@ from services.billing.storage import (
     Allocation, Deposit, FeeScheduleRow, Invoice, InvoiceLine, LadderStep, LedgerEntry, Payment,
     Unit,
 )
-from services.common.db import new_id
+from services.common.db import bulk_insert, new_id
 
 
 def schedule_of(session, site):
@@ -66,8 +66,7 @@ def _charges_of(session, schedule):
              "description": description}
             for usage, area in kinds
             for fee, amount, description in schedule.monthly_lines(usage, Decimal(area) / 100)]
-    if rows:
-        session.execute(_monthly_charges.insert(), rows)
+    bulk_insert(session, _monthly_charges, rows)
     if session.bind.dialect.name == "postgresql":
         session.execute(text("ANALYZE monthly_charges"))   # a temporary table has no statistics
     return _monthly_charges
