@@ -52,6 +52,7 @@ def measure(units, workdir):
                 "notifications": migrated("notifications", notifications_db.url)}
         sites = seed(urls["billing"], units, history=False, emails=True)
         print(f"  {units:>7,} units seeded in {len(sites)} sites", flush=True)
+        os.makedirs(os.path.join(workdir, str(units)), exist_ok=True)
         system = System(os.path.join(workdir, str(units)), vhost.amqp_uri, db_urls=urls,
                         services=SERVICES)
         system.start()
