@@ -313,7 +313,7 @@ class TicketingService(entrypoints.ServiceBase):
     @handles("registry", "unit_changed")
     def on_unit_changed(self, data, envelope):
         storage.copy_unit(self.uow.session, data["unit"], site_of_unit(data["unit"]),
-                          data["timezone"], data["owner"], envelope["occurred_at"])
+                          data["timezone"], data.get("owner"), envelope["occurred_at"])
         self.uow.commit()
 
     @staticmethod
