@@ -227,6 +227,11 @@ def _schema(event, version):
     return SCHEMAS[(event, version)]()
 
 
+@lru_cache(maxsize=None)
+def _envelope_schema():
+    return Envelope()
+
+
 def dump_payload(event, data, version=None):
     """Validate and serialise `data` for the outbox; raises on a contract breach, so a bad event
     fails the transaction that would have caused it instead of a consumer later."""
@@ -305,8 +310,8 @@ def _envelope(event, version, payload, site, correlation_id, occurred_at, event_
 def load_event(body):
     """Envelope and payload as the receiver sees them, both validated."""
     try:
-        envelope = Envelope().load(body)
-        schema = SCHEMAS[(envelope["event"], envelope["version"])]()
+        envelope = _envelope_schema().load(body)
+        schema = _schema(envelope["event"], envelope["version"])
         envelope["data"] = schema.load(envelope["data"], unknown=EXCLUDE)
     except KeyError as exc:
         raise ValidationFailed(f"unknown event contract {exc}") from exc
