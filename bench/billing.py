@@ -56,8 +56,9 @@ def copy(cursor, table, columns, rows):
             target.write_row(row)
 
 
-def seed(url, units):
-    """Units, schedules and a year of invoices, in bulk."""
+def seed(url, units, history=True, emails=False):
+    """Units, schedules and (with `history`) a year of invoices, in bulk; owners with an email
+    address as well as a phone number with `emails`."""
     import psycopg
     now = datetime.now(timezone.utc)
     sites = sites_for(units)
@@ -69,9 +70,10 @@ def seed(url, units):
             for site in sites:
                 for i in range(UNITS_PER_SITE):
                     yield (f"{site}{i:07d}", site, "residential", 5000 + (i * 37) % 10000,
-                           i % 50 == 0, True, f"Owner {i}", f"138{i:08d}", None, now)
+                           i % 50 == 0, True, f"Owner {i}", f"138{i:08d}",
+                           f"owner{site}{i:07d}@example.com" if emails else None, now)
         copy(cur, "units", ["code", "site", "usage", "area_centi_m2", "major_customer", "active",
-                            "owner_name", "owner_phone", "owner_person_id", "updated_at"], unit_rows())
+                            "owner_name", "owner_phone", "owner_email", "updated_at"], unit_rows())
 
         def invoice_rows():
             for site in sites:
@@ -84,9 +86,10 @@ def seed(url, units):
                         yield (f"M{period}-{code}", code, site, period, date.fromisoformat(f"{period}-15"),
                                "monthly", total, total if settled else 0, 0, settled, "{}", now,
                                now if settled else None)
-        copy(cur, "invoices", ["id", "unit", "site", "period", "due_date", "kind", "total_fen",
-                               "paid_fen", "deposit_fen", "settled", "reference", "created_at",
-                               "settled_at"], invoice_rows())
+        if history:
+            copy(cur, "invoices", ["id", "unit", "site", "period", "due_date", "kind", "total_fen",
+                                   "paid_fen", "deposit_fen", "settled", "reference", "created_at",
+                                   "settled_at"], invoice_rows())
         conn.commit()
         cur.execute("ANALYZE")
     return sites

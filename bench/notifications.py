@@ -40,6 +40,7 @@ if ROOT not in sys.path:
 
 import requests  # noqa: E402
 
+from bench.__main__ import git_commit  # noqa: E402
 from bench.billing import copy, per_10k, timed  # noqa: E402
 from services.common.calendar import shift_months  # noqa: E402
 from services.common.db import make_engine  # noqa: E402
@@ -206,22 +207,27 @@ def bare_round_trip(endpoint):
     return seconds / BARE_POSTS
 
 
-def measure_backlog(messages, repeats):
-    endpoint = SmsEndpoint().start()
-    http = {"sms_provider": "http", "sms_http_url": endpoint.url}
-    result = {"messages": messages}
+def measure_backlog(messages, repeats, delay, at_once):
+    """Drain the backlog store-only and over http, sequentially (one send at a time, as the
+    sweep sent before its bounded pool: the baseline of the same run) and `at_once` at a time."""
+    endpoint = SmsEndpoint(delay=delay).start()
+    result = {"messages": messages, "delay_ms": delay * 1000, "at_once": at_once}
     try:
         result["bare_post_s"] = bare_round_trip(endpoint)
         with database("notifications") as (url, engine):
-            for name, settings in (("store", STORE_ONLY), ("http", http)):
-                runs = [timed_drain(url, engine, messages, settings) for _ in range(repeats)]
-                result[f"{name}_s"] = statistics.median(seconds for seconds, _ in runs)
-                result[f"{name}_calls"] = runs[0][1]
+            for name, settings in (("store", STORE_ONLY),
+                                   ("http", {"sms_provider": "http", "sms_http_url": endpoint.url})):
+                for pool, sends in (("seq", 1), ("pool", at_once)):
+                    runs = [timed_drain(url, engine, messages, {**settings, "sends_at_once": sends})
+                            for _ in range(repeats)]
+                    result[f"{name}_{pool}_s"] = statistics.median(seconds for seconds, _ in runs)
+                    result[f"{name}_{pool}_calls"] = runs[0][1]
     finally:
         endpoint.close()
-    assert len(endpoint.received) == messages * repeats, len(endpoint.received)
-    print(f"  {messages:>7,} pending SMS: store-only {messages / result['store_s']:.0f}/s, "
-          f"http {messages / result['http_s']:.0f}/s", flush=True)
+    assert len(endpoint.received) == 2 * messages * repeats, len(endpoint.received)
+    print(f"  {messages:>7,} pending SMS: store-only {messages / result['store_pool_s']:.0f}/s "
+          f"(sequential {messages / result['store_seq_s']:.0f}/s), http {messages / result['http_pool_s']:.0f}/s "
+          f"(sequential {messages / result['http_seq_s']:.0f}/s)", flush=True)
     return result
 
 
@@ -242,6 +248,16 @@ def markdown(sweeps, backlogs, repeats):
         "a fresh worker per call, as Nameko makes one per RPC (worker_factory, monkey-patched as under",
         "`nameko run`), on a fresh database filled in bulk. Absolute times depend on the machine; read",
         f"the growth. Machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at the end.",
+        f"Commit {git_commit()}.",
+    ]
+    if sweeps:
+        lines += warranty_markdown(sweeps)
+    lines += delivery_markdown(backlogs)
+    return "\n".join(lines) + "\n"
+
+
+def warranty_markdown(sweeps):
+    lines = [
         "",
         "## Warranty sweep (`sweep` as ops_admin)",
         "",
@@ -259,35 +275,36 @@ def markdown(sweeps, backlogs, repeats):
         for key, name in (("nothing_due_s", "nothing due"), ("first_s", "first sweep, 1% due"),
                           ("second_s", "second sweep")):
             lines.append(f"- {name}: {growth(sweeps, key, 'units')}")
-    lines += ["", f"Plan of the sweep's query at {sweeps[-1]['units']:,} units: `{sweeps[-1]['plan']}`"]
-    lines += [
+    return lines + ["", f"Plan of the sweep's query at {sweeps[-1]['units']:,} units: `{sweeps[-1]['plan']}`"]
+
+
+def delivery_markdown(backlogs):
+    lines = [
         "",
         "## Delivery sweep draining a backlog of pending SMS (`deliver` until it sends nothing)",
         "",
         "Each message has an owner (person id), whose opt-outs are looked up once per claimed batch;",
-        "each attempt is committed on its own. Store-only is the baseline; http POSTs each to a local SmsEndpoint in",
-        "this process. Backlogs smaller than the warranty sizes: at the rates below, one drain of",
-        f"100,000 would take about {100_000 / (backlogs[-1]['messages'] / backlogs[-1]['store_s']) / 60:.0f} min "
-        f"store-only and {100_000 / (backlogs[-1]['messages'] / backlogs[-1]['http_s']) / 60:.0f} min over http, "
-        f"{repeats} of each per size.",
+        "attempts are recorded and committed as their sends end. Baseline, in the same run: the same",
+        "drain one send at a time (`sends_at_once` 1, the sweep before its bounded pool). http POSTs",
+        "each to a local SmsEndpoint in this process that waits the delay below before answering.",
         "",
-        "| pending SMS | store-only: time (calls, the last sending nothing) | messages/s | per 10k messages "
-        "| http to a local SmsEndpoint: time (calls) | messages/s | per 10k messages | http / store time "
-        "| added by http, per message | a bare POST to the endpoint |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| pending SMS | sends at once | store-only: messages/s (time, calls) | sequential | ratio "
+        "| http, endpoint delay: messages/s (time, calls) | sequential | ratio | a bare POST |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in backlogs:
         n = r["messages"]
         lines.append(
-            f"| {n:,} | {r['store_s']:.1f} s ({r['store_calls']}) | {n / r['store_s']:.0f} "
-            f"| {r['store_s'] / n * 10_000:.1f} s | {r['http_s']:.1f} s ({r['http_calls']}) "
-            f"| {n / r['http_s']:.0f} | {r['http_s'] / n * 10_000:.1f} s | ×{r['http_s'] / r['store_s']:.2f} "
-            f"| {(r['http_s'] - r['store_s']) / n * 1000:.1f} ms | {r['bare_post_s'] * 1000:.1f} ms |")
+            f"| {n:,} | {r['at_once']} | {n / r['store_pool_s']:.0f} ({r['store_pool_s']:.1f} s, "
+            f"{r['store_pool_calls']}) | {n / r['store_seq_s']:.0f} | ×{r['store_seq_s'] / r['store_pool_s']:.2f} "
+            f"| {r['delay_ms']:.0f} ms: {n / r['http_pool_s']:.0f} ({r['http_pool_s']:.1f} s, "
+            f"{r['http_pool_calls']}) | {n / r['http_seq_s']:.0f} | ×{r['http_seq_s'] / r['http_pool_s']:.2f} "
+            f"| {r['bare_post_s'] * 1000:.1f} ms |")
     if len(backlogs) >= 2:
         lines += ["", f"Growth {backlogs[0]['messages']:,} → {backlogs[-1]['messages']:,} messages:"]
-        for key, name in (("store_s", "store-only"), ("http_s", "http")):
+        for key, name in (("store_pool_s", "store-only"), ("http_pool_s", "http")):
             lines.append(f"- {name}: {growth(backlogs, key, 'messages')}")
-    return "\n".join(lines) + "\n"
+    return lines
 
 
 def main(argv=None):
@@ -296,11 +313,16 @@ def main(argv=None):
     parser.add_argument("--sizes", default="10000,100000", help="units in `warranties`")
     parser.add_argument("--backlog-sizes", default="2000,10000", help="pending SMS to drain")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--delay", type=float, default=50.0,
+                        help="milliseconds the local SMS endpoint takes to answer")
+    parser.add_argument("--sends-at-once", type=int, default=32,
+                        help="the delivery sweep's bound on sends in flight")
     args = parser.parse_args(argv)
     # A SIGTERM ends the bench through its `finally`s: databases dropped, endpoint closed.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
-    sweeps = [measure_warranty_sweeps(int(n), args.repeats) for n in args.sizes.split(",")]
-    backlogs = [measure_backlog(int(n), args.repeats) for n in args.backlog_sizes.split(",")]
+    sweeps = [measure_warranty_sweeps(int(n), args.repeats) for n in args.sizes.split(",") if n]
+    backlogs = [measure_backlog(int(n), args.repeats, args.delay / 1000, args.sends_at_once)
+                for n in args.backlog_sizes.split(",")]
     document = markdown(sweeps, backlogs, args.repeats)
     os.makedirs(os.path.dirname(RESULTS), exist_ok=True)
     with open(RESULTS, "w") as out:

@@ -9,7 +9,7 @@ import requests
 
 from tests.flows import (
     AGENT, OTHER_SITE, REPAIR_TO_COMPLETION, SITE, SUB_OF_ROLE, TECHNICIAN, callback_messages,
-    repair_payload, site_payload, unique, unit_payload,
+    eventually, repair_payload, site_payload, unique, unit_payload,
 )
 
 pytestmark = pytest.mark.e2e
@@ -230,6 +230,17 @@ def test_bad_input_is_422_naming_the_fields_and_nothing_is_written(system, peopl
     problem = assert_problem(refused, 422, "validation")
     assert sorted(problem["errors"]) == fields
     assert all_tickets(system) == before
+
+
+def test_with_registry_down_a_desk_still_opens_a_repair_for_the_unit_and_its_owner(system, people):
+    """Ticketing keeps its own copy of units and owners (SPEC §6): opening a ticket does not
+    wait on registry."""
+    system.stop("registry")
+    opened = eventually(lambda: staff(system, "agent").post(
+        "/tickets", repair_payload(UNIT, unique("registry down"))),
+        done=lambda r: r.status_code == 201, what="a repair opened from ticketing's copy")
+    assert opened.json()["reporter"]["phone"] == OWNER_PHONE
+    assert opened.json()["code"].startswith("001-R-")
 
 
 def test_a_stopped_service_is_503_and_serves_again_once_restarted(system, people):

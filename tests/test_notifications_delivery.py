@@ -5,6 +5,7 @@ import email
 import email.policy
 from datetime import date, datetime, time, timedelta, timezone
 
+import eventlet
 import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -321,3 +322,44 @@ def test_a_residents_inbox_shows_their_buildings_lobby_notices_and_not_anothers(
     [notice] = notifications(identity=in_building).list_messages({"channel": "in_app"})["items"]
     assert (notice["recipient"], notice["template"]) == ("building:001102", "renovation_lobby_notice")
     assert notifications(identity=ZHANG).list_messages({"channel": "in_app"})["items"] == []
+
+
+class SlowGateway:
+    """An SMS gateway that takes a while to answer, counting the sends in flight at once."""
+    sends_out = True
+
+    def __init__(self, failing=()):
+        self.in_flight = self.most_at_once = 0
+        self.failing, self.sent = set(failing), []
+
+    def deliver(self, message):
+        self.in_flight += 1
+        self.most_at_once = max(self.most_at_once, self.in_flight)
+        try:
+            eventlet.sleep(0.01)
+            if message.recipient in self.failing:
+                raise ConnectionError("gateway hung up")
+            self.sent.append(message.id)
+        finally:
+            self.in_flight -= 1
+
+
+def test_a_sweep_sends_at_once_no_more_than_its_bound_and_logs_every_attempt(
+        notifications, notifications_db):
+    """Twelve SMS held overnight, four sends at a time, one gateway failure: the morning
+    sweep overlaps the sends but never beyond four, and each attempt is on record."""
+    gateway, delivery = SlowGateway(failing={"13900000011"}), delivery_from({"sends_at_once": 4})
+    delivery.by_channel["sms"] = gateway
+    for n in range(12):
+        reporter = {**REPORTER, "phone": f"139000000{n:02d}", "person_id": f"p-{n}"}
+        notifications(now=SH_2300, delivery=delivery).on_callback_due(
+            callback_due_body(reporter=reporter, ticket_id=f"t-{n}"))
+    assert notifications(delivery=delivery).deliver(as_of=SH_0800_NEXT) == {
+        "sent": 11, "failed": 1, "dead": 0, "skipped": 0}
+    assert gateway.most_at_once == 4
+    with Session(notifications_db) as session:
+        messages = session.scalars(select(Message).where(Message.channel == "sms")).all()
+        assert sorted((m.status, m.attempts) for m in messages) == [("failed", 1)] + [("sent", 1)] * 11
+        assert sorted(gateway.sent) == sorted(m.id for m in messages if m.status == "sent")
+        for m in messages:
+            assert attempts_of(notifications_db, m.id) == [(m.status == "sent", m.status == "sent")]

@@ -2,9 +2,12 @@
 only if its change committed, exactly once, and waits out a broker that cannot be reached."""
 import time
 from datetime import datetime, timedelta, timezone
+from decimal import Decimal
 
 import pytest
 
+from services.common.contracts import dump_payload
+from services.common.db import COPY_FROM
 from services.registry.storage import Base, Site
 from tests.flows import eventually
 from tests.infra import migrated
@@ -53,6 +56,30 @@ def test_a_committed_event_is_published_once_under_its_name(registry_db, event_t
     assert body["data"]["unit"] == "0010101001"
     [row] = registry_db.outbox_rows()
     assert row.published_at is not None
+
+
+def test_a_bulk_change_of_many_events_publishes_each_once_as_its_contract_dumps_it(
+        bound_database, service_config, db_url, event_tap):
+    """Past COPY_FROM rows the outbox is written in bulk (COPY on PostgreSQL)."""
+    config = dict(service_config, DB_URIS={"registry": migrated("registry", db_url)})
+    registry_db = bound_database("registry", Base, config)
+    registry_db.start_relay()
+    tap = event_tap("registry")
+    units = [f"001010{n:04d}" for n in range(COPY_FROM + 50)]
+    with registry_db.unit() as uow:
+        ids = uow.add_events("registry.unit_changed", [
+            ({"unit": unit, "change": "updated", "area_m2": Decimal("88.50"),
+              "owner": {"name": "张三", "phone": "13812345678", "email": None, "person_id": None}},
+             "001") for unit in units])
+        uow.commit()
+
+    received = {body["id"]: body for _, body in tap.collect(expected=len(units))}
+    assert sorted(received) == sorted(ids)
+    first = received[ids[0]]
+    assert first["data"] == dump_payload("registry.unit_changed", {
+        "unit": units[0], "change": "updated", "area_m2": Decimal("88.50"),
+        "owner": {"name": "张三", "phone": "13812345678", "email": None, "person_id": None}})[1]
+    assert all(row.published_at is not None for row in registry_db.outbox_rows())
 
 
 def test_a_rolled_back_change_publishes_nothing(registry_db, event_tap):

@@ -18,7 +18,7 @@ from services.billing.storage import (
     LedgerEntry, ParkingRental, Payment, Unit,
 )
 from services.common.calendar import DEFAULT_TZ
-from services.common.db import insert_once, new_id
+from services.common.db import bulk_insert, insert_once, new_id
 
 
 def schedule_of(session, site):
@@ -69,8 +69,7 @@ def _charges_of(session, schedule):
              "description": description}
             for usage, area in kinds
             for fee, amount, description in schedule.monthly_lines(usage, Decimal(area) / 100)]
-    if rows:
-        session.execute(_monthly_charges.insert(), rows)
+    bulk_insert(session, _monthly_charges, rows)
     if session.bind.dialect.name == "postgresql":
         session.execute(text("ANALYZE monthly_charges"))   # a temporary table has no statistics
     return _monthly_charges

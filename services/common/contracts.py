@@ -6,6 +6,8 @@ before it writes the outbox row; a receiver loads it with the same schema. A bre
 adds a new version and keeps the old one until no sender uses it.
 """
 import uuid
+from datetime import date, datetime
+from decimal import Decimal
 from functools import lru_cache
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
@@ -322,6 +324,11 @@ def _schema(event, version):
     return SCHEMAS[(event, version)]()
 
 
+@lru_cache(maxsize=None)
+def _envelope_schema():
+    return Envelope()
+
+
 def dump_payload(event, data, version=None):
     """Validate and serialise `data` for the outbox; raises on a contract breach, so a bad event
     fails the transaction that would have caused it instead of a consumer later."""
@@ -334,9 +341,62 @@ def dump_payload(event, data, version=None):
     return version, payload
 
 
+def dump_payloads(event, datas, version=None):
+    """`dump_payload` of many payloads of one event (a bulk change raises thousands): the
+    contract is checked in full once per shape of payload (its keys, and each value's type,
+    nested; a Decimal's places too), on the first of that shape; the others are serialised by
+    plain conversion, which is what the schema's dump gives for that shape (compared on the
+    first: a shape where it is not keeps the schema's dump and check for each). So what a
+    value alone decides (a unit code's digits, a listed choice) is checked on the first of a
+    shape only: bulk payloads are built from the service's own validated rows."""
+    version = version or LATEST[event]
+    if len(datas) == 1:      # one event: nothing to gain from knowing its shape
+        return version, [dump_payload(event, datas[0], version)[1]]
+    plain_matches = {}
+    payloads = []
+    for data in datas:
+        plain, shape = _plain(data)
+        if plain_matches.get(shape):
+            payloads.append(plain)
+            continue
+        _, payload = dump_payload(event, data, version)
+        plain_matches.setdefault(shape, payload == plain)
+        payloads.append(payload)
+    return version, payloads
+
+
+def _plain(value):
+    """(JSON-ready value, its shape)."""
+    if isinstance(value, dict):
+        pairs = [(key, _plain(item)) for key, item in value.items()]
+        return ({key: plain for key, (plain, _) in pairs},
+                ("dict",) + tuple((key, shape) for key, (_, shape) in pairs))
+    if isinstance(value, (list, tuple)):
+        items = [_plain(item) for item in value]
+        return [plain for plain, _ in items], ("list", frozenset(shape for _, shape in items))
+    if isinstance(value, Decimal):
+        return str(value), ("Decimal", value.as_tuple().exponent, value.adjusted() < -6)
+    if isinstance(value, datetime):
+        return value.isoformat(), ("datetime", value.utcoffset() is None)
+    if isinstance(value, date):
+        return value.isoformat(), ("date",)
+    return value, type(value)
+
+
 def envelope(event, data, *, site=None, correlation_id=None, occurred_at, event_id=None):
     """The wire form of an event: its validated payload in the envelope every receiver reads."""
     version, payload = dump_payload(event, data)
+    return _envelope(event, version, payload, site, correlation_id, occurred_at, event_id)
+
+
+def envelopes(event, items, *, correlation_id=None, occurred_at):
+    """`envelope` of each (data, site) of `items`, their payloads checked by `dump_payloads`."""
+    version, payloads = dump_payloads(event, [data for data, _ in items])
+    return [_envelope(event, version, payload, site, correlation_id, occurred_at)
+            for payload, (_, site) in zip(payloads, items)]
+
+
+def _envelope(event, version, payload, site, correlation_id, occurred_at, event_id=None):
     return {
         "id": event_id or str(uuid.uuid4()), "event": event, "version": version,
         "source": event.split(".", 1)[0], "occurred_at": occurred_at.isoformat(),
@@ -347,8 +407,8 @@ def envelope(event, data, *, site=None, correlation_id=None, occurred_at, event_
 def load_event(body):
     """Envelope and payload as the receiver sees them, both validated."""
     try:
-        envelope = Envelope().load(body)
-        schema = SCHEMAS[(envelope["event"], envelope["version"])]()
+        envelope = _envelope_schema().load(body)
+        schema = _schema(envelope["event"], envelope["version"])
         envelope["data"] = schema.load(envelope["data"], unknown=EXCLUDE)
     except KeyError as exc:
         raise ValidationFailed(f"unknown event contract {exc}") from exc

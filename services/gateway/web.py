@@ -1,5 +1,6 @@
 """Requests in and responses out: JSON bodies, query strings, correlation ids, and RFC 9457
 problem documents for every error the gateway answers."""
+import functools
 import http.client
 import json
 import re
@@ -185,10 +186,17 @@ def _at(path, key):
     return f"{path}.{key}" if path else str(key)
 
 
+@functools.cache
+def _schema(schema_cls):
+    """One instance per route schema: building one deep-copies its fields, which costs more
+    than the check itself; validating and loading keep no state on the instance."""
+    return schema_cls()
+
+
 def validate(schema_cls, data):
     """Check `data` with the owning service's schema; a 422 naming every offending field.
     The caller forwards the document as sent: the service loads (and checks) it again."""
-    errors = schema_cls().validate(data) if isinstance(data, dict) else {
+    errors = _schema(schema_cls).validate(data) if isinstance(data, dict) else {
         "_schema": ["the body must be a JSON object"]}
     if errors:
         raise ValidationFailed.from_messages(errors)
@@ -198,7 +206,7 @@ def load_query(schema_cls, args):
     """Query parameters loaded with `schema_cls` and made JSON-friendly for RPC (instants as
     ISO strings); unknown parameters are refused by name, so that a typo is not ignored."""
     try:
-        data = schema_cls().load(_repair_plus(args.to_dict()))
+        data = _schema(schema_cls).load(_repair_plus(args.to_dict()))
     except ValidationError as exc:
         raise ValidationFailed.from_messages(exc.messages) from exc
     return {k: _jsonable(v) for k, v in data.items()}

@@ -1,8 +1,11 @@
 """notifications: messages made from bus events, delivered through providers (SPEC §5)."""
+import itertools
 import logging
 import time
 from datetime import timedelta
 
+import eventlet
+import eventlet.queue
 from nameko.timer import timer
 from prometheus_client import Counter
 
@@ -304,6 +307,7 @@ class NotificationsService(entrypoints.ServiceBase):
 
     SWEEP_BATCH = 100
     SWEEP_BUDGET_SECONDS = 10.0
+    SENDS_AT_ONCE = 32
 
     def _deliver_due(self, now, ids=None):
         """Try the messages due at `now` (only `ids`, when given), a batch at a time; batches
@@ -316,25 +320,53 @@ class NotificationsService(entrypoints.ServiceBase):
         lease = timedelta(seconds=self.delivery.setting("claim_lease_seconds", 120.0))
         policy = domain.RetryPolicy(self.delivery.setting("max_attempts", 5),
                                     self.delivery.setting("retry_base_seconds", 30.0))
+        at_once = self.delivery.setting("sends_at_once", self.SENDS_AT_ONCE)
         while True:
             claimed = storage.claim_due(self.uow.session, now, lease, self.SWEEP_BATCH, ids)
             opted_out = storage.opted_out(self.uow.session, {m.person_id for m in claimed if m.person_id})
-            for message in claimed:
-                counts[self._attempt(message, now, opted_out, policy)] += 1
-                self.uow.session.commit()      # each attempt on record before the next send
+            for status in self._attempt_batch(claimed, now, opted_out, policy, at_once):
+                counts[status] += 1
             if ids is not None or len(claimed) < self.SWEEP_BATCH or time.monotonic() >= deadline:
                 return counts
 
-    def _attempt(self, message, now, opted_out, policy):
-        if (message.person_id, message.channel) in opted_out:
-            return domain.skip(message)
+    def _attempt_batch(self, claimed, now, opted_out, policy, at_once):
+        """Send the batch `at_once` at a time (a provider mostly waits on the network), and
+        record each attempt as its send ends: what has ended is committed before this waits
+        for the next, so a crash loses the record of no more than the sends then in flight
+        (their claim lapses and they are tried again, under the same message id)."""
+        ended = eventlet.queue.LightQueue()
+        statuses = [domain.skip(m) for m in claimed if (m.person_id, m.channel) in opted_out]
+        to_send = iter([m for m in claimed if (m.person_id, m.channel) not in opted_out])
+        in_flight = 0
+        for message in itertools.islice(to_send, at_once):
+            eventlet.spawn_n(lambda m: ended.put((m, self._send(m))), message)
+            in_flight += 1
+        while in_flight:
+            results = [ended.get()]
+            while not ended.empty():
+                results.append(ended.get())
+            statuses += [self._record(message, now, error, policy) for message, error in results]
+            self.uow.session.commit()
+            in_flight -= len(results)
+            for message in itertools.islice(to_send, len(results)):
+                eventlet.spawn_n(lambda m: ended.put((m, self._send(m))), message)
+                in_flight += 1
+        self.uow.session.commit()     # the skipped, when nothing was sent
+        return statuses
+
+    def _send(self, message):
+        """None if the provider took the message, else why not (retried later). It touches
+        neither the session nor the message, which only the sweep's own greenthread writes."""
         try:
             self.delivery.deliver(message)
-            error = None
+            return None
         except Exception as exc:   # any provider fault is a failed attempt, retried later
             error = f"{type(exc).__name__}: {exc}"[:2000]
             log.warning("delivery of message %s failed: %s", message.id, error,
                         extra={"message_id": message.id, "channel": message.channel})
+            return error
+
+    def _record(self, message, now, error, policy):
         self.uow.session.add(DeliveryAttempt(id=new_id(), message_id=message.id, at=now,
                                              ok=error is None, error=error))
         status = domain.record_attempt(message, now, error, policy)

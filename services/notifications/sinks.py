@@ -32,16 +32,25 @@ class _Served:
         self.server.server_close()
 
 
-class SmsEndpoint(_Served):
-    """An HTTP server on `port` (0: any free one); `received` holds every request's JSON."""
+class _HttpServer(ThreadingHTTPServer):
+    # A delivery sweep has up to `sends_at_once` connections opening together; the default
+    # backlog of 5 resets the rest.
+    request_queue_size = 128
 
-    def __init__(self, port=0, failures=0, log_path=None, host="127.0.0.1"):
-        self.failures, self.received, self.log_path = failures, [], log_path
+
+class SmsEndpoint(_Served):
+    """An HTTP server on `port` (0: any free one); `received` holds every request's JSON.
+    `delay` seconds before each answer stand for a real SMS gateway's latency (benches)."""
+
+    def __init__(self, port=0, failures=0, log_path=None, host="127.0.0.1", delay=0.0):
+        self.failures, self.received, self.log_path, self.delay = failures, [], log_path, delay
         endpoint = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self):
                 body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
+                if endpoint.delay:
+                    time.sleep(endpoint.delay)
                 ok = endpoint.take(body)
                 self.send_response(200 if ok else 503)
                 self.end_headers()
@@ -50,7 +59,7 @@ class SmsEndpoint(_Served):
             def log_message(self, *args):
                 pass
 
-        self.server = ThreadingHTTPServer((host, port), Handler)
+        self.server = _HttpServer((host, port), Handler)
         self.port = self.server.server_address[1]
         self.url = f"http://{host}:{self.port}/send"
 

@@ -16,12 +16,13 @@ from services.common.clock import as_utc
 from services.common.db import (
     Database, decode_cursor, encode_cursor, new_id, page_size, paginate, within_sites,
 )
-from services.common.entrypoints import command, load
+from services.common.entrypoints import command, handles, load
 from services.common.errors import NotFound, ValidationFailed
 from services.common.metrics import OPEN_CASES
 from services.common.roles import MANAGERS, SITE_STAFF, SWEEPERS
 from services.common.rpc import TimedRpc
 from services.common.sweeps import SweepIn
+from services.common.units import site_of_unit
 from services.ticketing import domain, storage
 from services.ticketing.schemas import (
     ACTION_SCHEMAS, KpiQuery, SlaPolicyIn, TicketFilters, TicketIn, TicketOut,
@@ -31,6 +32,10 @@ from services.ticketing.storage import Base, Ticket, next_serial
 SWEEP_SECONDS = 60
 SWEEP_BATCH = 500
 SWEEP_LEASE = timedelta(minutes=5)
+# Built once: a marshmallow schema deep-copies its fields on construction, which was a tenth
+# of opening a ticket; loading and dumping keep no state on the instance.
+TICKET_IN = TicketIn()
+TICKET_OUT = TicketOut(exclude=("allowed_actions",))
 KPI_FIELDS = ("site", "month", "households", "timeliness_rate", "repair_timeliness_rate",
               "complaint_timeliness_rate", "callback_rate", "satisfaction_rate",
               "average_satisfaction", "complaint_rate", "valid_complaint_rate", "rework_rate",
@@ -49,7 +54,7 @@ class TicketingService(entrypoints.ServiceBase):
     def create_ticket(self, payload):
         identity = self.caller.identity
         identity.require_role("open tickets", *domain.CREATORS)
-        data = load(TicketIn(), payload)
+        data = load(TICKET_IN, payload)
         identity.require_site(data["site"])
         now = self.clock()
         site, kind = data["site"], data["kind"]
@@ -299,8 +304,14 @@ class TicketingService(entrypoints.ServiceBase):
             owned=lambda t: (t.reporter or {}).get("person_id") == identity.person_id)
 
     def _place(self, site, unit):
-        """Site time zone and the unit's owner, from registry; an unknown site or unit (or one
+        """Site time zone and the unit's owner: from ticketing's copy of the unit when it has
+        one the caller may see, else from registry (a unit created a moment ago whose event
+        is still on its way, a tenant, a common-area ticket). An unknown site or unit (or one
         the caller may not see) is the caller's mistake, named by its field."""
+        if unit:
+            known = storage.known_unit(self.uow.session, unit)
+            if known is not None and self._may_see(known):
+                return known
         try:
             if unit:
                 return self.rpc.registry.unit_contact(unit)
@@ -308,6 +319,20 @@ class TicketingService(entrypoints.ServiceBase):
         except NotFound as exc:
             field = "unit" if unit else "site"
             raise ValidationFailed.from_messages({field: [str(exc)]}) from exc
+
+    def _may_see(self, unit):
+        """What registry would answer from the copy alone: staff of the unit's site, or its
+        owner; anyone else is left for registry to judge (it knows tenants too)."""
+        identity = self.caller.identity
+        if identity.is_resident:
+            return (unit["owner"] or {}).get("person_id") == identity.person_id
+        return identity.can_see_site(unit["site"])
+
+    @handles("registry", "unit_changed")
+    def on_unit_changed(self, data, envelope):
+        storage.copy_unit(self.uow.session, data["unit"], site_of_unit(data["unit"]),
+                          data["timezone"], data.get("owner"), envelope["occurred_at"])
+        self.uow.commit()
 
     @staticmethod
     def _reporter(data, place, identity):
@@ -323,7 +348,7 @@ class TicketingService(entrypoints.ServiceBase):
         return reporter if any(reporter.values()) else None
 
     def _out(self, ticket):
-        out = TicketOut(exclude=("allowed_actions",)).dump(ticket)
+        out = TICKET_OUT.dump(ticket)
         out["allowed_actions"] = ticket.allowed_actions(self.caller.identity.role)
         return out
 

@@ -1,6 +1,9 @@
 """Ticketing schema. The domain's Ticket is mapped imperatively onto `tickets`, so the domain
 stays plain Python; deadlines, breaches and history are JSON columns, with the two instants the
-views filter on (`next_due_at`, `callback_due_at`) as indexed columns."""
+views filter on (`next_due_at`, `callback_due_at`) as indexed columns.
+
+`units` is ticketing's own copy of registry's units and their owners (fed by
+`registry.unit_changed`, SPEC §6), so that opening a ticket does not ask registry every time."""
 import uuid
 
 from sqlalchemy import (
@@ -103,6 +106,16 @@ sla_policies = Table(
     Column("updated_by", String(100), nullable=False),
 )
 
+units = Table(
+    "units", Base.metadata,
+    Column("code", String(10), primary_key=True),
+    Column("site", String(3), nullable=False),
+    Column("timezone", String(64), nullable=False),
+    Column("owner", JSON),                  # name, phone, email, person_id; None: no owner yet
+    # The instant registry made the change: an event overtaken by a later one changes nothing.
+    Column("changed_at", UTCDateTime, nullable=False),
+)
+
 Base.registry.map_imperatively(Ticket, tickets, exclude_properties=["sweep_claim", "sweep_claimed_at"])
 
 
@@ -121,6 +134,22 @@ def next_serial(session, site, series):
         insert_once(session, insert(serials).values(site=site, series=series, last=0))
         value = session.execute(bump).scalar()
     return value
+
+
+def known_unit(session, code):
+    """The copy of unit `code` ({site, timezone, owner}), or None if no event told us of it."""
+    row = session.execute(select(units.c.site, units.c.timezone, units.c.owner)
+                          .where(units.c.code == code)).first()
+    return None if row is None else {"site": row.site, "timezone": row.timezone, "owner": row.owner}
+
+
+def copy_unit(session, code, site, timezone, owner, changed_at):
+    """Keep the copy of unit `code` as of `changed_at`, unless a later change is already kept
+    (events of one unit may arrive out of order)."""
+    values = dict(site=site, timezone=timezone, owner=owner, changed_at=changed_at)
+    if not insert_once(session, insert(units).values(code=code, **values)):
+        session.execute(update(units).where(units.c.code == code, units.c.changed_at <= changed_at)
+                        .values(**values))
 
 
 def site_policy(session, site):
