@@ -198,7 +198,66 @@ class ArrearsEscalatedV1(Schema):
     late_fee_daily_rate = late_fee_daily_rate()
 
 
+# -- ticketing: warnings before a breach, on-call paging, escalations (issue 17) ------------
+
+class SlaWarningV1(Schema):
+    """A ticket's deadline is near (超时预警): its assignee and first-contact owner are warned,
+    once per deadline, before any breach alert."""
+    ticket_id = fields.String(required=True)
+    code = fields.String(required=True)
+    kind = fields.String(required=True)
+    deadline = fields.String(required=True)
+    due_at = fields.AwareDateTime(required=True)
+    warned_at = fields.AwareDateTime(required=True)
+    severity = fields.String(allow_none=True)
+    unit = fields.String(allow_none=True, validate=UNIT_CODE)
+    first_contact_owner = fields.String(allow_none=True)
+    assignee = fields.String(allow_none=True)
+    timezone = fields.String(load_default="Asia/Shanghai")
+
+
+class OnCall(Schema):
+    technician = fields.String(required=True)
+    phone = fields.String(required=True)
+
+
+class OnCallPagedV1(Schema):
+    """An urgent repair was received: the technician on call at `received_at` is paged (SMS,
+    whatever the hour, and a staff task), or, with `on_call` null, the site's supervisors."""
+    ticket_id = fields.String(required=True)
+    code = fields.String(required=True)
+    unit = fields.String(allow_none=True, validate=UNIT_CODE)
+    description = fields.String(load_default="")
+    received_at = fields.AwareDateTime(required=True)
+    on_call = fields.Nested(OnCall, allow_none=True)
+    reporter = fields.Nested(Contact, allow_none=True)
+    timezone = fields.String(load_default="Asia/Shanghai")
+
+
+class TicketEscalatedV1(Schema):
+    """A ticket went up the chain by a rule, once: a joint complaint to head office the same
+    day (`to: hq`), a second missed appointment to the site's supervisors (`to: supervisor`)."""
+    ticket_id = fields.String(required=True)
+    code = fields.String(required=True)
+    kind = fields.String(required=True)
+    to = fields.String(required=True, validate=validate.OneOf(["hq", "supervisor"]))
+    reason = fields.String(required=True, validate=validate.OneOf(
+        ["joint_complaint", "missed_appointments"]))
+    note = fields.String(load_default="")
+    unit = fields.String(allow_none=True, validate=UNIT_CODE)
+    severity = fields.String(allow_none=True)
+    complainants = fields.Integer(allow_none=True)
+    missed_appointments = fields.Integer(load_default=0)
+    first_contact_owner = fields.String(allow_none=True)
+    description = fields.String(load_default="")
+    escalated_at = fields.AwareDateTime(required=True)
+    timezone = fields.String(load_default="Asia/Shanghai")
+
+
 SCHEMAS = {
+    ("ticketing.sla_warning", 1): SlaWarningV1,
+    ("ticketing.on_call_paged", 1): OnCallPagedV1,
+    ("ticketing.escalated", 1): TicketEscalatedV1,
     ("ticketing.callback_due", 1): CallbackDueV1,
     ("ticketing.sla_breached", 1): SlaBreachedV1,
     ("ticketing.service_charge", 1): ServiceChargeV1,
@@ -240,9 +299,42 @@ def dump_payload(event, data, version=None):
 def envelope(event, data, *, site=None, correlation_id=None, occurred_at, event_id=None):
     """The wire form of an event: its validated payload in the envelope every receiver reads."""
     version, payload = dump_payload(event, data)
+    return _wrap(event, version, payload, site, correlation_id, occurred_at, event_id)
+
+
+def envelopes(event, items, *, correlation_id=None, occurred_at):
+    """Envelopes of one `event` per (data, site) in `items`, each payload dumped by its contract
+    but validated once per shape (its fields and their types): a bulk change (a sweep, a
+    billing run) makes thousands of payloads from one code path, and validating each costs more
+    than making it, while a payload of a shape not seen yet is checked in full."""
+    version = LATEST[event]
+    schema, checked, out = _schema(event, version), set(), []
+    stamp = occurred_at.isoformat()
+    for data, site in items:
+        payload = schema.dump(data)
+        shape = _shape(payload)
+        if shape not in checked:
+            errors = schema.validate(payload)
+            if errors:
+                raise ValueError(f"{event} v{version} payload breaks its contract: {errors}")
+            checked.add(shape)
+        out.append(_wrap(event, version, payload, site, correlation_id, stamp, None))
+    return out
+
+
+def _shape(value):
+    if isinstance(value, dict):
+        return tuple((key, _shape(item)) for key, item in sorted(value.items()))
+    if isinstance(value, list):
+        return ("list", tuple(sorted({_shape(item) for item in value}, key=repr)))
+    return type(value).__name__
+
+
+def _wrap(event, version, payload, site, correlation_id, occurred_at, event_id):
     return {
         "id": event_id or str(uuid.uuid4()), "event": event, "version": version,
-        "source": event.split(".", 1)[0], "occurred_at": occurred_at.isoformat(),
+        "source": event.split(".", 1)[0],
+        "occurred_at": occurred_at if isinstance(occurred_at, str) else occurred_at.isoformat(),
         "site": site, "correlation_id": correlation_id, "data": payload,
     }
 

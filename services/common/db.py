@@ -147,11 +147,11 @@ class UnitOfWork:
 
     def add_events(self, event, items, *, occurred_at=None):
         """Record one `event` per (data, site) in `items` in one executemany, for a bulk change
-        that raises thousands; each payload validated against its contract first. Their ids."""
+        that raises thousands; the payloads checked against their contract once per shape
+        (`contracts.envelopes`). Their ids."""
         now = utcnow()
-        bodies = [contracts.envelope(event, data, site=site, occurred_at=occurred_at or now,
+        bodies = contracts.envelopes(event, items, occurred_at=occurred_at or now,
                                      correlation_id=self._context.correlation_id)
-                  for data, site in items]
         if bodies:
             self.session.execute(insert(self._provider.outbox), [
                 {"event_id": body["id"], "event": event, "body": body, "created_at": now}

@@ -27,7 +27,7 @@ from services.ticketing.schemas import (
 from services.ticketing.storage import Base, Ticket, next_serial
 
 SWEEP_SECONDS = 60
-SWEEP_BATCH = 500
+SWEEP_BATCH = 2000
 SWEEP_LEASE = timedelta(minutes=5)
 KPI_FIELDS = ("site", "month", "households", "timeliness_rate", "repair_timeliness_rate",
               "complaint_timeliness_rate", "callback_rate", "satisfaction_rate",
@@ -161,49 +161,88 @@ class TicketingService(entrypoints.ServiceBase):
 
     def _sweep(self, as_of):
         as_of = as_utc(as_of)
-        found = {"as_of": as_of.isoformat(), "tickets": 0, "breaches": 0, "upgrades": 0}
+        found = {"as_of": as_of.isoformat(), "tickets": 0, "breaches": 0, "warnings": 0,
+                 "upgrades": 0}
         engine = self.uow.session.get_bind()
         batch = int(self.config.get("TICKETING_SWEEP_BATCH", SWEEP_BATCH))
         while True:
-            claim, claimed = storage.claim_due(engine, as_of, self.clock(), SWEEP_LEASE, batch)
+            claimed = storage.claim_due(engine, as_of, self.clock(), SWEEP_LEASE, batch)
             if not claimed:
                 return found
-            self._sweep_claimed(claim, as_of, found)
+            self._sweep_claimed(claimed, as_of, found)
             eventlet.sleep(0)   # the database drivers block: let this replica's other workers run
 
-    def _sweep_claimed(self, claim, as_of, found):
+    def _sweep_claimed(self, ids, as_of, found):
+        """One claimed batch in one transaction: the columns the rules read, every breach and
+        warning of the batch inserted in one statement each (the unique keys decide which this
+        replica reports), their events in one executemany per event, the tickets updated and
+        released in one more. A ticket due for its 30-day upgrade, which changes severity and
+        history, goes through the whole Ticket."""
         session = self.uow.session
         try:
-            claimed = storage.claimed_tickets(session, claim)
-            due = {ticket.id: ticket.sweep(as_of) for ticket in claimed}
-            first = storage.record_breaches_once(session, [
-                (ticket_id, deadline, due_at)
-                for ticket_id, (overdue, _) in due.items() for deadline, due_at in overdue], as_of)
-            for ticket in claimed:
-                found["tickets"] += 1
-                overdue, upgrade = due[ticket.id]
-                for deadline, due_at in overdue:
-                    if (ticket.id, deadline, due_at) in first:
-                        ticket.record_breach(deadline, due_at, as_of)
-                        found["breaches"] += 1
-                if upgrade:
-                    ticket.upgrade(as_of)
-                    found["upgrades"] += 1
+            rows = storage.claimed_rows(session, ids)
+            upgrading = [row.id for row in rows if _upgrade_due(row, as_of)]
+            rows = [row for row in rows if row.id not in set(upgrading)]
+            tickets = storage.claimed_tickets(session, upgrading) if upgrading else []
+            due = {t.id: domain.alerts_due(t, as_of) for t in (*rows, *tickets)}
+            first_breaches = storage.record_breaches_once(session, [
+                (tid, name, at) for tid, (breach, _) in due.items() for name, at in breach], as_of)
+            first_warnings = storage.record_warnings_once(session, [
+                (tid, name, at) for tid, (_, warn) in due.items() for name, at in warn], as_of)
+            earlier = self._reported_elsewhere(due, first_breaches, first_warnings)
+            breached, warned, changes = [], [], []
+            for row in rows:
+                breach, warn = due[row.id]
+                new_breaches = row.breaches + [
+                    domain.breach_entry(name, at, earlier.get(("b", row.id, name, at), as_of))
+                    for name, at in breach]
+                new_warnings = (row.warnings or []) + [
+                    domain.warning_entry(name, at, earlier.get(("w", row.id, name, at), as_of))
+                    for name, at in warn]
+                breached += [(domain.breach_event(row, name, at, as_of), row.site)
+                             for name, at in breach if (row.id, name, at) in first_breaches]
+                warned += [(domain.warning_event(row, name, at, as_of), row.site)
+                           for name, at in warn if (row.id, name, at) in first_warnings]
+                changes.append({"ticket_id": row.id, "new_breaches": new_breaches,
+                                "new_warnings": new_warnings, "next_sweep_at": domain.next_sweep_at(
+                                    _Swept(row, new_breaches, new_warnings))})
+            # a warning goes out before any breach of the same sweep
+            self.uow.add_events("ticketing.sla_warning", warned, occurred_at=as_of)
+            self.uow.add_events("ticketing.sla_breached", breached, occurred_at=as_of)
+            storage.save_swept(session, changes)
+            for ticket in tickets:
+                breach, warn = due[ticket.id]
+                for name, at in warn:
+                    ticket.record_warning(name, at, as_of, first=(ticket.id, name, at) in first_warnings)
+                for name, at in breach:
+                    ticket.record_breach(name, at, as_of, first=(ticket.id, name, at) in first_breaches)
+                ticket.upgrade(as_of)
                 ticket.refresh_due()
-                if ticket.sweep_due_at is not None and ticket.sweep_due_at <= as_of:
-                    # seen here but reported by another replica first: nothing left to find
-                    ticket.breaches = ticket.breaches + [
-                        b for b in _recorded(session, ticket) if b not in ticket.breaches]
-                    ticket.refresh_due()
                 self._publish(ticket)
+            found["tickets"] += len(ids)
+            found["breaches"] += len(first_breaches)
+            found["warnings"] += len(first_warnings)
+            found["upgrades"] += len(tickets)
             session.flush()
-            storage.release(session, claim)
+            storage.release(session, upgrading)
             self.uow.commit()
         except Exception:
             session.rollback()
             with session.begin():
-                storage.release(session, claim)
+                storage.release(session, ids)
             raise
+
+    def _reported_elsewhere(self, due, first_breaches, first_warnings):
+        """When another replica recorded some of what this one found (a lease that ran out),
+        the instants it recorded, so that the ticket shows them and nothing is found again."""
+        late = {tid for tid, (breach, warn) in due.items()
+                if any((tid, n, at) not in first_breaches for n, at in breach)
+                or any((tid, n, at) not in first_warnings for n, at in warn)}
+        if not late:
+            return {}
+        session = self.uow.session
+        return {**{("b", *key): at for key, at in storage.recorded(session, storage.breaches, late).items()},
+                **{("w", *key): at for key, at in storage.recorded(session, storage.warnings, late).items()}}
 
     # -- front-desk views ----------------------------------------------------------------
 
@@ -310,11 +349,19 @@ class TicketingService(entrypoints.ServiceBase):
         return out
 
 
-def _recorded(session, ticket):
-    rows = session.execute(select(storage.breaches).where(
-        storage.breaches.c.ticket_id == ticket.id)).all()
-    return [{"deadline": r.deadline, "due_at": as_utc(r.due_at).isoformat(),
-             "detected_at": as_utc(r.detected_at).isoformat()} for r in rows]
+class _Swept:
+    """A swept row as it is once what the sweep found is recorded, for `next_sweep_at`."""
+
+    def __init__(self, row, breaches, warnings):
+        self._row, self.breaches, self.warnings = row, breaches, warnings
+
+    def __getattr__(self, name):
+        return getattr(self._row, name)
+
+
+def _upgrade_due(row, as_of):
+    at = domain.upgrade_due_at(row)
+    return at is not None and at <= as_of
 
 
 def _csv(report):
