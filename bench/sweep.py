@@ -67,7 +67,7 @@ def open_complaints(count, due_share):
         route_due = received + timedelta(hours=1)
         rows.append({**row, "id": f"bench{n:010d}", "code": f"001-B-GC-{n + 1:07d}",
                      "received_at": received, "next_due_at": route_due,
-                     "sweep_due_at": route_due,
+                     "sweep_due_at": route_due - timedelta(hours=1),     # its warning
                      "deadlines": {**row["deadlines"], "route": route_due.astimezone(ZoneInfo("UTC")).isoformat()}})
     return rows
 

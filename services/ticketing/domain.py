@@ -651,11 +651,12 @@ def alerts_due(t, as_of):
     return sorted(breach, key=lambda item: item[1]), sorted(warn, key=lambda item: item[1])
 
 
-def next_sweep_at(t):
-    """The next instant the sweep has work on ticket `t`: a warning or a breach not yet
-    reported, or the 30-day upgrade; None when there is nothing left to find."""
-    breached = {(b["deadline"], b["due_at"]) for b in t.breaches or ()}
-    warned = {(w["deadline"], w["due_at"]) for w in t.warnings or ()}
+def next_sweep_at(t, breaches=None, warnings=None):
+    """The next instant the sweep has work on ticket `t` (with `breaches` and `warnings` in
+    place of its own, when given): a warning or a breach not yet reported, or the 30-day
+    upgrade; None when there is nothing left to find."""
+    breached = {(b["deadline"], b["due_at"]) for b in (t.breaches if breaches is None else breaches) or ()}
+    warned = {(w["deadline"], w["due_at"]) for w in (t.warnings if warnings is None else warnings) or ()}
     policy = t.policy or {}
     pending = []
     for name, due in _open_deadlines(t).items():

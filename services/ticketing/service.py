@@ -205,7 +205,7 @@ class TicketingService(entrypoints.ServiceBase):
                            for name, at in warn if (row.id, name, at) in first_warnings]
                 changes.append({"ticket_id": row.id, "new_breaches": new_breaches,
                                 "new_warnings": new_warnings, "next_sweep_at": domain.next_sweep_at(
-                                    _Swept(row, new_breaches, new_warnings))})
+                                    row, new_breaches, new_warnings)})
             # a warning goes out before any breach of the same sweep
             self.uow.add_events("ticketing.sla_warning", warned, occurred_at=as_of)
             self.uow.add_events("ticketing.sla_breached", breached, occurred_at=as_of)
@@ -347,16 +347,6 @@ class TicketingService(entrypoints.ServiceBase):
         out = TicketOut(exclude=("allowed_actions",)).dump(ticket)
         out["allowed_actions"] = ticket.allowed_actions(self.caller.identity.role)
         return out
-
-
-class _Swept:
-    """A swept row as it is once what the sweep found is recorded, for `next_sweep_at`."""
-
-    def __init__(self, row, breaches, warnings):
-        self._row, self.breaches, self.warnings = row, breaches, warnings
-
-    def __getattr__(self, name):
-        return getattr(self._row, name)
 
 
 def _upgrade_due(row, as_of):

@@ -241,11 +241,13 @@ def _record_once(session, table, at_column, found, at):
         return set()
     dialect = session.get_bind().dialect.name
     insert_ = {"postgresql": pg_insert, "sqlite": sqlite_insert}[dialect]
-    stmt = insert_(table).values([
-        {"ticket_id": t, "deadline": d, "due_at": due, at_column: at}
-        for t, d, due in found]).on_conflict_do_nothing().returning(
+    # an executemany of one cached statement (SQLAlchemy batches it into multi-row INSERTs and
+    # gathers RETURNING), not one statement compiled afresh for each batch of values
+    stmt = insert_(table).on_conflict_do_nothing().returning(
         table.c.ticket_id, table.c.deadline, table.c.due_at)
-    return {(row.ticket_id, row.deadline, as_utc(row.due_at)) for row in session.execute(stmt)}
+    rows = session.execute(stmt, [{"ticket_id": t, "deadline": d, "due_at": due, at_column: at}
+                                  for t, d, due in found])
+    return {(row.ticket_id, row.deadline, as_utc(row.due_at)) for row in rows}
 
 
 def on_call_at(session, site, instant):
