@@ -12,17 +12,16 @@ from sqlalchemy import select
 
 from services.common import calendar, entrypoints
 from services.common.clock import as_utc
-from services.common.db import (
-    Database, decode_cursor, encode_cursor, new_id, page_size, paginate, within_sites,
-)
+from services.common.db import Database, new_id, paginate, paginate_ordered, within_sites
 from services.common.entrypoints import command, load
 from services.common.errors import NotFound, ValidationFailed
-from services.common.roles import MANAGERS, SITE_STAFF, SWEEPERS
+from services.common.roles import MANAGERS, SITE_STAFF, SUPERVISORS, SWEEPERS
 from services.common.rpc import TimedRpc
 from services.common.sweeps import SweepIn
 from services.ticketing import domain, storage
 from services.ticketing.schemas import (
-    ACTION_SCHEMAS, KpiQuery, SlaPolicyIn, TicketFilters, TicketIn, TicketOut,
+    ACTION_SCHEMAS, KpiQuery, OnCallIn, OnCallOut, SlaPolicyIn, TicketFilters, TicketIn,
+    TicketOut,
 )
 from services.ticketing.storage import Base, Ticket, next_serial
 
@@ -79,6 +78,8 @@ class TicketingService(entrypoints.ServiceBase):
                     code=domain.suggestion_code(site, next_serial(session, site, "S")), **common)
         except ValueError as exc:
             raise ValidationFailed.from_messages({"received_at": [str(exc)]}) from exc
+        if ticket.kind == "repair" and ticket.priority == "urgent":
+            ticket.page_on_call(storage.on_call_at(session, site, ticket.received_at), now)
         session.add(ticket)
         self._publish(ticket)
         self.uow.commit()
@@ -145,6 +146,33 @@ class TicketingService(entrypoints.ServiceBase):
         storage.save_site_policy(session, site, limits, self.clock(), identity.sub)
         self.uow.commit()
         return self.get_sla_policy(site)
+
+    # -- the on-call roster (SPEC §2.2) --------------------------------------------------
+
+    @command
+    def set_on_call(self, site, payload):
+        """Put a shift on the site's roster; where shifts overlap, the one set last pages."""
+        identity = self.caller.identity
+        identity.require_role("set the on-call roster", *SUPERVISORS)
+        identity.require_site(site)
+        data = load(OnCallIn(), payload)
+        row = {"id": new_id(), "site": site, "technician": data["technician"],
+               "phone": data["phone"], "from": data["from_"], "until": data["until"],
+               "set_by": identity.sub, "set_at": self.clock()}
+        storage.add_on_call(self.uow.session, row)
+        self.uow.commit()
+        return OnCallOut().dump(row)
+
+    @command
+    def on_call(self, site, cursor=None, limit=50):
+        """The site's shifts not over yet, soonest first."""
+        self._viewer().require_site(site)
+        shift = storage.on_call.c
+        rows, next_cursor = paginate_ordered(
+            self.uow.session, storage.roster(site, self.clock()), shift["from"], shift.id,
+            lambda row: (row._mapping["from"], row.id), cursor, limit, scalars=False)
+        return {"items": OnCallOut(many=True).dump([row._mapping for row in rows]),
+                "next_cursor": next_cursor}
 
     # -- the sweep -----------------------------------------------------------------------
 
@@ -248,17 +276,15 @@ class TicketingService(entrypoints.ServiceBase):
 
     @command
     def handover(self, site, cursor=None, limit=50):
-        """Every open ticket of a site with its next deadline, most urgent first."""
-        stmt = self._open_at(site).order_by(Ticket.next_due_at.is_(None), Ticket.next_due_at,
-                                            Ticket.id)
-        return self._offset_page(stmt, cursor, limit)
+        """Every open ticket of a site with its next deadline, most urgent first (none last)."""
+        return self._page_by(self._open_at(site), Ticket.next_due_at, cursor, limit)
 
     @command
     def callbacks(self, site, cursor=None, limit=50):
         """Tickets awaiting a callback, by the time it is due."""
         stmt = within_sites(select(Ticket), Ticket.site, self._viewer(), site).where(
-            Ticket.callback_due_at.is_not(None)).order_by(Ticket.callback_due_at, Ticket.id)
-        return self._offset_page(stmt, cursor, limit)
+            Ticket.callback_due_at.is_not(None))
+        return self._page_by(stmt, Ticket.callback_due_at, cursor, limit)
 
     @command
     def kpis(self, site, query):
@@ -296,12 +322,10 @@ class TicketingService(entrypoints.ServiceBase):
         return within_sites(select(Ticket), Ticket.site, self._viewer(), site).where(
             Ticket.status.in_(domain.OPEN_STATUSES))
 
-    def _offset_page(self, stmt, cursor, limit):
-        size, offset = page_size(limit), decode_cursor(cursor, int) if cursor else 0
-        rows = self.uow.session.scalars(stmt.offset(offset).limit(size + 1)).all()
-        more = len(rows) > size
-        return {"items": [self._out(t) for t in rows[:size]],
-                "next_cursor": encode_cursor(offset + size) if more else None}
+    def _page_by(self, stmt, column, cursor, limit):
+        rows, next_cursor = paginate_ordered(self.uow.session, stmt, column, Ticket.id,
+                                             lambda t: (getattr(t, column.key), t.id), cursor, limit)
+        return {"items": [self._out(t) for t in rows], "next_cursor": next_cursor}
 
     def _timezone(self, site):
         try:
