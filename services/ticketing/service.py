@@ -157,7 +157,7 @@ class TicketingService(entrypoints.ServiceBase):
         identity.require_site(site)
         data = load(OnCallIn(), payload)
         row = {"id": new_id(), "site": site, "technician": data["technician"],
-               "phone": data["phone"], "from": data["from_"], "until": data["until"],
+               "phone": data["phone"], "from": as_utc(data["from_"]), "until": as_utc(data["until"]),
                "set_by": identity.sub, "set_at": self.clock()}
         storage.add_on_call(self.uow.session, row)
         self.uow.commit()
