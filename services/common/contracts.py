@@ -341,11 +341,13 @@ def _plain(value):
 
 
 def _shape(value):
+    # keys in the order given: one code path gives one order (another order is only checked
+    # once more)
     if isinstance(value, dict):
-        return tuple((key, _shape(item)) for key, item in sorted(value.items()))
+        return tuple([(key, _shape(item)) for key, item in value.items()])
     if isinstance(value, list):
-        return ("list", tuple(sorted({_shape(item) for item in value}, key=repr)))
-    return type(value).__name__
+        return ("list", frozenset([_shape(item) for item in value]))
+    return type(value)
 
 
 def _wrap(event, version, payload, site, correlation_id, occurred_at, event_id):

@@ -616,7 +616,17 @@ class Ticket(CaseFile):
 
 # -- the sweep on plain rows ---------------------------------------------------------------
 # The functions below read a ticket's fields by attribute, so the sweep applies them to the
-# columns it selected (a row) as well as to a Ticket, and both follow the same rules.
+# columns it selected (a row, with the limits of SWEPT_LIMITS as columns of their own rather
+# than the whole policy) as well as to a Ticket, and both follow the same rules.
+
+SWEPT_LIMITS = ("warn_minutes", "warn_dispatch_minutes", "upgrade_days")
+
+
+def _limit(t, name):
+    policy = t.policy if isinstance(t, Ticket) else None
+    value = policy.get(name) if policy is not None else getattr(t, name)
+    return getattr(SlaPolicy, name) if value is None else value
+
 
 def _open_deadlines(t):
     if t.status in DROPPED_STATUSES:
@@ -626,10 +636,9 @@ def _open_deadlines(t):
             if name not in met}
 
 
-def warn_at(policy, deadline, due):
-    lead = policy.get("warn_dispatch_minutes", SlaPolicy.warn_dispatch_minutes) \
-        if deadline == "dispatch" else policy.get("warn_minutes", SlaPolicy.warn_minutes)
-    return due - timedelta(minutes=lead)
+def warn_at(t, deadline, due):
+    return due - timedelta(minutes=_limit(
+        t, "warn_dispatch_minutes" if deadline == "dispatch" else "warn_minutes"))
 
 
 def alerts_due(t, as_of):
@@ -638,7 +647,6 @@ def alerts_due(t, as_of):
     seen already past due is reported as breached only (a warning then would come too late)."""
     breached = {(b["deadline"], b["due_at"]) for b in t.breaches or ()}
     warned = {(w["deadline"], w["due_at"]) for w in t.warnings or ()}
-    policy = t.policy or {}
     breach, warn = [], []
     for name, due in _open_deadlines(t).items():
         key = (name, due.isoformat())
@@ -646,25 +654,25 @@ def alerts_due(t, as_of):
             continue
         if due <= as_of:
             breach.append((name, due))
-        elif key not in warned and warn_at(policy, name, due) <= as_of:
+        elif key not in warned and warn_at(t, name, due) <= as_of:
             warn.append((name, due))
     return sorted(breach, key=lambda item: item[1]), sorted(warn, key=lambda item: item[1])
 
 
-def next_sweep_at(t, breaches=None, warnings=None):
-    """The next instant the sweep has work on ticket `t` (with `breaches` and `warnings` in
-    place of its own, when given): a warning or a breach not yet reported, or the 30-day
-    upgrade; None when there is nothing left to find."""
+def next_sweep_at(t, breaches=None, warnings=None, upgrade_at=False):
+    """The next instant the sweep has work on ticket `t` (with `breaches`, `warnings` and its
+    `upgrade_due_at` in place of its own, when given): a warning or a breach not yet reported,
+    or the 30-day upgrade; None when there is nothing left to find."""
     breached = {(b["deadline"], b["due_at"]) for b in (t.breaches if breaches is None else breaches) or ()}
     warned = {(w["deadline"], w["due_at"]) for w in (t.warnings if warnings is None else warnings) or ()}
-    policy = t.policy or {}
     pending = []
     for name, due in _open_deadlines(t).items():
         key = (name, due.isoformat())
         if key in breached:
             continue
-        pending.append(due if key in warned else warn_at(policy, name, due))
-    upgrade_at = upgrade_due_at(t)
+        pending.append(due if key in warned else warn_at(t, name, due))
+    if upgrade_at is False:
+        upgrade_at = upgrade_due_at(t)
     if upgrade_at is not None:
         pending.append(upgrade_at)
     return min(pending, default=None)
@@ -675,8 +683,7 @@ def upgrade_due_at(t):
     if t.kind != "complaint" or t.severity not in ("B", "C") or t.valid is False \
             or t.status not in ("received", "routed"):
         return None
-    days = (t.policy or {}).get("upgrade_days", SlaPolicy.upgrade_days)
-    return calendar.add_days(t.received_at, days, t.timezone)
+    return calendar.add_days(t.received_at, _limit(t, "upgrade_days"), t.timezone)
 
 
 def escalate_to(t):

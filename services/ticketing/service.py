@@ -209,7 +209,8 @@ class TicketingService(entrypoints.ServiceBase):
         session = self.uow.session
         try:
             rows = storage.claimed_rows(session, ids)
-            upgrading = [row.id for row in rows if _upgrade_due(row, as_of)]
+            upgrades = {row.id: domain.upgrade_due_at(row) for row in rows}
+            upgrading = [tid for tid, at in upgrades.items() if at is not None and at <= as_of]
             rows = [row for row in rows if row.id not in set(upgrading)]
             tickets = storage.claimed_tickets(session, upgrading) if upgrading else []
             due = {t.id: domain.alerts_due(t, as_of) for t in (*rows, *tickets)}
@@ -233,7 +234,7 @@ class TicketingService(entrypoints.ServiceBase):
                            for name, at in warn if (row.id, name, at) in first_warnings]
                 changes.append({"ticket_id": row.id, "new_breaches": new_breaches,
                                 "new_warnings": new_warnings, "next_sweep_at": domain.next_sweep_at(
-                                    row, new_breaches, new_warnings)})
+                                    row, new_breaches, new_warnings, upgrades[row.id])})
             # a warning goes out before any breach of the same sweep
             self.uow.add_events("ticketing.sla_warning", warned, occurred_at=as_of)
             self.uow.add_events("ticketing.sla_breached", breached, occurred_at=as_of)
@@ -371,11 +372,6 @@ class TicketingService(entrypoints.ServiceBase):
         out = TicketOut(exclude=("allowed_actions",)).dump(ticket)
         out["allowed_actions"] = ticket.allowed_actions(self.caller.identity.role)
         return out
-
-
-def _upgrade_due(row, as_of):
-    at = domain.upgrade_due_at(row)
-    return at is not None and at <= as_of
 
 
 def _csv(report):

@@ -13,7 +13,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from services.common.clock import as_utc
 from services.common.db import UTCDateTime, declarative_base, insert_once, locking
-from services.ticketing.domain import Ticket
+from services.ticketing.domain import SWEPT_LIMITS, Ticket
 
 Base = declarative_base()
 
@@ -179,14 +179,15 @@ def claim_due(engine, as_of, now, lease, batch):
 
 
 # What the sweep reads of a claimed ticket: what `domain.alerts_due` and `next_sweep_at` need
-# and the events carry, never the history.
+# and the events carry, never the history; of the policy, only the limits the sweep uses.
 SWEPT = ("id", "code", "kind", "site", "timezone", "unit", "status", "severity", "priority",
-         "valid", "received_at", "first_contact_owner", "assignee", "policy", "deadlines",
+         "valid", "received_at", "first_contact_owner", "assignee", "deadlines",
          "deadlines_met", "breaches", "warnings")
 
 
 def claimed_rows(session, ids):
-    stmt = select(*(tickets.c[name] for name in SWEPT)).where(tickets.c.id.in_(ids))
+    limits = [tickets.c.policy[name].as_integer().label(name) for name in SWEPT_LIMITS]
+    stmt = select(*(tickets.c[name] for name in SWEPT), *limits).where(tickets.c.id.in_(ids))
     if session.get_bind().dialect.name == "postgresql":
         stmt = stmt.with_for_update()     # a desk action on the same ticket waits, not overwrites
     return session.execute(stmt).all()
