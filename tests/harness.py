@@ -183,5 +183,8 @@ class ApiClient:
         headers = {"Idempotency-Key": key} if key else {}
         return self.session.post(self.base + path, json=body, headers=headers, timeout=HTTP_TIMEOUT)
 
+    def put(self, path, body=None):
+        return self.session.put(self.base + path, json=body, timeout=HTTP_TIMEOUT)
+
     def get(self, path, **params):
         return self.session.get(self.base + path, params=params, timeout=HTTP_TIMEOUT)

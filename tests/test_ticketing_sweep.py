@@ -1,6 +1,6 @@
 """The ticketing sweep run by two replicas at the same instant, on SQLite and PostgreSQL: every
-overdue deadline is reported exactly once (one breach on the ticket, one row, one event), and a
-second pass finds nothing."""
+overdue deadline is reported exactly once (one breach on the ticket, one row, one event), every
+deadline near is warned of once before it (超时预警), and a second pass finds nothing."""
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -76,8 +76,44 @@ def test_two_replicas_sweeping_at_once_report_each_breach_once(replicas, event_t
         rows = conn.execute(select(storage.tickets.c.breaches, storage.tickets.c.sweep_due_at,
                                    storage.tickets.c.sweep_claim)).all()
     assert all([b["deadline"] for b in row.breaches] == ["route"] for row in rows)
-    assert {row.sweep_due_at for row in rows} == {datetime(2026, 11, 23, 8, 0, tzinfo=ZoneInfo("UTC"))}
+    # next: the resolve deadline's warning, Monday 15:00 in Shanghai, an hour before it
+    assert {row.sweep_due_at for row in rows} == {datetime(2026, 11, 23, 7, 0, tzinfo=ZoneInfo("UTC"))}
     assert {row.sweep_claim for row in rows} == {None}
     events = tap.collect(TICKETS, timeout=30)
     assert sorted(body["data"]["subject_id"] for _, body in events) == sorted(f"sweep{n:08d}" for n in range(TICKETS))
     assert {tuple(body["data"]["escalate_to"]) for _, body in events} == {("supervisor", "manager")}
+
+
+def test_a_b_complaints_resolve_deadline_warned_an_hour_before_then_breached_each_once(
+        replicas, event_tap):
+    """B complaints received Friday 16:00 (route 17:00, resolve Monday 16:00): swept by two
+    replicas every few minutes from Monday 14:50 to 16:10, each ticket's resolve deadline is
+    warned of once, at 15:00, and breached once, at 16:00 — the warning first."""
+    containers, engine = replicas
+    warnings, breaches = event_tap("ticketing", "sla_warning"), event_tap("ticketing", "sla_breached")
+    sweep_together(containers, SATURDAY_0900)        # the route deadlines: breached, not warned
+    breaches.collect(TICKETS, timeout=30)
+    monday = datetime(2026, 11, 23, 14, 50, tzinfo=SH)
+    found = [sweep_together(containers, monday + timedelta(minutes=m)) for m in range(0, 81, 5)]
+    warned = [sum(f["warnings"] for f in pair) for pair in found]
+    breached = [sum(f["breaches"] for f in pair) for pair in found]
+    # 14:50, 14:55 nothing; 15:00 every warning; 16:00 every breach; nothing else
+    assert warned == [0, 0, TICKETS] + [0] * 14
+    assert breached == [0] * 14 + [TICKETS, 0, 0]
+
+    warned_events = warnings.collect(TICKETS, timeout=30)
+    assert {(body["data"]["deadline"], body["data"]["due_at"], body["data"]["warned_at"])
+            for _, body in warned_events} == {
+        ("resolve", "2026-11-23T08:00:00+00:00", "2026-11-23T07:00:00+00:00")}
+    assert len({body["data"]["ticket_id"] for _, body in warned_events}) == TICKETS
+    resolve = [body for _, body in breaches.collect(TICKETS, timeout=30)]
+    assert {body["data"]["deadline"] for body in resolve} == {"resolve"}
+    with engine.connect() as conn:
+        assert conn.scalar(select(func.count()).select_from(storage.warnings)) == TICKETS
+        rows = conn.execute(select(storage.tickets.c.warnings, storage.tickets.c.breaches,
+                                   storage.tickets.c.sweep_due_at)).all()
+    assert all([(w["deadline"], w["warned_at"]) for w in row.warnings]
+               == [("resolve", "2026-11-23T07:00:00+00:00")] for row in rows)
+    assert all([b["deadline"] for b in row.breaches] == ["route", "resolve"] for row in rows)
+    # B/C complaints still open are upgraded 30 days after receipt: the sweep's next instant
+    assert {row.sweep_due_at for row in rows} == {datetime(2026, 12, 20, 8, 0, tzinfo=ZoneInfo("UTC"))}

@@ -294,7 +294,66 @@ BILLING_CASES = {
     ("billing.sla_breached", 1): SlaBreachedV1,     # a lawsuit's preservation deadline
 }
 
+# -- ticketing: warnings before a breach, on-call paging, escalations (issue 17) ------------
+
+class SlaWarningV1(Schema):
+    """A ticket's deadline is near (超时预警): its assignee and first-contact owner are warned,
+    once per deadline, before any breach alert."""
+    ticket_id = fields.String(required=True)
+    code = fields.String(required=True)
+    kind = fields.String(required=True)
+    deadline = fields.String(required=True)
+    due_at = fields.AwareDateTime(required=True)
+    warned_at = fields.AwareDateTime(required=True)
+    severity = fields.String(allow_none=True)
+    unit = fields.String(allow_none=True, validate=UNIT_CODE)
+    first_contact_owner = fields.String(allow_none=True)
+    assignee = fields.String(allow_none=True)
+    timezone = fields.String(load_default="Asia/Shanghai")
+
+
+class OnCall(Schema):
+    technician = fields.String(required=True)
+    phone = fields.String(required=True)
+
+
+class OnCallPagedV1(Schema):
+    """An urgent repair was received: the technician on call at `received_at` is paged (SMS,
+    whatever the hour, and a staff task), or, with `on_call` null, the site's supervisors."""
+    ticket_id = fields.String(required=True)
+    code = fields.String(required=True)
+    unit = fields.String(allow_none=True, validate=UNIT_CODE)
+    description = fields.String(load_default="")
+    received_at = fields.AwareDateTime(required=True)
+    on_call = fields.Nested(OnCall, allow_none=True)
+    reporter = fields.Nested(Contact, allow_none=True)
+    timezone = fields.String(load_default="Asia/Shanghai")
+
+
+class TicketEscalatedV1(Schema):
+    """A ticket went up the chain by a rule, once: a joint complaint to head office the same
+    day (`to: hq`), a second missed appointment to the site's supervisors (`to: supervisor`)."""
+    ticket_id = fields.String(required=True)
+    code = fields.String(required=True)
+    kind = fields.String(required=True)
+    to = fields.String(required=True, validate=validate.OneOf(["hq", "supervisor"]))
+    reason = fields.String(required=True, validate=validate.OneOf(
+        ["joint_complaint", "missed_appointments"]))
+    note = fields.String(load_default="")
+    unit = fields.String(allow_none=True, validate=UNIT_CODE)
+    severity = fields.String(allow_none=True)
+    complainants = fields.Integer(allow_none=True)
+    missed_appointments = fields.Integer(load_default=0)
+    first_contact_owner = fields.String(allow_none=True)
+    description = fields.String(load_default="")
+    escalated_at = fields.AwareDateTime(required=True)
+    timezone = fields.String(load_default="Asia/Shanghai")
+
+
 SCHEMAS = {
+    ("ticketing.sla_warning", 1): SlaWarningV1,
+    ("ticketing.on_call_paged", 1): OnCallPagedV1,
+    ("ticketing.escalated", 1): TicketEscalatedV1,
     ("ticketing.callback_due", 1): CallbackDueV1,
     ("ticketing.sla_breached", 1): SlaBreachedV1,
     ("ticketing.service_charge", 1): ServiceChargeV1,
@@ -399,7 +458,8 @@ def envelopes(event, items, *, correlation_id=None, occurred_at):
 def _envelope(event, version, payload, site, correlation_id, occurred_at, event_id=None):
     return {
         "id": event_id or str(uuid.uuid4()), "event": event, "version": version,
-        "source": event.split(".", 1)[0], "occurred_at": occurred_at.isoformat(),
+        "source": event.split(".", 1)[0],
+        "occurred_at": occurred_at if isinstance(occurred_at, str) else occurred_at.isoformat(),
         "site": site, "correlation_id": correlation_id, "data": payload,
     }
 

@@ -18,7 +18,7 @@ import os
 import secrets
 import time
 import uuid
-from datetime import timedelta, timezone
+from datetime import datetime, timedelta, timezone
 
 import eventlet
 from eventlet.queue import Empty, LightQueue
@@ -455,6 +455,39 @@ def paginate(session, stmt, id_column, cursor=None, limit=50):
     more = len(rows) > limit
     rows = rows[:limit]
     return rows, (encode_cursor(getattr(rows[-1], id_column.key)) if more else None)
+
+
+def paginate_ordered(session, stmt, order_column, id_column, key, cursor=None, limit=50,
+                     scalars=True):
+    """Keyset pagination of a list in another order than creation (a due instant, nulls last,
+    then the id): (rows, next_cursor). `key(row)` gives the row's (instant or None, id). A row
+    that joins or leaves the list between two pages moves nothing else, as offsets would."""
+    limit = page_size(limit)
+    if cursor:
+        after, after_id = _ordered_position(decode_cursor(cursor, list))
+        if after is None:
+            stmt = stmt.where(order_column.is_(None), id_column > after_id)
+        else:
+            stmt = stmt.where(or_(order_column.is_(None), order_column > after,
+                                  (order_column == after) & (id_column > after_id)))
+    stmt = stmt.order_by(order_column.is_(None), order_column, id_column).limit(limit + 1)
+    rows = (session.scalars(stmt) if scalars else session.execute(stmt)).all()
+    more = len(rows) > limit
+    rows = rows[:limit]
+    if not more:
+        return rows, None
+    instant, last_id = key(rows[-1])
+    return rows, encode_cursor([None if instant is None else as_utc(instant).isoformat(), last_id])
+
+
+def _ordered_position(value):
+    try:
+        instant, last_id = value
+        if not isinstance(last_id, str) or not (instant is None or isinstance(instant, str)):
+            raise ValueError
+        return (None if instant is None else datetime.fromisoformat(instant)), last_id
+    except (TypeError, ValueError) as exc:
+        raise ValidationFailed("invalid cursor", {"errors": {"cursor": ["not a cursor"]}}) from exc
 
 
 def within_sites(stmt, site_column, identity, site=None):

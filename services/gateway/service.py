@@ -35,6 +35,7 @@ from services.registry.schemas import (
     AssistantIn, MoveInIn, PersonOut, PersonReadIn, SiteIn, SiteOut, UnitIn, UnitOut,
 )
 from services.renovation import domain as renovation_domain, schemas as renovation_schemas
+from services.ticketing import schemas as ticketing_schemas
 from services.ticketing.schemas import (
     ACTION_SCHEMAS, KpiQuery, SiteListQuery, SlaPolicyIn, SlaPolicyOut, TicketIn, TicketOut,
 )
@@ -289,6 +290,23 @@ class GatewayService(console.ConsoleRoutes, entrypoints.ServiceBase):  # the con
         if wants_csv:
             return Response(report["body"], status=200, content_type=report["content_type"])
         return report
+
+    # -- ticketing: the on-call roster (issue 17) ------------------------------------------
+
+    @route("PUT", "/sites/<string:code>/on-call", body=ticketing_schemas.OnCallIn,
+           response=ticketing_schemas.OnCallOut, tag="ticketing", scope=site_in("path"),
+           roles=SUPERVISORS,
+           summary="Put a shift on the site's on-call roster: urgent repairs received in it page "
+                   "the technician")
+    def set_on_call(self, call, code):
+        return self.rpc.ticketing.set_on_call(code, call.payload)
+
+    @route("GET", "/sites/<string:code>/on-call", query=SiteListQuery,
+           response=ticketing_schemas.OnCallOut, many=True, tag="ticketing",
+           scope=site_in("path"), roles=SITE_STAFF,
+           summary="The site's on-call roster: shifts not over yet, soonest first")
+    def on_call_roster(self, call, code):
+        return self.rpc.ticketing.on_call(code, call.query["cursor"], call.query["limit"])
 
     # -- notifications -------------------------------------------------------------------
 

@@ -28,6 +28,9 @@ eventlet.wsgi.MAX_HEADER_LINE = eventlet.wsgi.MAX_TOTAL_HEADER_SIZE = MAX_HEADER
 http.client._MAXLINE = MAX_HEADER_BYTES
 _CORRELATION = re.compile(r"[A-Za-z0-9._:-]{1,100}")
 
+# Methods that carry a JSON body (only POST also takes an Idempotency-Key: a PUT is idempotent)
+BODY_METHODS = ("POST", "PUT")
+
 
 class MalformedRequest(ProblemError):
     status = 400

@@ -111,6 +111,58 @@ def frontdesk_notice_messages(envelope):
                   data.get("context") or {}, person_id=data.get("person_id"))]
 
 
+def sla_warning_messages(envelope):
+    """超时预警: a deadline is near; the assignee who must meet it and the first-contact owner
+    who answers for it are told (once each, when they are the same person)."""
+    data = envelope["data"]
+    tz = data.get("timezone") or DEFAULT_TZ
+    context = {"code": data["code"], "kind": KIND_NAMES.get(data["kind"], data["kind"]),
+               "deadline": DEADLINE_NAMES.get(data["deadline"], data["deadline"]),
+               "severity": data.get("severity"), "unit": data.get("unit"),
+               "due_at": local_time(data["due_at"], tz)}
+    recipients = dict.fromkeys(r for r in (data.get("assignee"), data.get("first_contact_owner")) if r)
+    return [Draft("staff", recipient, "sla_warning", context) for recipient in recipients]
+
+
+def on_call_messages(envelope):
+    """An urgent repair (SPEC §2.2): the technician on call gets an SMS at once, whatever the
+    hour (urgent: quiet hours do not hold it), and a staff task; with nobody on call, the
+    site's supervisors get the task."""
+    data = envelope["data"]
+    tz = data.get("timezone") or DEFAULT_TZ
+    on_call = data.get("on_call")
+    context = {"code": data["code"], "unit": data.get("unit"), "description": data.get("description") or "",
+               "received_at": local_time(data["received_at"], tz),
+               "technician": on_call and on_call["technician"],
+               "reporter_phone": (data.get("reporter") or {}).get("phone")}
+    if not on_call:
+        return [Draft("staff", f"role:supervisor@{envelope['site']}", "on_call_page", context,
+                      urgent=True)]
+    return [Draft("sms", on_call["phone"], "on_call_page", context, urgent=True),
+            Draft("staff", on_call["technician"], "on_call_page", context, urgent=True)]
+
+
+ESCALATION_REASONS = {"joint_complaint": "联名投诉（{complainants} 人）",
+                      "missed_appointments": "第 {missed_appointments} 次预约未履约"}
+ESCALATION_TARGETS = {"hq": "总部", "supervisor": "主管"}
+
+
+def escalation_messages(envelope):
+    """A ticket went up the chain by a rule: a joint complaint to head office the same day
+    (`role:hq`), a second missed appointment to the site's supervisors."""
+    data = envelope["data"]
+    tz = data.get("timezone") or DEFAULT_TZ
+    to = data["to"]
+    context = {"code": data["code"], "kind": KIND_NAMES.get(data["kind"], data["kind"]),
+               "severity": data.get("severity"), "unit": data.get("unit"),
+               "reason": ESCALATION_REASONS[data["reason"]].format(**data),
+               "to": ESCALATION_TARGETS[to], "escalated_at": local_time(data["escalated_at"], tz),
+               "first_contact_owner": data.get("first_contact_owner"),
+               "description": data.get("description") or ""}
+    recipient = "role:hq" if to == "hq" else f"role:{to}@{envelope['site']}"
+    return [Draft("staff", recipient, "escalation", context)]
+
+
 def lobby_notice_messages(envelope):
     """A renovation permit was issued (001 ch.4 §6: 业主装修温馨提示 in the lobby before work
     starts): one in-app notice to the residents of the unit's building (`building:001102`

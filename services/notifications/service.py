@@ -48,6 +48,18 @@ class NotificationsService(entrypoints.ServiceBase):
         data["ticket_id"] = data["subject_id"]      # so that the ticket's messages list them
         self._notify(envelope, domain.sla_breach_messages(envelope))
 
+    @handles("ticketing", "sla_warning")
+    def on_sla_warning(self, data, envelope):
+        self._notify(envelope, domain.sla_warning_messages(envelope))
+
+    @handles("ticketing", "on_call_paged")
+    def on_on_call_paged(self, data, envelope):
+        self._notify(envelope, domain.on_call_messages(envelope))
+
+    @handles("ticketing", "escalated")
+    def on_ticket_escalated(self, data, envelope):
+        self._notify(envelope, domain.escalation_messages(envelope))
+
     @handles("renovation", "sla_breached", handler="notifications.renovation_sla_breached")
     def on_renovation_sla_breached(self, data, envelope):
         self._notify(envelope, domain.sla_breach_messages(envelope))

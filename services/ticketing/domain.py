@@ -68,17 +68,29 @@ class SlaPolicy:
     # suggestions (§2.3)
     forward_hours: int = 2
     suggestion_reply_days: int = 3
+    # 超时预警: the assignee and the first-contact owner are warned this long before a deadline
+    warn_minutes: int = 60                  # deadlines measured in days or hours
+    warn_dispatch_minutes: int = 1          # the 3-minute urgent dispatch
 
     @classmethod
     def from_dict(cls, data):
         return cls(**{k: v for k, v in (data or {}).items() if k in cls.__dataclass_fields__})
 
     def tightened(self, changes):
-        """This policy with `changes`; {field: message} for every change that loosens it."""
+        """This policy with `changes`; {field: message} for every change that loosens it (a
+        longer limit, or a shorter warning)."""
         defaults = SlaPolicy()
-        loosened = {name: [f"at most {getattr(defaults, name)} (the default); a site may only tighten it"]
-                    for name, value in changes.items() if value > getattr(defaults, name)}
+        loosened = {}
+        for name, value in changes.items():
+            default = getattr(defaults, name)
+            if name in LEAD_TIMES and value < default:
+                loosened[name] = [f"at least {default} (the default); a site may only warn earlier"]
+            elif name not in LEAD_TIMES and value > default:
+                loosened[name] = [f"at most {default} (the default); a site may only tighten it"]
         return SlaPolicy(**{**asdict(self), **changes}), loosened
+
+
+LEAD_TIMES = ("warn_minutes", "warn_dispatch_minutes")
 
 
 def policy_fields():
@@ -197,6 +209,7 @@ class Ticket(CaseFile):
     deadlines: dict = field(default_factory=dict)       # name -> ISO instant
     deadlines_met: dict = field(default_factory=dict)   # name -> ISO instant it was met
     breaches: list = field(default_factory=list)
+    warnings: list = field(default_factory=list)        # {deadline, due_at, warned_at}
     history: list = field(default_factory=list)
     callback: dict | None = None
     second_callback: dict | None = None
@@ -263,10 +276,9 @@ class Ticket(CaseFile):
             ticket._set_deadline("answer", calendar.add_days(received_at, policy.answer_days_a, tz))
         ticket._set_deadline("resolve", ticket._resolve_due(received_at))
         if joint:
-            ticket.escalated = True
-            ticket._record(now, "system", "system", "escalate",
-                           note="joint complaint: severity A, escalated to head office the same day",
-                           data={"to": "hq", "complainants": complainants})
+            ticket._escalate(now, "hq", "joint_complaint",
+                             "joint complaint: severity A, escalated to head office the same day",
+                             complainants=complainants)
         ticket.refresh_due()
         return ticket
 
@@ -335,9 +347,32 @@ class Ticket(CaseFile):
         self._record(now, by, role, "reschedule", note=data.get("reason"),
                      data={"appointment": self.appointment, "missed": bool(data.get("missed"))})
         if self.missed_appointments >= 2 and not self.escalated:
-            self.escalated = True
-            self._record(now, "system", "system", "escalate",
-                         note="second missed appointment: escalated to the supervisor")
+            self._escalate(now, "supervisor", "missed_appointments",
+                           "second missed appointment: escalated to the supervisor")
+
+    def _escalate(self, now, to, reason, note, **data):
+        """Recorded once (`escalated`) and told to `to` (hq, or the site's supervisors) by the
+        event notifications turns into a staff message."""
+        self.escalated = True
+        self._record(now, "system", "system", "escalate", note=note, data={"to": to, **data})
+        self.events.append(("ticketing.escalated", {
+            "ticket_id": self.id, "code": self.code, "kind": self.kind, "to": to,
+            "reason": reason, "note": note, "unit": self.unit, "severity": self.severity,
+            "complainants": self.complainants, "missed_appointments": self.missed_appointments,
+            "first_contact_owner": self.first_contact_owner, "description": self.description,
+            "escalated_at": now, "timezone": self.timezone}))
+
+    def page_on_call(self, on_call, now):
+        """An urgent repair pages whoever is on call at `received_at` (a technician {sub, phone}),
+        or, with nobody on call, the site's supervisors; at once, whatever the hour."""
+        to = {"technician": on_call["technician"], "phone": on_call["phone"]} if on_call else None
+        self._record(now, "system", "system", "page",
+                     note=None if to else "nobody on call: the site's supervisors paged",
+                     data={"technician": to and to["technician"]})
+        self.events.append(("ticketing.on_call_paged", {
+            "ticket_id": self.id, "code": self.code, "unit": self.unit,
+            "description": self.description, "received_at": self.received_at,
+            "on_call": to, "reporter": self.reporter, "timezone": self.timezone}))
 
     def _arrive(self, data, *, now, by, role):
         self._record(now, by, role, "arrive", data={"arrived_at": now.isoformat()})
@@ -516,24 +551,24 @@ class Ticket(CaseFile):
 
     def overdue(self, as_of):
         """[(deadline, due_at)] unmet, past due at `as_of`, and not yet recorded as breached."""
-        if self.status in DROPPED_STATUSES:
-            return []
-        seen = {(b["deadline"], b["due_at"]) for b in self.breaches}
-        return sorted(((name, due) for name, due in self.open_deadlines().items()
-                       if due <= as_of and (name, due.isoformat()) not in seen),
-                      key=lambda item: item[1])
+        return alerts_due(self, as_of)[0]
 
-    def record_breach(self, deadline, due_at, detected_at):
-        self.breaches = self.breaches + [{"deadline": deadline, "due_at": due_at.isoformat(),
-                                          "detected_at": as_utc(detected_at).isoformat()}]
-        self.events.append(self._breach_event(deadline, due_at, detected_at, self.escalate_to))
+    def record_breach(self, deadline, due_at, detected_at, first=True):
+        """Recorded on the ticket; alerted only by the replica that saw it `first`."""
+        self.breaches = self.breaches + [breach_entry(deadline, due_at, detected_at)]
+        if first:
+            self.events.append(("ticketing.sla_breached",
+                                breach_event(self, deadline, due_at, detected_at)))
+
+    def record_warning(self, deadline, due_at, warned_at, first=True):
+        self.warnings = self.warnings + [warning_entry(deadline, due_at, warned_at)]
+        if first:
+            self.events.append(("ticketing.sla_warning",
+                                warning_event(self, deadline, due_at, warned_at)))
 
     def upgrade_due_at(self):
         """When a valid B/C complaint still unresolved is upgraded to A (None: never)."""
-        if self.kind != "complaint" or self.severity not in ("B", "C") or self.valid is False \
-                or self.status not in ("received", "routed"):
-            return None
-        return calendar.add_days(self.received_at, self.sla_policy.upgrade_days, self.timezone)
+        return upgrade_due_at(self)
 
     def upgrade(self, now):
         self._record(now, "system", "system", "upgrade",
@@ -549,16 +584,7 @@ class Ticket(CaseFile):
 
     @property
     def escalate_to(self):
-        level = self.severity or ("B" if self.priority == "urgent" else "C")
-        return list(ESCALATION[level])
-
-    def _breach_event(self, deadline, due_at, detected_at, escalate_to):
-        return ("ticketing.sla_breached", {
-            "subject": "ticket", "subject_id": self.id, "code": self.code, "kind": self.kind,
-            "deadline": deadline, "due_at": due_at, "detected_at": detected_at,
-            "severity": self.severity, "unit": self.unit,
-            "first_contact_owner": self.first_contact_owner, "escalate_to": list(escalate_to),
-            "timezone": self.timezone})
+        return escalate_to(self)
 
     # -- bookkeeping ---------------------------------------------------------------------
 
@@ -587,12 +613,109 @@ class Ticket(CaseFile):
         open_ = self.open_deadlines() if self.status not in DROPPED_STATUSES else {}
         self.next_due_at = min(open_.values(), default=None)
         self.callback_due_at = open_.get("callback")
-        seen = {(b["deadline"], b["due_at"]) for b in self.breaches}
-        pending = [due for name, due in open_.items() if (name, due.isoformat()) not in seen]
-        upgrade_at = self.upgrade_due_at()
-        if upgrade_at is not None:
-            pending.append(upgrade_at)
-        self.sweep_due_at = min(pending, default=None)
+        self.sweep_due_at = next_sweep_at(self)
+
+
+# -- the sweep on plain rows ---------------------------------------------------------------
+# The functions below read a ticket's fields by attribute, so the sweep applies them to the
+# columns it selected (a row, with the limits of SWEPT_LIMITS as columns of their own rather
+# than the whole policy) as well as to a Ticket, and both follow the same rules.
+
+SWEPT_LIMITS = ("warn_minutes", "warn_dispatch_minutes", "upgrade_days")
+
+
+def _limit(t, name):
+    policy = t.policy if isinstance(t, Ticket) else None
+    value = policy.get(name) if policy is not None else getattr(t, name)
+    return getattr(SlaPolicy, name) if value is None else value
+
+
+def _open_deadlines(t):
+    if t.status in DROPPED_STATUSES:
+        return {}
+    met = t.deadlines_met or {}
+    return {name: datetime.fromisoformat(due) for name, due in (t.deadlines or {}).items()
+            if name not in met}
+
+
+def warn_at(t, deadline, due):
+    return due - timedelta(minutes=_limit(
+        t, "warn_dispatch_minutes" if deadline == "dispatch" else "warn_minutes"))
+
+
+def alerts_due(t, as_of):
+    """([(deadline, due_at)] to report as breached, [(deadline, due_at)] to warn of) at `as_of`:
+    each unmet deadline once past due, and once within its lead time before; a deadline first
+    seen already past due is reported as breached only (a warning then would come too late)."""
+    breached = {(b["deadline"], b["due_at"]) for b in t.breaches or ()}
+    warned = {(w["deadline"], w["due_at"]) for w in t.warnings or ()}
+    breach, warn = [], []
+    for name, due in _open_deadlines(t).items():
+        key = (name, due.isoformat())
+        if key in breached:
+            continue
+        if due <= as_of:
+            breach.append((name, due))
+        elif key not in warned and warn_at(t, name, due) <= as_of:
+            warn.append((name, due))
+    return sorted(breach, key=lambda item: item[1]), sorted(warn, key=lambda item: item[1])
+
+
+def next_sweep_at(t, breaches=None, warnings=None, upgrade_at=False):
+    """The next instant the sweep has work on ticket `t` (with `breaches`, `warnings` and its
+    `upgrade_due_at` in place of its own, when given): a warning or a breach not yet reported,
+    or the 30-day upgrade; None when there is nothing left to find."""
+    breached = {(b["deadline"], b["due_at"]) for b in (t.breaches if breaches is None else breaches) or ()}
+    warned = {(w["deadline"], w["due_at"]) for w in (t.warnings if warnings is None else warnings) or ()}
+    pending = []
+    for name, due in _open_deadlines(t).items():
+        key = (name, due.isoformat())
+        if key in breached:
+            continue
+        pending.append(due if key in warned else warn_at(t, name, due))
+    if upgrade_at is False:
+        upgrade_at = upgrade_due_at(t)
+    if upgrade_at is not None:
+        pending.append(upgrade_at)
+    return min(pending, default=None)
+
+
+def upgrade_due_at(t):
+    """When a valid B/C complaint still unresolved is upgraded to A (None: never)."""
+    if t.kind != "complaint" or t.severity not in ("B", "C") or t.valid is False \
+            or t.status not in ("received", "routed"):
+        return None
+    return calendar.add_days(t.received_at, _limit(t, "upgrade_days"), t.timezone)
+
+
+def escalate_to(t):
+    level = t.severity or ("B" if t.priority == "urgent" else "C")
+    return list(ESCALATION[level])
+
+
+def breach_entry(deadline, due_at, detected_at):
+    return {"deadline": deadline, "due_at": due_at.isoformat(),
+            "detected_at": as_utc(detected_at).isoformat()}
+
+
+def warning_entry(deadline, due_at, warned_at):
+    return {"deadline": deadline, "due_at": due_at.isoformat(),
+            "warned_at": as_utc(warned_at).isoformat()}
+
+
+def breach_event(t, deadline, due_at, detected_at):
+    return {"subject": "ticket", "subject_id": t.id, "code": t.code, "kind": t.kind,
+            "deadline": deadline, "due_at": due_at, "detected_at": detected_at,
+            "severity": t.severity, "unit": t.unit, "first_contact_owner": t.first_contact_owner,
+            "escalate_to": escalate_to(t), "timezone": t.timezone}
+
+
+def warning_event(t, deadline, due_at, warned_at):
+    """超时预警: to the assignee and the first-contact owner, before the deadline passes."""
+    return {"ticket_id": t.id, "code": t.code, "kind": t.kind, "deadline": deadline,
+            "due_at": due_at, "warned_at": warned_at, "severity": t.severity, "unit": t.unit,
+            "first_contact_owner": t.first_contact_owner, "assignee": t.assignee,
+            "timezone": t.timezone}
 
 
 def repair_code(site, serial):

@@ -194,6 +194,32 @@ SlaPolicyIn = Schema.from_dict(
      for name in policy_fields()}, name="SlaPolicyIn")
 
 
+class OnCallIn(Schema):
+    """One shift of a site's on-call roster: whoever is on call when an urgent repair is
+    received is paged."""
+    technician = fields.String(required=True, validate=validate.Length(min=1, max=100),
+                               metadata={"description": "the technician's sub"})
+    phone = fields.String(required=True, validate=validate.Regexp(r"^\+?\d{7,15}$", error="phone is 7-15 digits"))
+    from_ = Instant(required=True, data_key="from")
+    until = Instant(required=True)
+
+    @validates_schema
+    def ordered(self, data, **_):
+        if data["until"] <= data["from_"]:
+            raise ValidationError("until must be after from", "until")
+
+
+class OnCallOut(Schema):
+    id = fields.String()
+    site = fields.String()
+    technician = fields.String()
+    phone = fields.String()
+    from_ = Instant(data_key="from", attribute="from")
+    until = Instant()
+    set_by = fields.String()
+    set_at = Instant()
+
+
 class SlaPolicyOut(Schema):
     site = fields.String()
     limits = fields.Dict(metadata={"description": "what the site tightened"})
@@ -245,6 +271,7 @@ class TicketOut(Schema):
     deadlines = fields.Dict(keys=fields.String(), values=fields.String())
     deadlines_met = fields.Dict(keys=fields.String(), values=fields.String())
     breaches = fields.List(fields.Dict())
+    warnings = fields.List(fields.Dict(), metadata={"description": "超时预警: {deadline, due_at, warned_at}"})
     history = fields.List(fields.Nested(HistoryEntryOut))
     callback = fields.Dict(allow_none=True)
     second_callback = fields.Dict(allow_none=True)

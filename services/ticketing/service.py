@@ -13,24 +13,23 @@ from sqlalchemy import select
 from services.common import calendar, entrypoints
 from services.common.business import BusinessGauges
 from services.common.clock import as_utc
-from services.common.db import (
-    Database, decode_cursor, encode_cursor, new_id, page_size, paginate, within_sites,
-)
+from services.common.db import Database, new_id, paginate, paginate_ordered, within_sites
 from services.common.entrypoints import command, handles, load
 from services.common.errors import NotFound, ValidationFailed
 from services.common.metrics import OPEN_CASES
-from services.common.roles import MANAGERS, SITE_STAFF, SWEEPERS
+from services.common.roles import MANAGERS, SITE_STAFF, SUPERVISORS, SWEEPERS
 from services.common.rpc import TimedRpc
 from services.common.sweeps import SweepIn
 from services.common.units import site_of_unit
 from services.ticketing import domain, storage
 from services.ticketing.schemas import (
-    ACTION_SCHEMAS, KpiQuery, SlaPolicyIn, TicketFilters, TicketIn, TicketOut,
+    ACTION_SCHEMAS, KpiQuery, OnCallIn, OnCallOut, SlaPolicyIn, TicketFilters, TicketIn,
+    TicketOut,
 )
 from services.ticketing.storage import Base, Ticket, next_serial
 
 SWEEP_SECONDS = 60
-SWEEP_BATCH = 500
+SWEEP_BATCH = 2000
 SWEEP_LEASE = timedelta(minutes=5)
 # Built once: a marshmallow schema deep-copies its fields on construction, which was a tenth
 # of opening a ticket; loading and dumping keep no state on the instance.
@@ -87,6 +86,8 @@ class TicketingService(entrypoints.ServiceBase):
                     code=domain.suggestion_code(site, next_serial(session, site, "S")), **common)
         except ValueError as exc:
             raise ValidationFailed.from_messages({"received_at": [str(exc)]}) from exc
+        if ticket.kind == "repair" and ticket.priority == "urgent":
+            ticket.page_on_call(storage.on_call_at(session, site, ticket.received_at), now)
         session.add(ticket)
         self._publish(ticket)
         self.uow.commit()
@@ -169,6 +170,33 @@ class TicketingService(entrypoints.ServiceBase):
         self.uow.commit()
         return self.get_sla_policy(site)
 
+    # -- the on-call roster (SPEC §2.2) --------------------------------------------------
+
+    @command
+    def set_on_call(self, site, payload):
+        """Put a shift on the site's roster; where shifts overlap, the one set last pages."""
+        identity = self.caller.identity
+        identity.require_role("set the on-call roster", *SUPERVISORS)
+        identity.require_site(site)
+        data = load(OnCallIn(), payload)
+        row = {"id": new_id(), "site": site, "technician": data["technician"],
+               "phone": data["phone"], "from": as_utc(data["from_"]), "until": as_utc(data["until"]),
+               "set_by": identity.sub, "set_at": self.clock()}
+        storage.add_on_call(self.uow.session, row)
+        self.uow.commit()
+        return OnCallOut().dump(row)
+
+    @command
+    def on_call(self, site, cursor=None, limit=50):
+        """The site's shifts not over yet, soonest first."""
+        self._viewer().require_site(site)
+        shift = storage.on_call.c
+        rows, next_cursor = paginate_ordered(
+            self.uow.session, storage.roster(site, self.clock()), shift["from"], shift.id,
+            lambda row: (row._mapping["from"], row.id), cursor, limit, scalars=False)
+        return {"items": OnCallOut(many=True).dump([row._mapping for row in rows]),
+                "next_cursor": next_cursor}
+
     # -- the sweep -----------------------------------------------------------------------
 
     @timer(interval=SWEEP_SECONDS)
@@ -184,65 +212,103 @@ class TicketingService(entrypoints.ServiceBase):
 
     def _sweep(self, as_of):
         as_of = as_utc(as_of)
-        found = {"as_of": as_of.isoformat(), "tickets": 0, "breaches": 0, "upgrades": 0}
+        found = {"as_of": as_of.isoformat(), "tickets": 0, "breaches": 0, "warnings": 0,
+                 "upgrades": 0}
         engine = self.uow.session.get_bind()
         batch = int(self.config.get("TICKETING_SWEEP_BATCH", SWEEP_BATCH))
         while True:
-            claim, claimed = storage.claim_due(engine, as_of, self.clock(), SWEEP_LEASE, batch)
+            claimed = storage.claim_due(engine, as_of, self.clock(), SWEEP_LEASE, batch)
             if not claimed:
                 return found
-            self._sweep_claimed(claim, as_of, found)
+            self._sweep_claimed(claimed, as_of, found)
             eventlet.sleep(0)   # the database drivers block: let this replica's other workers run
 
-    def _sweep_claimed(self, claim, as_of, found):
+    def _sweep_claimed(self, ids, as_of, found):
+        """One claimed batch in one transaction: the columns the rules read, every breach and
+        warning of the batch inserted in one statement each (the unique keys decide which this
+        replica reports), their events in one executemany per event, the tickets updated and
+        released in one more. A ticket due for its 30-day upgrade, which changes severity and
+        history, goes through the whole Ticket."""
         session = self.uow.session
         try:
-            claimed = storage.claimed_tickets(session, claim)
-            due = {ticket.id: ticket.sweep(as_of) for ticket in claimed}
-            first = storage.record_breaches_once(session, [
-                (ticket_id, deadline, due_at)
-                for ticket_id, (overdue, _) in due.items() for deadline, due_at in overdue], as_of)
-            for ticket in claimed:
-                found["tickets"] += 1
-                overdue, upgrade = due[ticket.id]
-                for deadline, due_at in overdue:
-                    if (ticket.id, deadline, due_at) in first:
-                        ticket.record_breach(deadline, due_at, as_of)
-                        found["breaches"] += 1
-                if upgrade:
-                    ticket.upgrade(as_of)
-                    found["upgrades"] += 1
+            rows = storage.claimed_rows(session, ids)
+            upgrades = {row.id: domain.upgrade_due_at(row) for row in rows}
+            upgrading = [tid for tid, at in upgrades.items() if at is not None and at <= as_of]
+            rows = [row for row in rows if row.id not in set(upgrading)]
+            tickets = storage.claimed_tickets(session, upgrading) if upgrading else []
+            due = {t.id: domain.alerts_due(t, as_of) for t in (*rows, *tickets)}
+            first_breaches = storage.record_breaches_once(session, [
+                (tid, name, at) for tid, (breach, _) in due.items() for name, at in breach], as_of)
+            first_warnings = storage.record_warnings_once(session, [
+                (tid, name, at) for tid, (_, warn) in due.items() for name, at in warn], as_of)
+            earlier = self._reported_elsewhere(due, first_breaches, first_warnings)
+            breached, warned, changes = [], [], []
+            for row in rows:
+                breach, warn = due[row.id]
+                new_breaches = row.breaches + [
+                    domain.breach_entry(name, at, earlier.get(("b", row.id, name, at), as_of))
+                    for name, at in breach]
+                new_warnings = (row.warnings or []) + [
+                    domain.warning_entry(name, at, earlier.get(("w", row.id, name, at), as_of))
+                    for name, at in warn]
+                breached += [(domain.breach_event(row, name, at, as_of), row.site)
+                             for name, at in breach if (row.id, name, at) in first_breaches]
+                warned += [(domain.warning_event(row, name, at, as_of), row.site)
+                           for name, at in warn if (row.id, name, at) in first_warnings]
+                changes.append({"ticket_id": row.id, "new_breaches": new_breaches,
+                                "new_warnings": new_warnings, "next_sweep_at": domain.next_sweep_at(
+                                    row, new_breaches, new_warnings, upgrades[row.id])})
+            # a warning goes out before any breach of the same sweep
+            self.uow.add_events("ticketing.sla_warning", warned, occurred_at=as_of)
+            self.uow.add_events("ticketing.sla_breached", breached, occurred_at=as_of)
+            storage.save_swept(session, changes)
+            for ticket in tickets:
+                breach, warn = due[ticket.id]
+                for name, at in warn:
+                    ticket.record_warning(name, at, as_of, first=(ticket.id, name, at) in first_warnings)
+                for name, at in breach:
+                    ticket.record_breach(name, at, as_of, first=(ticket.id, name, at) in first_breaches)
+                ticket.upgrade(as_of)
                 ticket.refresh_due()
-                if ticket.sweep_due_at is not None and ticket.sweep_due_at <= as_of:
-                    # seen here but reported by another replica first: nothing left to find
-                    ticket.breaches = ticket.breaches + [
-                        b for b in _recorded(session, ticket) if b not in ticket.breaches]
-                    ticket.refresh_due()
                 self._publish(ticket)
+            found["tickets"] += len(ids)
+            found["breaches"] += len(first_breaches)
+            found["warnings"] += len(first_warnings)
+            found["upgrades"] += len(tickets)
             session.flush()
-            storage.release(session, claim)
+            storage.release(session, upgrading)
             self.uow.commit()
         except Exception:
             session.rollback()
             with session.begin():
-                storage.release(session, claim)
+                storage.release(session, ids)
             raise
+
+    def _reported_elsewhere(self, due, first_breaches, first_warnings):
+        """When another replica recorded some of what this one found (a lease that ran out),
+        the instants it recorded, so that the ticket shows them and nothing is found again."""
+        late = {tid for tid, (breach, warn) in due.items()
+                if any((tid, n, at) not in first_breaches for n, at in breach)
+                or any((tid, n, at) not in first_warnings for n, at in warn)}
+        if not late:
+            return {}
+        session = self.uow.session
+        return {**{("b", *key): at for key, at in storage.recorded(session, storage.breaches, late).items()},
+                **{("w", *key): at for key, at in storage.recorded(session, storage.warnings, late).items()}}
 
     # -- front-desk views ----------------------------------------------------------------
 
     @command
     def handover(self, site, cursor=None, limit=50):
-        """Every open ticket of a site with its next deadline, most urgent first."""
-        stmt = self._open_at(site).order_by(Ticket.next_due_at.is_(None), Ticket.next_due_at,
-                                            Ticket.id)
-        return self._offset_page(stmt, cursor, limit)
+        """Every open ticket of a site with its next deadline, most urgent first (none last)."""
+        return self._page_by(self._open_at(site), Ticket.next_due_at, cursor, limit)
 
     @command
     def callbacks(self, site, cursor=None, limit=50):
         """Tickets awaiting a callback, by the time it is due."""
         stmt = within_sites(select(Ticket), Ticket.site, self._viewer(), site).where(
-            Ticket.callback_due_at.is_not(None)).order_by(Ticket.callback_due_at, Ticket.id)
-        return self._offset_page(stmt, cursor, limit)
+            Ticket.callback_due_at.is_not(None))
+        return self._page_by(stmt, Ticket.callback_due_at, cursor, limit)
 
     @command
     def kpis(self, site, query):
@@ -280,12 +346,10 @@ class TicketingService(entrypoints.ServiceBase):
         return within_sites(select(Ticket), Ticket.site, self._viewer(), site).where(
             Ticket.status.in_(domain.OPEN_STATUSES))
 
-    def _offset_page(self, stmt, cursor, limit):
-        size, offset = page_size(limit), decode_cursor(cursor, int) if cursor else 0
-        rows = self.uow.session.scalars(stmt.offset(offset).limit(size + 1)).all()
-        more = len(rows) > size
-        return {"items": [self._out(t) for t in rows[:size]],
-                "next_cursor": encode_cursor(offset + size) if more else None}
+    def _page_by(self, stmt, column, cursor, limit):
+        rows, next_cursor = paginate_ordered(self.uow.session, stmt, column, Ticket.id,
+                                             lambda t: (getattr(t, column.key), t.id), cursor, limit)
+        return {"items": [self._out(t) for t in rows], "next_cursor": next_cursor}
 
     def _timezone(self, site):
         try:
@@ -351,13 +415,6 @@ class TicketingService(entrypoints.ServiceBase):
         out = TICKET_OUT.dump(ticket)
         out["allowed_actions"] = ticket.allowed_actions(self.caller.identity.role)
         return out
-
-
-def _recorded(session, ticket):
-    rows = session.execute(select(storage.breaches).where(
-        storage.breaches.c.ticket_id == ticket.id)).all()
-    return [{"deadline": r.deadline, "due_at": as_utc(r.due_at).isoformat(),
-             "detected_at": as_utc(r.detected_at).isoformat()} for r in rows]
 
 
 def _csv(report):

@@ -7,8 +7,8 @@ views filter on (`next_due_at`, `callback_due_at`) as indexed columns.
 import uuid
 
 from sqlalchemy import (
-    JSON, Boolean, Column, Index, Integer, String, Table, Text, event, func, insert, or_, select,
-    update,
+    JSON, Boolean, Column, Index, Integer, String, Table, Text, bindparam, event, func, insert,
+    or_, select, update,
 )
 
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -16,7 +16,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from services.common.clock import as_utc
 from services.common.db import UTCDateTime, declarative_base, insert_once, locking
-from services.ticketing.domain import OPEN_STATUSES, Ticket
+from services.ticketing.domain import OPEN_STATUSES, SWEPT_LIMITS, Ticket
 
 Base = declarative_base()
 
@@ -46,6 +46,7 @@ tickets = Table(
     Column("deadlines", JSON, nullable=False),
     Column("deadlines_met", JSON, nullable=False),
     Column("breaches", JSON, nullable=False),
+    Column("warnings", JSON, nullable=False, server_default="[]"),
     Column("history", JSON, nullable=False),
     Column("callback", JSON),
     Column("second_callback", JSON),
@@ -95,6 +96,29 @@ breaches = Table(
     Column("deadline", String(24), primary_key=True),
     Column("due_at", UTCDateTime, primary_key=True),
     Column("detected_at", UTCDateTime, nullable=False),
+)
+
+# One row per warning before a deadline (超时预警), unique like a breach: each warned once.
+warnings = Table(
+    "warnings", Base.metadata,
+    Column("ticket_id", String(24), primary_key=True),
+    Column("deadline", String(24), primary_key=True),
+    Column("due_at", UTCDateTime, primary_key=True),
+    Column("warned_at", UTCDateTime, nullable=False),
+)
+
+# Each site's on-call roster (SPEC §2.2): who an urgent repair received in [from, until) pages.
+on_call = Table(
+    "on_call", Base.metadata,
+    Column("id", String(24), primary_key=True),
+    Column("site", String(3), nullable=False),
+    Column("technician", String(100), nullable=False),
+    Column("phone", String(20), nullable=False),
+    Column("from", UTCDateTime, nullable=False),
+    Column("until", UTCDateTime, nullable=False),
+    Column("set_by", String(100), nullable=False),
+    Column("set_at", UTCDateTime, nullable=False),
+    Index("ix_on_call_site_until", "site", "until"),
 )
 
 # Each site's SLA policy (only the limits it tightened; SPEC defaults for the rest).
@@ -170,7 +194,7 @@ def claim_due(engine, as_of, now, lease, batch):
     """Claim up to `batch` tickets the sweep has work on at `as_of`, most overdue first, in a
     short transaction of its own; another replica skips them (SKIP LOCKED on PostgreSQL, the
     writer lock on SQLite) until this claim is released or its lease runs out. The selection
-    uses the index on `sweep_due_at`, never a scan of every ticket."""
+    uses the index on `sweep_due_at`, never a scan of every ticket. The claimed ids."""
     claim = uuid.uuid4().hex
     due = locking(
         select(tickets.c.id).where(
@@ -178,35 +202,98 @@ def claim_due(engine, as_of, now, lease, batch):
             or_(tickets.c.sweep_claim.is_(None), tickets.c.sweep_claimed_at < now - lease))
         .order_by(tickets.c.sweep_due_at).limit(batch), engine)
     with engine.begin() as conn:
-        claimed = conn.execute(update(tickets).where(tickets.c.id.in_(due.scalar_subquery()))
-                               .values(sweep_claim=claim, sweep_claimed_at=now)).rowcount
-    return claim, claimed
+        return conn.execute(update(tickets).where(tickets.c.id.in_(due.scalar_subquery()))
+                            .values(sweep_claim=claim, sweep_claimed_at=now)
+                            .returning(tickets.c.id)).scalars().all()
 
 
-def claimed_tickets(session, claim):
-    stmt = select(Ticket).where(tickets.c.sweep_claim == claim).order_by(tickets.c.sweep_due_at)
+# What the sweep reads of a claimed ticket: what `domain.alerts_due` and `next_sweep_at` need
+# and the events carry, never the history; of the policy, only the limits the sweep uses.
+SWEPT = ("id", "code", "kind", "site", "timezone", "unit", "status", "severity", "priority",
+         "valid", "received_at", "first_contact_owner", "assignee", "deadlines",
+         "deadlines_met", "breaches", "warnings")
+
+
+def claimed_rows(session, ids):
+    limits = [tickets.c.policy[name].as_integer().label(name) for name in SWEPT_LIMITS]
+    stmt = select(*(tickets.c[name] for name in SWEPT), *limits).where(tickets.c.id.in_(ids))
     if session.get_bind().dialect.name == "postgresql":
         stmt = stmt.with_for_update()     # a desk action on the same ticket waits, not overwrites
+    return session.execute(stmt).all()
+
+
+def claimed_tickets(session, ids):
+    stmt = select(Ticket).where(tickets.c.id.in_(ids))
+    if session.get_bind().dialect.name == "postgresql":
+        stmt = stmt.with_for_update()
     return session.scalars(stmt).all()
 
 
-def release(session, claim):
-    session.execute(update(tickets).where(tickets.c.sweep_claim == claim)
+def release(session, ids):
+    session.execute(update(tickets).where(tickets.c.id.in_(ids))
                     .values(sweep_claim=None, sweep_claimed_at=None))
+
+
+_SWEPT_UPDATE = update(tickets).where(tickets.c.id == bindparam("ticket_id")).values(
+    breaches=bindparam("new_breaches", type_=tickets.c.breaches.type),
+    warnings=bindparam("new_warnings", type_=tickets.c.warnings.type),
+    sweep_due_at=bindparam("next_sweep_at", type_=tickets.c.sweep_due_at.type),
+    sweep_claim=None, sweep_claimed_at=None)
+
+
+def save_swept(session, changes):
+    """Write what the sweep found on each ticket and release it, in one executemany:
+    [{ticket_id, new_breaches, new_warnings, next_sweep_at}]."""
+    if changes:
+        session.execute(_SWEPT_UPDATE, changes)
 
 
 def record_breaches_once(session, found, detected_at):
     """Insert the breaches `found` [(ticket_id, deadline, due_at)] in one statement; answers the
     set of those this replica is the first to see (the others were already recorded)."""
+    return _record_once(session, breaches, "detected_at", found, detected_at)
+
+
+def record_warnings_once(session, found, warned_at):
+    return _record_once(session, warnings, "warned_at", found, warned_at)
+
+
+def recorded(session, table, ticket_ids):
+    """{(ticket_id, deadline, due_at): instant} already in `table` (breaches or warnings)."""
+    at = table.c.detected_at if table is breaches else table.c.warned_at
+    rows = session.execute(select(table.c.ticket_id, table.c.deadline, table.c.due_at, at)
+                           .where(table.c.ticket_id.in_(ticket_ids))).all()
+    return {(r[0], r[1], as_utc(r[2])): as_utc(r[3]) for r in rows}
+
+
+def _record_once(session, table, at_column, found, at):
     if not found:
         return set()
     dialect = session.get_bind().dialect.name
     insert_ = {"postgresql": pg_insert, "sqlite": sqlite_insert}[dialect]
-    stmt = insert_(breaches).values([
-        {"ticket_id": t, "deadline": d, "due_at": due, "detected_at": detected_at}
-        for t, d, due in found]).on_conflict_do_nothing().returning(
-        breaches.c.ticket_id, breaches.c.deadline, breaches.c.due_at)
-    return {(row.ticket_id, row.deadline, as_utc(row.due_at)) for row in session.execute(stmt)}
+    # an executemany of one cached statement (SQLAlchemy batches it into multi-row INSERTs and
+    # gathers RETURNING), not one statement compiled afresh for each batch of values
+    stmt = insert_(table).on_conflict_do_nothing().returning(
+        table.c.ticket_id, table.c.deadline, table.c.due_at)
+    rows = session.execute(stmt, [{"ticket_id": t, "deadline": d, "due_at": due, at_column: at}
+                                  for t, d, due in found])
+    return {(row.ticket_id, row.deadline, as_utc(row.due_at)) for row in rows}
+
+
+def on_call_at(session, site, instant):
+    """The roster entry on call at `instant` at `site` (the latest set, if shifts overlap)."""
+    return session.execute(select(on_call).where(
+        on_call.c.site == site, on_call.c["from"] <= instant, on_call.c.until > instant)
+        .order_by(on_call.c.set_at.desc(), on_call.c.id.desc()).limit(1)).mappings().first()
+
+
+def add_on_call(session, row):
+    session.execute(insert(on_call).values(**row))
+
+
+def roster(site, since):
+    """The shifts of `site` not over at `since`, soonest first (a query to page)."""
+    return select(on_call).where(on_call.c.site == site, on_call.c.until > since)
 
 
 

@@ -35,6 +35,10 @@ EXPECTED |= {  # ticketing (issue 3): SLA policies, the sweep, front-desk views
     ("get", "/api/v1/sites/{code}/callbacks"), ("get", "/api/v1/sites/{code}/kpis"),
 }
 
+EXPECTED |= {  # ticketing (issue 17): the on-call roster
+    ("put", "/api/v1/sites/{code}/on-call"), ("get", "/api/v1/sites/{code}/on-call"),
+}
+
 EXPECTED |= {  # registry: move-in (入伙) and the customer-affairs assistant
     ("post", "/api/v1/units/{code}/move-in"), ("post", "/api/v1/units/{code}/assistant"),
 }

@@ -19,6 +19,7 @@ from services.gateway.access import PUBLIC, Scope, site_in
 from services.gateway.routing import UndeclaredAccess, route, routes_of
 from services.gateway.service import GatewayService
 from services.gateway.tests.support import SECRET, token
+from services.gateway.web import BODY_METHODS
 
 ROUTES = [r for r in routes_of(GatewayService) if r.documented]
 OWN, OTHER = "own", "other"
@@ -87,7 +88,7 @@ def ask(spec, role, target, monkeypatch, sites=("001",)):
     headers = {} if role is None else {"Authorization": "Bearer " + token(
         f"{role}-1", role, list(sites), person_id="p1" if role == RESIDENT else None)}
     builder = EnvironBuilder(method=spec.method, path=path, headers=headers, query_string=query,
-                             json=body if spec.method == "POST" else None)
+                             json=body if spec.method in BODY_METHODS else None)
     response = getattr(worker, spec.name)(Request(builder.get_environ()), **path_values)
     return response.status_code, rpc.calls
 

@@ -93,7 +93,8 @@ def test_reopened_within_30_days_counts_as_rework_later_does_not():
 
 def test_sweep_finds_each_overdue_deadline_once_and_moves_on():
     ticket = complaint()                         # B, Friday 16:00: route 17:00, resolve Monday 16:00
-    assert ticket.sweep_due_at == datetime(2026, 11, 20, 17, 0, tzinfo=SH)
+    # the route deadline's warning, an hour before it, is due at once
+    assert ticket.sweep_due_at == datetime(2026, 11, 20, 16, 0, tzinfo=SH)
     saturday = datetime(2026, 11, 21, 9, 0, tzinfo=SH)
     overdue, upgrade = ticket.sweep(saturday)
     assert [name for name, _ in overdue] == ["route"] and not upgrade
@@ -101,7 +102,7 @@ def test_sweep_finds_each_overdue_deadline_once_and_moves_on():
         ticket.record_breach(name, due_at, saturday)
     ticket.refresh_due()
     assert ticket.sweep(saturday) == ([], False)
-    assert ticket.sweep_due_at == datetime(2026, 11, 23, 16, 0, tzinfo=SH)
+    assert ticket.sweep_due_at == datetime(2026, 11, 23, 15, 0, tzinfo=SH)     # resolve's warning
     assert ticket.next_due_at == datetime(2026, 11, 20, 17, 0, tzinfo=SH)      # still overdue
     (event, data), = ticket.pull_events()
     assert event == "ticketing.sla_breached" and data["escalate_to"] == ["supervisor", "manager"]
