@@ -54,11 +54,29 @@ class ServiceBase:
         return self.metrics.expose()
 
 
-def command(method=None, **kwargs):
+def command(method=None, *, replays=True, **kwargs):
     """`@rpc` for entrypoints that raise ProblemErrors as answers, not as faults: they are
-    sent back to the caller as themselves and not logged with a traceback."""
-    decorator = rpc(expected_exceptions=EXPECTED, **kwargs)
-    return decorator(method) if method else decorator
+    sent back to the caller as themselves and not logged with a traceback.
+
+    Called with a client's Idempotency-Key (the gateway carries it), a command of a service
+    with a `uow` runs once per key and replays its first answer (`UnitOfWork.once`). The
+    sweeps say `replays=False`: they commit batch by batch, and running one again at the same
+    `as_of` finds nothing left to do anyway."""
+    def decorate(method):
+        if replays:
+            method = _once(method)
+        return rpc(expected_exceptions=EXPECTED, **kwargs)(method)
+    return decorate(method) if method else decorate
+
+
+def _once(method):
+    @functools.wraps(method)
+    def entrypoint(self, *args, **kwargs):
+        uow = getattr(self, "uow", None)
+        if uow is None:
+            return method(self, *args, **kwargs)
+        return uow.once(lambda: method(self, *args, **kwargs))
+    return entrypoint
 
 
 def load(schema, payload, **kwargs):

@@ -203,13 +203,14 @@ def _authenticated(service, request, route, handler, path_values, correlation_id
         return _answer(service, request, route, handler, path_values, identity, raw)
 
     session = service.uow.session
-    caller = identity.sub
-    stored = idempotency.claim(session, caller, key, f"POST {request.path}",
-                               idempotency.fingerprint(raw), utcnow(), api.lease, api.retention)
+    caller, what, digest = identity.sub, f"POST {request.path}", idempotency.fingerprint(raw)
+    stored = idempotency.claim(session, caller, key, what, digest, utcnow(), api.lease,
+                               api.retention)
     if stored is not None:
         replay = Response(stored.body, status=stored.status, content_type=stored.content_type)
         replay.headers[idempotency.REPLAYED_HEADER] = "true"
         return replay
+    service.caller.carry_idempotency(key, idempotency.request_digest(what, digest))
     try:
         response = _answer(service, request, route, handler, path_values, identity, raw)
     except Exception as exc:
