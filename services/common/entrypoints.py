@@ -11,7 +11,12 @@ from marshmallow import ValidationError
 from nameko.events import event_handler
 from nameko.exceptions import deserialize_to_instance
 from nameko.extensions import DependencyProvider
-from nameko.rpc import rpc
+from nameko.amqp.publish import Publisher
+from nameko.constants import (
+    AMQP_SSL_CONFIG_KEY, AMQP_URI_CONFIG_KEY, DEFAULT_SERIALIZER, DEFAULT_TRANSPORT_OPTIONS,
+    LOGIN_METHOD_CONFIG_KEY, SERIALIZER_CONFIG_KEY,
+)
+from nameko.rpc import Responder, Rpc, RpcConsumer, get_rpc_exchange
 from nameko.web.handlers import http
 
 from services.common.auth import Caller
@@ -24,6 +29,49 @@ log = logging.getLogger(__name__)
 
 for _error in CROSSING_RPC:
     deserialize_to_instance(_error)
+
+# How long a reply waits for the broker: about two minutes (0.5 s, 1.5 s, … then every 5 s).
+# Nameko's own policy gives up after 3 tries, and a reply it cannot publish kills the container,
+# so a routine broker restart (stop_app, start_app) took a service down with it.
+OUTAGE_RETRY_POLICY = {"max_retries": 30, "interval_start": 0.5, "interval_step": 1,
+                       "interval_max": 5}
+
+
+class PatientPublisher(Publisher):
+    # both: the connection is (re)opened under the transport options, before the publish's
+    # own retries, and its failure there is not one that the publish would retry
+    retry_policy = OUTAGE_RETRY_POLICY
+    transport_options = {**DEFAULT_TRANSPORT_OPTIONS, **OUTAGE_RETRY_POLICY}
+
+
+class PatientResponder(Responder):
+    publisher_cls = PatientPublisher
+
+
+class PatientRpcConsumer(RpcConsumer):
+    """Nameko's RpcConsumer, its replies published with OUTAGE_RETRY_POLICY. (A reply for a
+    request whose connection died on the way is still sent, then dropped by the broker if its
+    caller's reply queue went; the request itself comes back and a command with an
+    Idempotency-Key replays its answer.)"""
+
+    def handle_result(self, message, result, exc_info):
+        config = self.container.config
+        responder = PatientResponder(
+            config[AMQP_URI_CONFIG_KEY], get_rpc_exchange(config),
+            config.get(SERIALIZER_CONFIG_KEY, DEFAULT_SERIALIZER), message,
+            ssl=config.get(AMQP_SSL_CONFIG_KEY), login_method=config.get(LOGIN_METHOD_CONFIG_KEY))
+        result, exc_info = responder.send_response(result, exc_info)
+        self.queue_consumer.ack_message(message)
+        return result, exc_info
+
+
+class PatientRpc(Rpc):
+    """`@rpc` whose replies ride out a broker outage. Every RPC entrypoint of a service must be
+    one: the consumer is shared by class, and two would split the service's queue between them."""
+    rpc_consumer = PatientRpcConsumer()
+
+
+rpc = PatientRpc.decorator
 
 
 class Clock(DependencyProvider):
