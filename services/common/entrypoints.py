@@ -17,7 +17,10 @@ from nameko.constants import (
     LOGIN_METHOD_CONFIG_KEY, SERIALIZER_CONFIG_KEY,
 )
 from nameko.rpc import Responder, Rpc, RpcConsumer, get_rpc_exchange
-from nameko.web.handlers import http
+from nameko.web.handlers import HttpRequestHandler
+from nameko.web.server import WebServer, WsgiApp
+from werkzeug.exceptions import MethodNotAllowed, NotFound
+from werkzeug.wrappers import Request
 
 from services.common.auth import Caller
 from services.common.clock import utcnow
@@ -72,6 +75,46 @@ class PatientRpc(Rpc):
 
 
 rpc = PatientRpc.decorator
+
+
+class _CatchAllApp(WsgiApp):
+    """Nameko's WSGI app, except that a request no rule takes goes to the `catch_all` entrypoint
+    when there is one (the gateway's problem-answering fallback), not to werkzeug's HTML 404:
+    even a catch-all `<path:…>` rule matches no path with a newline in it."""
+
+    def __call__(self, environ, start_response):
+        request = Request(environ, shallow=True)
+        try:
+            provider, values = self.url_map.bind_to_environ(environ).match()
+        except (NotFound, MethodNotAllowed) as exc:
+            provider = self.server.catch_all
+            if provider is None:
+                return exc(environ, start_response)
+            values = {"path": request.path}
+        request.path_values = values
+        return provider.handle_request(request)(environ, start_response)
+
+
+class CatchAllWebServer(WebServer):
+    def get_wsgi_app(self):
+        return _CatchAllApp(self)
+
+    @property
+    def catch_all(self):
+        return next((p for p in self._providers if p.catch_all), None)
+
+
+class Http(HttpRequestHandler):
+    """`@http(method, url)`; `catch_all=True` for the entrypoint that answers what no rule
+    matches. Every HTTP entrypoint of a process must be one: the server is shared by class."""
+    server = CatchAllWebServer()
+
+    def __init__(self, method, url, catch_all=False, **kwargs):
+        self.catch_all = catch_all
+        super().__init__(method, url, **kwargs)
+
+
+http = Http.decorator
 
 
 class Clock(DependencyProvider):

@@ -19,7 +19,7 @@ from datetime import timedelta
 from functools import wraps
 
 from nameko.extensions import DependencyProvider
-from nameko.web.handlers import HttpRequestHandler, http
+from nameko.web.handlers import HttpRequestHandler
 from prometheus_client import Counter
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import MethodNotAllowed as NoSuchMethod, NotFound as NoSuchPath
@@ -27,6 +27,7 @@ from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Response
 
 from services.common.clock import utcnow
+from services.common.entrypoints import http
 from services.common.roles import ROLES
 from services.common.errors import NotFound
 from services.common.metrics import metric
@@ -118,7 +119,7 @@ def fallback(handler):
 
     endpoint.route = spec
     http(FALLBACK_METHODS, "/")(endpoint)
-    return http(FALLBACK_METHODS, spec.path)(endpoint)
+    return http(FALLBACK_METHODS, spec.path, catch_all=True)(endpoint)
 
 
 def routes_of(service_cls):
