@@ -6,6 +6,7 @@ an undocumented status or content type, and a body that breaks its documented sc
                                               SQLite databases of its own), 10 minutes of fuzzing
     python -m tests.fuzz --url URL --secret S an already running gateway (make up)
     python -m tests.fuzz --max-time 60 --seed 7 --max-examples 5
+    python -m tests.fuzz -- --include-path /api/v1/tickets   (anything after -- goes to schemathesis)
 
 Exit status 0 means no failure. `make fuzz` runs the first form; `make test` runs a short,
 seeded one (tests/test_fuzz.py)."""
@@ -22,7 +23,7 @@ ROLE, SITES, SUB = "hq", ["*"], "fuzz-hq"
 
 
 def schemathesis_command(url, token, *, max_time=None, seed=None, max_examples=None,
-                         workers=1, report_dir=None):
+                         workers=1, report_dir=None, extra=()):
     command = [os.path.join(os.path.dirname(sys.executable), "schemathesis"), "run",
                f"{url}/api/v1/openapi.json", "--url", url,
                "--checks", ",".join(CHECKS), "-H", f"Authorization: Bearer {token}",
@@ -36,7 +37,7 @@ def schemathesis_command(url, token, *, max_time=None, seed=None, max_examples=N
         command += ["--max-examples", str(max_examples)]
     if report_dir:
         command += ["--report", "junit", "--report-dir", report_dir]
-    return command
+    return command + list(extra)
 
 
 def run(url, secret, **options):
@@ -68,9 +69,11 @@ def main(argv=None):
     parser.add_argument("--seed", type=int)
     parser.add_argument("--max-examples", type=int)
     parser.add_argument("--workers", type=int, default=2)
-    args = parser.parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    extra = argv[argv.index("--") + 1:] if "--" in argv else []
+    args = parser.parse_args(argv[:len(argv) - len(extra) - bool(extra)] if extra else argv)
     options = dict(max_time=args.max_time, seed=args.seed, max_examples=args.max_examples,
-                   workers=args.workers)
+                   workers=args.workers, extra=extra)
     if args.url:
         return run(args.url.rstrip("/"), args.secret, **options)
     return run_on_own_system(**options)
