@@ -159,6 +159,7 @@ class UnitOfWork:
         entrypoint = getattr(worker_ctx, "entrypoint", None)
         self._command = entrypoint.method_name if entrypoint is not None else None
         self._answering = None   # the key of the command whose commit `once` does
+        self._deferred = False   # and whether that command asked for one
         self.session = Session(provider.engine, expire_on_commit=False)
 
     def add_event(self, event, data, *, site=None, occurred_at=None):
@@ -194,7 +195,8 @@ class UnitOfWork:
         """`run()` once per (caller, Idempotency-Key, command): its answer is written in the
         transaction of its effect, so both commit or neither does, and every later call with the
         key gets that answer back (the same key for another request is a 422). Inside, the
-        command's `commit()`s only flush: the one commit comes after the answer is known.
+        command's `commit()`s only flush: the one commit comes after the answer is known. A
+        command that never commits (a read) records nothing.
 
         Calls racing with the same key (a retry while the first still runs after the gateway
         gave up on it): the answer's primary key lets one commit; the other's effect is rolled
@@ -208,7 +210,7 @@ class UnitOfWork:
         stored = self._stored(key, request)
         if stored is not None:
             return stored[0]
-        self._answering = key
+        self._answering, self._deferred = key, False
         try:
             answer = run()
         except ProblemError:
@@ -219,6 +221,8 @@ class UnitOfWork:
             raise
         finally:
             self._answering = None
+        if not self._deferred:   # it changed nothing (a read, a no-op): nothing to replay
+            return answer
         table = self._provider.answers
         try:
             self.session.execute(insert(table).values(
@@ -246,6 +250,7 @@ class UnitOfWork:
     def commit(self):
         if self._answering is not None:
             self.session.flush()
+            self._deferred = True
             return
         self.session.commit()
         self._provider.relay.kick()

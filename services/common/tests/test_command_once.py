@@ -33,6 +33,10 @@ class Probe:
         return {"id": made.inserted_primary_key[0], "description": description}
 
     @command
+    def count_tickets(self):
+        return self.uow.session.execute(select(func.count()).select_from(tickets)).scalar()
+
+    @command
     def open_two(self, description):
         first = self.open_ticket(description)
         return [first, self.open_ticket(description)]
@@ -96,3 +100,9 @@ def test_a_command_calling_another_commits_once_with_its_own_answer(call):
     answer = call("open_two", "two taps", key="k4")
     assert call("open_two", "two taps", key="k4") == answer
     assert call.count() == 2
+
+
+def test_a_command_that_commits_nothing_records_nothing(call):
+    assert call("count_tickets", key="k5") == 0
+    call("open_ticket", "tap leaking")
+    assert call("count_tickets", key="k5") == 1
