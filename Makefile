@@ -28,13 +28,14 @@ GATEWAY_URL := http://127.0.0.1:$(PROPDESK_GATEWAY_PORT)
 # `make run` and `make up` work on SQLite alone; the tests need PostgreSQL as well.
 run up: BROKER_FLAGS := --postgres-optional
 
-.PHONY: help venv install tools broker migrate run up down demo test bench
+.PHONY: help venv install tools broker migrate run up down demo test bench fuzz
 
 help:
 	@echo "make run      set up everything and run every service in the foreground"
 	echo "make test     the whole test suite (ARGS='-k ticket -x' to narrow it)"
 	echo "make up/down  start/stop the same system in the background (logs in $(LOG_DIR)/)"
 	echo "make demo     load the demo data into the running system (or: make run DEMO=1)"
+	echo "make fuzz     Schemathesis against a live gateway for 10 minutes (FUZZ_ARGS='--url URL' for a running one)"
 	echo "make install | tools | broker | migrate | bench"
 
 venv install: $(INSTALLED)
@@ -131,6 +132,11 @@ down:
 
 test: install tools broker
 	@$(VENV)/bin/pytest $(ARGS)
+
+# Starts the whole system of its own (its own vhost, SQLite), fuzzes it, stops it; exit 0 = no failure.
+FUZZ_ARGS ?=
+fuzz: install broker
+	@$(VENV)/bin/python -m tests.fuzz $(FUZZ_ARGS)
 
 bench: install broker
 	@$(VENV)/bin/python -m bench $(ARGS)

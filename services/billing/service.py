@@ -242,7 +242,7 @@ class BillingService(entrypoints.ServiceBase):
 
     # -- the arrears sweep -------------------------------------------------------------------
 
-    @command
+    @command(replays=False)
     def sweep(self, payload):
         self.caller.identity.require_role("run the billing sweep", *SWEEPERS)
         return self._sweep(load(SweepIn(), payload)["as_of"])

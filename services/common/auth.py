@@ -13,6 +13,7 @@ ALL_SITES = "*"
 
 IDENTITY_KEY = "identity"
 CORRELATION_KEY = "correlation_id"
+IDEMPOTENCY_KEY = "idempotency"
 
 
 @dataclass(frozen=True)
@@ -111,6 +112,16 @@ class CallContext:
         self._data[IDENTITY_KEY] = identity.to_context()
         self._data[CORRELATION_KEY] = correlation_id or uuid.uuid4().hex
         bind_correlation_id(self._data[CORRELATION_KEY])
+
+    @property
+    def idempotency(self):
+        """{"key", "request"} when the call repeats a client's Idempotency-Key, else None."""
+        return self._data.get(IDEMPOTENCY_KEY)
+
+    def carry_idempotency(self, key, request):
+        """Used by the gateway: the client's key and a digest of its request travel with every
+        RPC, so that the service owning the effect records it with the effect (UnitOfWork.once)."""
+        self._data[IDEMPOTENCY_KEY] = {"key": key, "request": request}
 
 
 class Caller(DependencyProvider):

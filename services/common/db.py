@@ -7,6 +7,10 @@ the recorded events to RabbitMQ (and mark them published), so an event goes out 
 its change committed. A crash between commit and publish leaves the row unpublished; the relay
 of the restarted (or any other) replica finds it and sends it. Receivers de-duplicate on the
 event id (`uow.first_time`), which makes the at-least-once relay exactly-once in effect.
+
+A command called with a client's Idempotency-Key (`uow.once`) records its answer in the same
+transaction as its effect, so that a retry after a timeout or a crash, or a request redelivered
+to a restarted replica, gets the first answer instead of a second effect.
 """
 import base64
 import functools
@@ -22,13 +26,14 @@ from datetime import datetime, timedelta, timezone
 
 import eventlet
 from eventlet.queue import Empty, LightQueue
+from kombu.utils import json as wire_json
 from nameko.constants import AMQP_URI_CONFIG_KEY
 from nameko.events import get_event_exchange
 from nameko.extensions import DependencyProvider
 from prometheus_client import Counter, Gauge
 from sqlalchemy import (
-    JSON, Column, DateTime, Index, Integer, MetaData, String, Table, create_engine, delete, event,
-    func, insert, or_, select, update,
+    JSON, Column, DateTime, Index, Integer, MetaData, String, Table, Text, create_engine, delete,
+    event, func, insert, or_, select, update,
 )
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Session
@@ -38,7 +43,7 @@ from services.common import contracts
 from services.common.auth import CallContext
 from services.common.clock import as_utc, utcnow
 from services.common.config import load_config
-from services.common.errors import ValidationFailed
+from services.common.errors import ProblemError, ValidationFailed
 from services.common.metrics import breaches_counter, metric
 from services.common.publish import ConfirmedPublisher, NotConfirmed
 
@@ -98,6 +103,17 @@ def declarative_base():
         Column("processed_at", UTCDateTime, nullable=False),
     )
 
+    Table(
+        "idempotent_commands", metadata,
+        Column("caller", String(200), primary_key=True),
+        Column("key", String(200), primary_key=True),
+        Column("command", String(120), primary_key=True),
+        Column("request", String(64), nullable=False),
+        Column("answer", Text, nullable=False),
+        Column("created_at", UTCDateTime, nullable=False),
+        Index("ix_idempotent_commands_created_at", "created_at"),
+    )
+
     class Base(DeclarativeBase):
         pass
 
@@ -145,11 +161,16 @@ def locking(stmt, engine):
 
 
 class UnitOfWork:
-    """One per worker: the session, the events its change raises, and event de-duplication."""
+    """One per worker: the session, the events its change raises, event de-duplication, and
+    the answers of commands called with an idempotency key."""
 
     def __init__(self, provider, worker_ctx):
         self._provider = provider
         self._context = CallContext(worker_ctx)
+        entrypoint = getattr(worker_ctx, "entrypoint", None)
+        self._command = entrypoint.method_name if entrypoint is not None else None
+        self._answering = None   # the key of the command whose commit `once` does
+        self._deferred = False   # and whether that command asked for one
         self.session = Session(provider.engine, expire_on_commit=False)
         self._raised = False
         self._breaches = []   # counted once they commit
@@ -186,10 +207,70 @@ class UnitOfWork:
             event_id=event_id, handler=handler, processed_at=utcnow()))
         return True
 
+    def once(self, run):
+        """`run()` once per (caller, Idempotency-Key, command): its answer is written in the
+        transaction of its effect, so both commit or neither does, and every later call with the
+        key gets that answer back (the same key for another request is a 422). Inside, the
+        command's `commit()`s only flush: the one commit comes after the answer is known. A
+        command that never commits (a read) records nothing.
+
+        Calls racing with the same key (a retry while the first still runs after the gateway
+        gave up on it): the answer's primary key lets one commit; the other's effect is rolled
+        back and it answers what the first did, also when it failed first on the state the first
+        left (a 409)."""
+        carried = self._context.idempotency
+        if not carried or self._answering is not None or self._command is None:
+            return run()
+        key = (self._context.identity.sub, str(carried["key"]), self._command)
+        request = str(carried["request"])
+        stored = self._stored(key, request)
+        if stored is not None:
+            return stored[0]
+        self._answering, self._deferred = key, False
+        try:
+            answer = run()
+        except ProblemError:
+            self.session.rollback()
+            stored = self._stored(key, request)
+            if stored is not None:
+                return stored[0]
+            raise
+        finally:
+            self._answering = None
+        if not self._deferred:   # it changed nothing (a read, a no-op): nothing to replay
+            return answer
+        table = self._provider.answers
+        try:
+            self.session.execute(insert(table).values(
+                caller=key[0], key=key[1], command=key[2], request=request,
+                answer=wire_json.dumps(answer), created_at=utcnow()))
+            self.commit()
+        except IntegrityError:
+            self.session.rollback()
+            return self._stored(key, request)[0]
+        return answer
+
+    def _stored(self, key, request):
+        """(answer,) recorded for `key`, None if there is none yet."""
+        table = self._provider.answers
+        row = self.session.execute(select(table.c.request, table.c.answer).where(
+            table.c.caller == key[0], table.c.key == key[1], table.c.command == key[2])).first()
+        self.session.rollback()  # end the read, so a long run holds no snapshot or lock
+        if row is None:
+            return None
+        if row.request != request:
+            raise ValidationFailed.from_messages({"Idempotency-Key": [
+                "already used for another request; use a new key for a new request"]})
+        return (wire_json.loads(row.answer),)
+
     def commit(self):
         """Commit, and wake the relay if this unit wrote events: waking it for every commit
         (most write none, e.g. opening a repair) cost a quarter of a service's time in empty
-        claims."""
+        claims. Inside `once`, only flush: its one commit comes with the recorded answer."""
+        if self._answering is not None:
+            self.session.flush()
+            self._deferred = True
+            return
         self.session.commit()
         if self._raised:
             self._raised = False
@@ -219,7 +300,9 @@ class Database(DependencyProvider):
         self.engine = make_engine(self.url)
         tables = self.base.metadata.tables
         self.outbox, self.processed = tables["outbox"], tables["processed_events"]
-        self.relay = OutboxRelay(self.engine, self.outbox, self.container.config, service)
+        self.answers = tables["idempotent_commands"]
+        self.relay = OutboxRelay(self.engine, self.outbox, self.container.config, service,
+                                 answers=self.answers)
 
     def start(self):
         self.relay.start()
@@ -252,12 +335,15 @@ class OutboxRelay:
     PRUNE_EVERY = timedelta(hours=1)
     PRUNE_BATCH = 5000
 
-    def __init__(self, engine, table, config, service):
-        self.engine, self.table, self.service = engine, table, service
+    def __init__(self, engine, table, config, service, answers=None):
+        self.engine, self.table, self.service, self.answers = engine, table, service, answers
         self.poll_seconds = float(config.get("OUTBOX_POLL_SECONDS", 2))
         # Published rows are kept this long (to see what went out), then deleted, so that the
         # outbox stays the size of what is in flight rather than of everything ever raised.
         self.retention = timedelta(hours=float(config.get("OUTBOX_RETENTION_HOURS", 72)))
+        # Commands' answers are kept as long as the gateway keeps an Idempotency-Key's.
+        self.answer_retention = timedelta(
+            hours=float(config.get("IDEMPOTENCY_RETENTION_HOURS", 24)))
         self.pruned_at = None
         # How long a claimed batch stays another relay's: long enough for a healthy publish of
         # one batch, short enough that a crashed relay's events go out soon after a restart.
@@ -355,7 +441,12 @@ class OutboxRelay:
 
     def prune(self, now):
         """Delete rows published before `now` − retention, a chunk per transaction so that no
-        delete holds the table long; never an unpublished row. How many went."""
+        delete holds the table long; never an unpublished row. How many went. Commands'
+        answers past their retention go too."""
+        if self.answers is not None:
+            with self.engine.begin() as conn:
+                conn.execute(delete(self.answers).where(
+                    self.answers.c.created_at < now - self.answer_retention))
         table, cutoff, deleted = self.table, now - self.retention, 0
         while True:
             chunk = (select(table.c.id).where(table.c.published_at < cutoff)

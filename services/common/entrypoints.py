@@ -11,8 +11,16 @@ from marshmallow import ValidationError
 from nameko.events import event_handler
 from nameko.exceptions import deserialize_to_instance
 from nameko.extensions import DependencyProvider
-from nameko.rpc import rpc
-from nameko.web.handlers import http
+from nameko.amqp.publish import Publisher
+from nameko.constants import (
+    AMQP_SSL_CONFIG_KEY, AMQP_URI_CONFIG_KEY, DEFAULT_SERIALIZER, DEFAULT_TRANSPORT_OPTIONS,
+    LOGIN_METHOD_CONFIG_KEY, SERIALIZER_CONFIG_KEY,
+)
+from nameko.rpc import Responder, Rpc, RpcConsumer, get_rpc_exchange
+from nameko.web.handlers import HttpRequestHandler
+from nameko.web.server import WebServer, WsgiApp
+from werkzeug.exceptions import MethodNotAllowed, NotFound
+from werkzeug.wrappers import Request
 
 from services.common.auth import Caller
 from services.common.clock import utcnow
@@ -24,6 +32,89 @@ log = logging.getLogger(__name__)
 
 for _error in CROSSING_RPC:
     deserialize_to_instance(_error)
+
+# How long a reply waits for the broker: about two minutes (0.5 s, 1.5 s, … then every 5 s).
+# Nameko's own policy gives up after 3 tries, and a reply it cannot publish kills the container,
+# so a routine broker restart (stop_app, start_app) took a service down with it.
+OUTAGE_RETRY_POLICY = {"max_retries": 30, "interval_start": 0.5, "interval_step": 1,
+                       "interval_max": 5}
+
+
+class PatientPublisher(Publisher):
+    # both: the connection is (re)opened under the transport options, before the publish's
+    # own retries, and its failure there is not one that the publish would retry
+    retry_policy = OUTAGE_RETRY_POLICY
+    transport_options = {**DEFAULT_TRANSPORT_OPTIONS, **OUTAGE_RETRY_POLICY}
+
+
+class PatientResponder(Responder):
+    publisher_cls = PatientPublisher
+
+
+class PatientRpcConsumer(RpcConsumer):
+    """Nameko's RpcConsumer, its replies published with OUTAGE_RETRY_POLICY. (A reply for a
+    request whose connection died on the way is still sent, then dropped by the broker if its
+    caller's reply queue went; the request itself comes back and a command with an
+    Idempotency-Key replays its answer.)"""
+
+    def handle_result(self, message, result, exc_info):
+        config = self.container.config
+        responder = PatientResponder(
+            config[AMQP_URI_CONFIG_KEY], get_rpc_exchange(config),
+            config.get(SERIALIZER_CONFIG_KEY, DEFAULT_SERIALIZER), message,
+            ssl=config.get(AMQP_SSL_CONFIG_KEY), login_method=config.get(LOGIN_METHOD_CONFIG_KEY))
+        result, exc_info = responder.send_response(result, exc_info)
+        self.queue_consumer.ack_message(message)
+        return result, exc_info
+
+
+class PatientRpc(Rpc):
+    """`@rpc` whose replies ride out a broker outage. Every RPC entrypoint of a service must be
+    one: the consumer is shared by class, and two would split the service's queue between them."""
+    rpc_consumer = PatientRpcConsumer()
+
+
+rpc = PatientRpc.decorator
+
+
+class _CatchAllApp(WsgiApp):
+    """Nameko's WSGI app, except that a request no rule takes goes to the `catch_all` entrypoint
+    when there is one (the gateway's problem-answering fallback), not to werkzeug's HTML 404:
+    even a catch-all `<path:…>` rule matches no path with a newline in it."""
+
+    def __call__(self, environ, start_response):
+        request = Request(environ, shallow=True)
+        try:
+            provider, values = self.url_map.bind_to_environ(environ).match()
+        except (NotFound, MethodNotAllowed) as exc:
+            provider = self.server.catch_all
+            if provider is None:
+                return exc(environ, start_response)
+            values = {"path": request.path}
+        request.path_values = values
+        return provider.handle_request(request)(environ, start_response)
+
+
+class CatchAllWebServer(WebServer):
+    def get_wsgi_app(self):
+        return _CatchAllApp(self)
+
+    @property
+    def catch_all(self):
+        return next((p for p in self._providers if p.catch_all), None)
+
+
+class Http(HttpRequestHandler):
+    """`@http(method, url)`; `catch_all=True` for the entrypoint that answers what no rule
+    matches. Every HTTP entrypoint of a process must be one: the server is shared by class."""
+    server = CatchAllWebServer()
+
+    def __init__(self, method, url, catch_all=False, **kwargs):
+        self.catch_all = catch_all
+        super().__init__(method, url, **kwargs)
+
+
+http = Http.decorator
 
 
 class Clock(DependencyProvider):
@@ -54,11 +145,29 @@ class ServiceBase:
         return self.metrics.expose()
 
 
-def command(method=None, **kwargs):
+def command(method=None, *, replays=True, **kwargs):
     """`@rpc` for entrypoints that raise ProblemErrors as answers, not as faults: they are
-    sent back to the caller as themselves and not logged with a traceback."""
-    decorator = rpc(expected_exceptions=EXPECTED, **kwargs)
-    return decorator(method) if method else decorator
+    sent back to the caller as themselves and not logged with a traceback.
+
+    Called with a client's Idempotency-Key (the gateway carries it), a command of a service
+    with a `uow` runs once per key and replays its first answer (`UnitOfWork.once`). The
+    sweeps say `replays=False`: they commit batch by batch, and running one again at the same
+    `as_of` finds nothing left to do anyway."""
+    def decorate(method):
+        if replays:
+            method = _once(method)
+        return rpc(expected_exceptions=EXPECTED, **kwargs)(method)
+    return decorate(method) if method else decorate
+
+
+def _once(method):
+    @functools.wraps(method)
+    def entrypoint(self, *args, **kwargs):
+        uow = getattr(self, "uow", None)
+        if uow is None:
+            return method(self, *args, **kwargs)
+        return uow.once(lambda: method(self, *args, **kwargs))
+    return entrypoint
 
 
 def load(schema, payload, **kwargs):

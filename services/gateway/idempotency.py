@@ -1,6 +1,12 @@
 """Idempotency-Key: the first answer to a POST is kept per (caller, key) and replayed for the
 same request; the key reused for another request, or while the first is still in flight, is
-refused. Only answers below 500 are kept, so a 503 can be retried with the same key."""
+refused. Only answers below 500 are kept here, so a 503 can be retried with the same key.
+
+That alone would not make a retry safe: a 503 (the RPC's deadline passed) says nothing of
+whether the service ran the request, and one that a crashed replica held is redelivered to the
+next. So the key also travels with the RPC (`CallContext.carry_idempotency`) and the service
+owning the effect records its answer in the effect's transaction (`UnitOfWork.once`): a retry
+after a 503 that reaches the service gets the first answer, never a second effect."""
 import hashlib
 import json
 import re
@@ -46,6 +52,11 @@ def fingerprint(raw):
     return hashlib.sha256(canonical).hexdigest()
 
 
+def request_digest(request, fingerprint):
+    """What the service compares a retry with: the same route and the same JSON body."""
+    return hashlib.sha256(f"{request}\n{fingerprint}".encode()).hexdigest()
+
+
 def claim(session, caller, key, request, digest, now, lease, retention=RETENTION):
     """Claim `key` for this request: None to go ahead (then `complete` or `release` it), or the
     Stored answer to replay. A claim left in flight longer than `lease` (its gateway died) and
@@ -89,7 +100,8 @@ def complete(session, caller, key, status, content_type, body, now):
 
 
 def release(session, caller, key):
-    """Forget an in-flight claim whose answer is not kept (a 5xx), so the client can retry."""
+    """Forget an in-flight claim whose answer is not kept (a 5xx), so the client can retry:
+    the service that may have run it replays its own record of the answer."""
     session.execute(delete(IdempotentRequest).where(
         IdempotentRequest.caller == caller, IdempotentRequest.key == key,
         IdempotentRequest.status.is_(None)))

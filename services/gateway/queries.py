@@ -48,7 +48,8 @@ class LawsuitQuery(LawsuitFilters, Page):
 
 class EchoIn(Schema):
     service = fields.String(load_default="registry", metadata={"description": "whose echo to call"})
-    payload = fields.Raw(load_default=None, allow_none=True)
+    payload = fields.Dict(keys=fields.String(), load_default=None, allow_none=True,
+                          metadata={"description": "any JSON object; answered back as sent"})
 
 
 def page_args(query):

@@ -20,7 +20,7 @@ from datetime import timedelta
 from functools import wraps
 
 from nameko.extensions import DependencyProvider
-from nameko.web.handlers import HttpRequestHandler, http
+from nameko.web.handlers import HttpRequestHandler
 from prometheus_client import Counter
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import MethodNotAllowed as NoSuchMethod, NotFound as NoSuchPath
@@ -28,6 +28,7 @@ from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Response
 
 from services.common.clock import utcnow
+from services.common.entrypoints import http
 from services.common.roles import ROLES
 from services.common.errors import NotFound
 from services.common.metrics import metric
@@ -119,7 +120,7 @@ def fallback(handler):
 
     endpoint.route = spec
     http(FALLBACK_METHODS, "/")(endpoint)
-    return http(FALLBACK_METHODS, spec.path)(endpoint)
+    return http(FALLBACK_METHODS, spec.path, catch_all=True)(endpoint)
 
 
 def routes_of(service_cls):
@@ -207,13 +208,14 @@ def _authenticated(service, request, route, handler, path_values, correlation_id
         return _answer(service, request, route, handler, path_values, identity, raw)
 
     session = service.uow.session
-    caller = identity.sub
-    stored = idempotency.claim(session, caller, key, f"POST {request.path}",
-                               idempotency.fingerprint(raw), utcnow(), api.lease, api.retention)
+    caller, what, digest = identity.sub, f"POST {request.path}", idempotency.fingerprint(raw)
+    stored = idempotency.claim(session, caller, key, what, digest, utcnow(), api.lease,
+                               api.retention)
     if stored is not None:
         replay = Response(stored.body, status=stored.status, content_type=stored.content_type)
         replay.headers[idempotency.REPLAYED_HEADER] = "true"
         return replay
+    service.caller.carry_idempotency(key, idempotency.request_digest(what, digest))
     try:
         response = _answer(service, request, route, handler, path_values, identity, raw)
     except Exception as exc:

@@ -8,7 +8,7 @@ import uuid
 from datetime import date, datetime
 
 import eventlet.wsgi
-from marshmallow import Schema, ValidationError, fields
+from marshmallow import INCLUDE, Schema, ValidationError, fields
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.wrappers import Response
 
@@ -63,7 +63,14 @@ class InternalError(ProblemError):
 
 
 class Problem(Schema):
-    """RFC 9457 problem document (OpenAPI only; answers are built by `problem_response`)."""
+    """RFC 9457 problem document (OpenAPI only; answers are built by `problem_response`).
+    Besides the members named here a problem carries RFC 9457 extension members saying what
+    it is about (`ticket_id`, `site`, `allowed_roles`, ...): the document allows them, since
+    every ProblemError's `extra` is one."""
+
+    class Meta:
+        unknown = INCLUDE
+
     type = fields.String(required=True)
     title = fields.String(required=True)
     status = fields.Integer(required=True)
@@ -72,6 +79,8 @@ class Problem(Schema):
     correlation_id = fields.String()
     errors = fields.Dict(metadata={"description": "422: {field: [message, ...]} for every offending field"})
     service = fields.String(metadata={"description": "503: the service that is down or timed out"})
+    allowed_actions = fields.List(fields.String(), metadata={
+        "description": "409: the actions this caller may take in the current state"})
 
 
 def correlation_id_of(request):

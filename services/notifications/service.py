@@ -129,7 +129,7 @@ class NotificationsService(entrypoints.ServiceBase):
         finds it due first (the message's unique key decides); the delivery sweep sends it."""
         self._remind_warranties(self.clock())
 
-    @command
+    @command(replays=False)
     def sweep(self, payload):
         """Both sweeps at `as_of`, as the timers run them, so that an operator
         can replay a day: {"warranty_reminders": n, "sent": n, "failed": n, "dead": n, "skipped": n}."""

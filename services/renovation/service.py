@@ -144,7 +144,7 @@ class RenovationService(entrypoints.ServiceBase):
 
     # -- the sweep -----------------------------------------------------------------------
 
-    @command
+    @command(replays=False)
     def sweep(self, payload):
         """Escalate unrectified violations and alert breached deadlines up to `as_of`, each
         once however many replicas sweep at the same time."""

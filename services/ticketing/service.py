@@ -203,7 +203,7 @@ class TicketingService(entrypoints.ServiceBase):
     def sweep_on_schedule(self):
         self._sweep(self.clock())
 
-    @command
+    @command(replays=False)
     def sweep(self, payload):
         """Report every deadline past due at `as_of` once, and upgrade valid B/C complaints
         open 30 days; the same as the timer does, for an operator replaying a day."""

@@ -359,5 +359,5 @@ def test_echo_round_trips_for_ops_through_a_service(gateway):
     response = gateway.post("/api/v1/admin/echo", {"service": "gateway", "payload": {"n": [1, "二"]}}, token=ops)
     assert response.status_code == 200, response.text
     assert response.json() == {"service": "gateway", "payload": {"n": [1, "二"]}}
-    refused = gateway.post("/api/v1/admin/echo", {"service": "nobody", "payload": 1}, token=ops)
+    refused = gateway.post("/api/v1/admin/echo", {"service": "nobody", "payload": {"n": 1}}, token=ops)
     assert refused.status_code == 422 and list(refused.json()["errors"]) == ["service"]
