@@ -198,6 +198,25 @@ class ArrearsEscalatedV1(Schema):
     late_fee_daily_rate = late_fee_daily_rate()
 
 
+# -- the working-day calendar (SPEC preamble: a year head office enters) ----------------------
+
+class EnteredHoliday(Schema):
+    name = fields.String(required=True, metadata={"description": "spring_festival, mid_autumn, ..."})
+    first_day = fields.Date(required=True)
+    days = fields.List(fields.Date(), required=True)
+
+
+class CalendarEnteredV1(Schema):
+    """A year's statutory holidays and adjusted working weekends as head office entered them:
+    every process of every service applies it to its working-day calendar (a newer `version`
+    of the year replaces an older one)."""
+    year = fields.Integer(required=True)
+    version = fields.Integer(required=True)
+    holidays = fields.List(fields.Nested(EnteredHoliday), required=True)
+    workdays = fields.List(fields.Date(), required=True)
+    entered_at = fields.AwareDateTime(required=True)
+
+
 SCHEMAS = {
     ("ticketing.callback_due", 1): CallbackDueV1,
     ("ticketing.sla_breached", 1): SlaBreachedV1,
@@ -211,6 +230,7 @@ SCHEMAS = {
     ("billing.invoice_issued", 1): InvoiceIssuedV1,
     ("billing.arrears_escalated", 1): ArrearsEscalatedV1,
     ("registry.unit_changed", 1): UnitChangedV1,
+    ("notifications.calendar_entered", 1): CalendarEnteredV1,
 }
 
 LATEST = {}

@@ -6,7 +6,7 @@ from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 from marshmallow import Schema, fields
 
-from services.gateway.web import Problem
+from services.gateway.web import BODY_METHODS, Problem
 
 TITLE = "propdesk"
 VERSION = "1.0.0"
@@ -82,8 +82,8 @@ def _operation(route, body, path, operation_id):
         answer["content"] = {"application/json": {"schema": {"type": "object"}}}
     operation = {"operationId": operation_id, "summary": route.summary, "tags": [route.tag],
                  "responses": {str(route.status): answer, **_problems(route)}}
-    if route.method == "POST":
-        if route.authenticated:
+    if route.method in BODY_METHODS:
+        if route.authenticated and route.method == "POST":
             parameters.append(IDEMPOTENCY_KEY)
         operation["requestBody"] = {"required": True, "content": {"application/json": {
             "schema": body if body is not None else {"type": "object"}}}}
@@ -103,7 +103,7 @@ def _problems(route):
     statuses = dict(PROBLEM_STATUSES)
     if not route.authenticated:
         statuses = {k: v for k, v in statuses.items() if k == "503"}
-    elif route.method != "POST":
+    elif route.method not in BODY_METHODS:
         for body_problem in ("400", "415"):
             statuses.pop(body_problem)
     return {status: {"description": text, "content": {"application/problem+json": {

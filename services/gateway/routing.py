@@ -34,7 +34,7 @@ from services.gateway import idempotency, tokens
 from services.gateway.access import PUBLIC, Scope
 from services.gateway.openapi import build as build_openapi
 from services.gateway.web import (
-    CORRELATION_HEADER, MethodNotAllowed, as_problem, correlation_id_of, json_response,
+    BODY_METHODS, CORRELATION_HEADER, MethodNotAllowed, as_problem, correlation_id_of, json_response,
     load_query, parse_json, problem_response, read_body, validate,
 )
 
@@ -197,7 +197,7 @@ def _authenticated(service, request, route, handler, path_values, correlation_id
         identity = tokens.identity_from_header(request.headers.get("Authorization"), api.secret)
         identity.require_role(f"{route.method} {route.template}", *route.roles)
         service.caller.act_as(identity, correlation_id=correlation_id)
-    raw = read_body(request) if request.method == "POST" else b""
+    raw = read_body(request) if request.method in BODY_METHODS else b""
     key = request.headers.get(idempotency.HEADER)
     if identity is None or request.method != "POST" or key is None:
         return _answer(service, request, route, handler, path_values, identity, raw)
@@ -233,7 +233,7 @@ def _answer(service, request, route, handler, path_values, identity, raw):
     call = Call(request=request, identity=identity)
     if route.query is not None:
         call.query = load_query(route.query, request.args)
-    if request.method == "POST":
+    if request.method in BODY_METHODS:
         call.payload = parse_json(raw, request.mimetype)
         schema = route.body
         if route.actions:

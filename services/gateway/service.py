@@ -12,8 +12,8 @@ from services.common.clock import utcnow
 from services.common.db import Database
 from services.common.errors import ProblemError, ServiceUnavailable, ValidationFailed
 from services.common.roles import (
-    DESK, GATE, HANDLERS, MANAGERS, RECORD_READERS, RESIDENT, ROLES, SITE_STAFF, STAFF,
-    SUPERVISORS, SWEEPERS,
+    DESK, GATE, HANDLERS, HEAD_OFFICE, MANAGERS, RECORD_READERS, RESIDENT, ROLES, SITE_STAFF,
+    STAFF, SUPERVISORS, SWEEPERS,
 )
 from services.common.rpc import TimedRpc
 from services.common.sweeps import SweepIn
@@ -355,6 +355,22 @@ class GatewayService(entrypoints.ServiceBase):
            summary="Run billing's arrears sweep for the day of `as_of` at each site (as its timer does)")
     def sweep_billing(self, call):
         return self.rpc.billing.sweep(call.payload)
+
+    # -- the working-day calendar (kept by notifications, applied by every service) -------
+
+    @route("PUT", "/calendar/<int:year>", body=notifications_schemas.CalendarIn,
+           response=notifications_schemas.CalendarOut, tag="calendar", scope=ANY_CALLER,
+           roles=HEAD_OFFICE,
+           summary="Enter a year's statutory holidays and adjusted working days (State Council "
+                   "arrangement); deadlines computed from then on use it")
+    def enter_calendar(self, call, year):
+        return self.rpc.notifications.enter_calendar(year, call.payload)
+
+    @route("GET", "/calendar/<int:year>", response=notifications_schemas.CalendarOut,
+           tag="calendar", scope=ANY_CALLER, roles=STAFF,
+           summary="A year's working-day calendar and its source: library, entered or weekdays_only")
+    def get_calendar(self, call, year):
+        return self.rpc.notifications.get_calendar(year)
 
     # -- everything else -----------------------------------------------------------------
 

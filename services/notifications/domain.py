@@ -10,7 +10,7 @@ fields (`channel`, `status`, `attempts`, `next_attempt_at`, `last_error`, `body`
 `posted_*`), the stored row included.
 """
 from dataclasses import dataclass, field
-from datetime import datetime, time, timedelta, timezone
+from datetime import date, datetime, time, timedelta, timezone
 
 from services.common.calendar import DEFAULT_TZ, shift_months, zone
 from services.common.errors import IllegalTransition
@@ -202,6 +202,51 @@ def warranty_messages(unit, owner, warranty_until):
     context = {"unit": unit, "owner_name": (owner or {}).get("name"),
                "warranty_until": warranty_until.isoformat()}
     return to_resident(owner, "warranty_expiry", context, ("sms",))
+
+
+# -- the working-day calendar --------------------------------------------------------------
+
+def calendar_problems(year, holidays, workdays):
+    """What is wrong with a year as entered, {field: [messages]} (empty when nothing): every
+    day within the year, each holiday named once, a day in one holiday at most and never also a
+    workday, a holiday's first day one of its days, a workday a Saturday or Sunday (the other days
+    are worked anyway)."""
+    problems = {}
+
+    def say(where, message):
+        problems.setdefault(where, []).append(message)
+
+    seen_names, days_off = set(), {}
+    for i, holiday in enumerate(holidays):
+        where = f"holidays.{i}"
+        if holiday["name"] in seen_names:
+            say(f"{where}.name", f"{holiday['name']} is entered twice; one entry per holiday")
+        seen_names.add(holiday["name"])
+        for day in holiday["days"]:
+            if day.year != year:
+                say(f"{where}.days", f"{day.isoformat()} is not in {year}")
+            elif day in days_off and days_off[day] != holiday["name"]:
+                say(f"{where}.days", f"{day.isoformat()} is also a day of {days_off[day]}")
+            days_off.setdefault(day, holiday["name"])
+        if holiday.get("first_day") is not None and holiday["first_day"] not in holiday["days"]:
+            say(f"{where}.first_day", f"{holiday['first_day'].isoformat()} is not one of its days")
+    for day in workdays:
+        if day.year != year:
+            say("workdays", f"{day.isoformat()} is not in {year}")
+        elif day in days_off:
+            say("workdays", f"{day.isoformat()} is both a workday and a day of {days_off[day]}")
+        elif day.weekday() < 5:
+            say("workdays", f"{day.isoformat()} is a weekday, worked anyway; workdays are the "
+                            "weekend days worked in exchange (调休)")
+    return problems
+
+
+def entered_year(holidays, workdays):
+    """The year as stored and sent: days sorted, ISO strings, each first day filled in."""
+    return {"holidays": [{"name": h["name"],
+                          "first_day": (h.get("first_day") or min(h["days"])).isoformat(),
+                          "days": sorted({d.isoformat() for d in h["days"]})} for h in holidays],
+            "workdays": sorted({d.isoformat() for d in workdays})}
 
 
 # A step of the arrears ladder (SPEC §4) and what it sends: an SMS reminder to the owner, a

@@ -3,26 +3,29 @@ import logging
 import time
 from datetime import timedelta
 
+from nameko.rpc import rpc
 from nameko.timer import timer
 from prometheus_client import Counter
 
-from services.common import entrypoints
+from services.common import calendar, calendar_sync, entrypoints
 from services.common.business import BusinessGauges
 from services.common.calendar import DEFAULT_TZ, zone
 from services.common.clock import as_utc
+from services.common.contracts import CalendarEnteredV1
 from services.common.db import Database, new_id, paginate
 from services.common.entrypoints import command, handles, load
 from services.common.errors import Forbidden, NotFound, ValidationFailed
 from services.common.metrics import MESSAGES, metric
-from services.common.roles import STAFF, SUPERVISORS, SWEEPERS
+from services.common.fields import FIRST_YEAR, LAST_YEAR
+from services.common.roles import HEAD_OFFICE, STAFF, SUPERVISORS, SWEEPERS
 from services.common.sweeps import SweepIn
 from services.notifications import domain, rendering, storage
 from services.notifications.providers import Providers
 from services.notifications.rendering import render
 from services.notifications.schemas import (
-    AttemptOut, MessageFilters, MessageOut, PostedIn, PreviewIn,
+    AttemptOut, CalendarIn, CalendarOut, MessageFilters, MessageOut, PostedIn, PreviewIn,
 )
-from services.notifications.storage import Base, DeliveryAttempt, Message
+from services.notifications.storage import Base, CalendarYear, DeliveryAttempt, Message
 
 log = logging.getLogger(__name__)
 
@@ -175,6 +178,66 @@ class NotificationsService(entrypoints.ServiceBase):
         domain.post(message, data["posted_at"] or self.clock(), identity.sub, data["tracking_number"])
         self.uow.commit()
         return self.get_message(message.id)
+
+    # -- the working-day calendar (SPEC preamble): notifications keeps the entered years ---
+
+    CALENDAR_EVENT = "notifications.calendar_entered"
+
+    @command
+    def enter_calendar(self, year, payload):
+        """Head office enters (or corrects) a year's holidays and adjusted working days: kept,
+        applied here at once and in every other process by the event; deadlines computed from
+        then on use it, those already on cases stay."""
+        identity = self.caller.identity
+        identity.require_role("enter the working-day calendar", *HEAD_OFFICE)
+        year = self._year(year)
+        data = load(CalendarIn(), payload)
+        problems = domain.calendar_problems(year, data["holidays"], data["workdays"])
+        if problems:
+            raise ValidationFailed.from_messages(problems)
+        now, session = self.clock(), self.uow.session
+        kept = session.get(CalendarYear, year, with_for_update=True) or CalendarYear(year=year, version=0)
+        entered = domain.entered_year(data["holidays"], data["workdays"])
+        kept.version += 1
+        kept.holidays, kept.workdays = entered["holidays"], entered["workdays"]
+        kept.entered_by, kept.entered_at = identity.sub, now
+        session.add(kept)
+        event = self._calendar_event(kept)
+        self.uow.add_event(self.CALENDAR_EVENT, event)
+        self.uow.commit()
+        calendar_sync.apply(CalendarEnteredV1().load(event))
+        return self.get_calendar(year)
+
+    @command
+    def get_calendar(self, year):
+        """A year's working-day calendar and where it comes from: entered, library or
+        weekdays_only (none known: Monday to Friday count)."""
+        self._require_staff("read the working-day calendar")
+        year = self._year(year)
+        kept = self.uow.session.get(CalendarYear, year)
+        if kept is not None:
+            return CalendarOut().dump({**CalendarEnteredV1().load(self._calendar_event(kept)),
+                                       "source": calendar.ENTERED, "entered_by": kept.entered_by})
+        if calendar.library_knows(year):
+            return CalendarOut().dump({"year": year, "source": calendar.LIBRARY,
+                                       **calendar.library_year(year)})
+        return {"year": year, "source": calendar.WEEKDAYS_ONLY, "holidays": [], "workdays": [],
+                "version": None, "entered_by": None, "entered_at": None}
+
+    @rpc
+    def calendar_years(self):
+        """Every entered year as its event carries it, for a process starting (CalendarSync)."""
+        return [self._calendar_event(kept) for kept in storage.calendar_years(self.uow.session)]
+
+    def _calendar_event(self, kept):
+        return {"year": kept.year, "version": kept.version, "holidays": kept.holidays,
+                "workdays": kept.workdays, "entered_at": kept.entered_at.isoformat()}
+
+    @staticmethod
+    def _year(year):
+        if isinstance(year, bool) or not isinstance(year, int) or not FIRST_YEAR <= year <= LAST_YEAR:
+            raise ValidationFailed.from_messages({"year": [f"a year from {FIRST_YEAR} to {LAST_YEAR}"]})
+        return year
 
     # -- templates -----------------------------------------------------------------------
 

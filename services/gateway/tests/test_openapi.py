@@ -53,6 +53,7 @@ EXPECTED |= {
     ("post", "/api/v1/admin/sweeps/renovation"),
     *{("post", f"/api/v1/renovations/{{renovation_id}}/{action}") for action in RENOVATION_ACTIONS},
 }
+EXPECTED |= {("put", "/api/v1/calendar/{year}"), ("get", "/api/v1/calendar/{year}")}
 
 def operations(document):
     return {(method, path) for path, item in document["paths"].items() for method in item}

@@ -78,7 +78,7 @@ def ask(spec, role, target, monkeypatch, sites=("001",)):
     headers = {} if role is None else {"Authorization": "Bearer " + token(
         f"{role}-1", role, list(sites), person_id="p1" if role == RESIDENT else None)}
     builder = EnvironBuilder(method=spec.method, path=path, headers=headers, query_string=query,
-                             json=body if spec.method == "POST" else None)
+                             json=body if spec.method in ("POST", "PUT") else None)
     response = getattr(worker, spec.name)(Request(builder.get_environ()), **path_values)
     return response.status_code, rpc.calls
 
