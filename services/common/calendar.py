@@ -121,11 +121,12 @@ def holiday_first_day(name, year):
     """The first day of holiday `name` in `year`: as entered, else from the package, else the
     festival's own day (from the lunar calendar for the lunar ones)."""
     kept = _entered.get(year)
-    if kept is not None:
-        return kept.holidays[name][0] if name in kept.holidays else None
-    if library_knows(year):
+    if kept is not None and name in kept.holidays:
+        return kept.holidays[name][0]
+    if kept is None and library_knows(year):
         days = [h["first_day"] for h in library_year(year)["holidays"] if h["name"] == name]
-        return days[0] if days else None
+        if days:
+            return days[0]
     return festival_day(name, year)
 
 

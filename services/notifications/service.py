@@ -202,10 +202,10 @@ class NotificationsService(entrypoints.ServiceBase):
         kept.holidays, kept.workdays = entered["holidays"], entered["workdays"]
         kept.entered_by, kept.entered_at = identity.sub, now
         session.add(kept)
-        event = self._calendar_event(kept)
+        event = CalendarEnteredV1().load(self._calendar_event(kept))
         self.uow.add_event(self.CALENDAR_EVENT, event)
         self.uow.commit()
-        calendar_sync.apply(CalendarEnteredV1().load(event))
+        calendar_sync.apply(event)
         return self.get_calendar(year)
 
     @command
@@ -230,6 +230,7 @@ class NotificationsService(entrypoints.ServiceBase):
         return [self._calendar_event(kept) for kept in storage.calendar_years(self.uow.session)]
 
     def _calendar_event(self, kept):
+        """As stored (JSON-safe): the event's payload before its contract loads it."""
         return {"year": kept.year, "version": kept.version, "holidays": kept.holidays,
                 "workdays": kept.workdays, "entered_at": kept.entered_at.isoformat()}
 
