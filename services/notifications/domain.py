@@ -10,7 +10,7 @@ fields (`channel`, `status`, `attempts`, `next_attempt_at`, `last_error`, `body`
 `posted_*`), the stored row included.
 """
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import datetime, time, timedelta, timezone
 
 from services.common.calendar import DEFAULT_TZ, shift_months, zone
 from services.common.errors import IllegalTransition
@@ -202,6 +202,32 @@ def warranty_messages(unit, owner, warranty_until):
     context = {"unit": unit, "owner_name": (owner or {}).get("name"),
                "warranty_until": warranty_until.isoformat()}
     return to_resident(owner, "warranty_expiry", context, ("sms",))
+
+
+# Holiday greetings (000 "在节假日发短信祝福客户"; 001 "春节、中秋、元旦、国庆"), one template each.
+GREETED_HOLIDAYS = ("new_years_day", "spring_festival", "mid_autumn", "national_day")
+
+
+def greetings_due(today, first_day_of):
+    """The holidays whose first day is `today` (`first_day_of(name, year)`, the calendar's).
+    Only that day: a greeting found late (the service down all day) is not sent on the 2nd."""
+    return [name for name in GREETED_HOLIDAYS if first_day_of(name, today.year) == today]
+
+
+def greeting_drafts(holiday, owners, opted_out):
+    """One greeting per phone (a person owning two units is greeted once), as
+    [(draft, owner, skipped)]: `owners` in unit order, each with `phone`, `name`, `person_id`;
+    skipped when any record of that phone opted out of SMS (`opted_out` {(person_id, channel)})."""
+    by_phone = {}
+    for owner in owners:
+        by_phone.setdefault(owner.phone, []).append(owner)
+    made = []
+    for phone, records in by_phone.items():
+        first = records[0]
+        skipped = any((r.person_id, "sms") in opted_out for r in records if r.person_id)
+        made.append((Draft("sms", phone, f"greeting_{holiday}", {"owner_name": first.name},
+                           person_id=first.person_id), first, skipped))
+    return made
 
 
 # -- the working-day calendar --------------------------------------------------------------

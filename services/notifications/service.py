@@ -82,6 +82,7 @@ class NotificationsService(entrypoints.ServiceBase):
         """Keep the unit's warranty for the expiry sweep, then welcome or introduce the
         assistant."""
         storage.keep_warranty(self.uow.session, envelope)
+        storage.keep_owner(self.uow.session, envelope)
         return domain.unit_changed_messages(envelope)
 
     # -- sweeps ----------------------------------------------------------------------------
@@ -97,14 +98,21 @@ class NotificationsService(entrypoints.ServiceBase):
         finds it due first (the message's unique key decides); the delivery sweep sends it."""
         self._remind_warranties(self.clock())
 
+    @timer(interval=3600)
+    def greeting_sweep(self):
+        """Hourly, so that the first day of a holiday is found in every site's time zone; each
+        person is greeted once a holiday whichever hour or replica finds it (the unique key)."""
+        self._greet(self.clock())
+
     @command
     def sweep(self, payload):
-        """Both sweeps at `as_of`, as the timers run them, so that an operator
-        can replay a day: {"warranty_reminders": n, "sent": n, "failed": n, "dead": n, "skipped": n}."""
+        """The sweeps at `as_of`, as the timers run them, so that an operator can replay a day:
+        {"warranty_reminders": n, "greetings": n, "sent": n, "failed": n, "dead": n, "skipped": n}."""
         self.caller.identity.require_role("run the notifications sweep", *SWEEPERS)
         now = as_utc(load(SweepIn(), payload)["as_of"])
         reminded = self._remind_warranties(now)
-        return {"warranty_reminders": reminded, **self._deliver_due(now)}
+        greeted = self._greet(now)
+        return {"warranty_reminders": reminded, "greetings": greeted, **self._deliver_due(now)}
 
     @command
     def deliver(self, as_of=None):
@@ -343,6 +351,28 @@ class NotificationsService(entrypoints.ServiceBase):
             reminded += made
         session.commit()
         return reminded
+
+    GREETING_EVENT = "notifications.holiday_greeting"
+
+    def _greet(self, now):
+        """On the first day of a greeted holiday (the site's day, the calendar's first day), a
+        greeting SMS to every owner with a phone, once per phone and holiday (event id
+        `greeting:<holiday>:<year>`); not urgent, so quiet hours hold it until 08:00. How many
+        were made."""
+        session = self.uow.session
+        made = 0
+        for tz in storage.owner_time_zones(session):
+            today = now.astimezone(zone(tz)).date()
+            for holiday in domain.greetings_due(today, calendar.holiday_first_day):
+                owners = storage.owners_in(session, tz)
+                opted_out = storage.opted_out(session, {o.person_id for o in owners if o.person_id})
+                for draft, owner, skipped in domain.greeting_drafts(holiday, owners, opted_out):
+                    message = self._new_message(
+                        draft, self.GREETING_EVENT, f"greeting:{holiday}:{today.year}",
+                        owner.site, tz, now, None, owner.unit, skipped)
+                    made += storage.insert_message_once(session, message)
+        session.commit()
+        return made
 
     SWEEP_BATCH = 100
     SWEEP_BUDGET_SECONDS = 10.0
