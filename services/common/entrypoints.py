@@ -102,7 +102,7 @@ class ServiceBase:
     metrics = Metrics()
     caller = Caller()
     clock = Clock()
-    calendar_years = calendar_sync.CalendarSync()
+    working_calendar = calendar_sync.CalendarSync()
 
     @handles("notifications", "calendar_entered", every_replica=True)
     def on_calendar_entered(self, data, envelope):
