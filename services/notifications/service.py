@@ -6,6 +6,7 @@ from datetime import timedelta
 from nameko.rpc import rpc
 from nameko.timer import timer
 from prometheus_client import Counter
+from sqlalchemy.exc import IntegrityError
 
 from services.common import calendar, calendar_sync, entrypoints
 from services.common.business import BusinessGauges
@@ -14,7 +15,7 @@ from services.common.clock import as_utc
 from services.common.contracts import CalendarEnteredV1
 from services.common.db import Database, new_id, paginate
 from services.common.entrypoints import command, handles, load
-from services.common.errors import Forbidden, NotFound, ValidationFailed
+from services.common.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from services.common.metrics import MESSAGES, metric
 from services.common.fields import FIRST_YEAR, LAST_YEAR
 from services.common.roles import HEAD_OFFICE, STAFF, SUPERVISORS, SWEEPERS
@@ -212,7 +213,11 @@ class NotificationsService(entrypoints.ServiceBase):
         session.add(kept)
         event = CalendarEnteredV1().load(self._calendar_event(kept))
         self.uow.add_event(self.CALENDAR_EVENT, event)
-        self.uow.commit()
+        try:
+            self.uow.commit()
+        except IntegrityError as exc:    # a first entry of the year made at the same moment
+            raise Conflict(f"{year} was entered at the same time; read it and enter again",
+                           {"year": year}) from exc
         calendar_sync.apply(event)
         return self.get_calendar(year)
 
