@@ -10,6 +10,15 @@ from tests.inprocess import BoundDatabase  # noqa: E402
 from tests.infra import PostgresDatabase, migrated, sqlite_url  # noqa: E402
 
 
+@pytest.fixture(autouse=True)
+def fresh_calendar():
+    """Each test starts as a fresh process does: no year entered (in-process services share it)."""
+    from services.common import calendar
+    calendar.forget_entered()
+    yield
+    calendar.forget_entered()
+
+
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def db_url(request, tmp_path):
     """An empty database (not migrated: see tests.infra.migrated), on SQLite and PostgreSQL."""

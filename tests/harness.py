@@ -188,3 +188,6 @@ class ApiClient:
 
     def get(self, path, **params):
         return self.session.get(self.base + path, params=params, timeout=HTTP_TIMEOUT)
+
+    def put(self, path, body=None):
+        return self.session.put(self.base + path, json=body, timeout=HTTP_TIMEOUT)

@@ -348,6 +348,23 @@ class TicketEscalatedV1(Schema):
     description = fields.String(load_default="")
     escalated_at = fields.AwareDateTime(required=True)
     timezone = fields.String(load_default="Asia/Shanghai")
+# -- the working-day calendar (SPEC preamble: a year head office enters) ----------------------
+
+class EnteredHoliday(Schema):
+    name = fields.String(required=True, metadata={"description": "spring_festival, mid_autumn, ..."})
+    first_day = fields.Date(required=True)
+    days = fields.List(fields.Date(), required=True)
+
+
+class CalendarEnteredV1(Schema):
+    """A year's statutory holidays and adjusted working weekends as head office entered them:
+    every process of every service applies it to its working-day calendar (a newer `version`
+    of the year replaces an older one)."""
+    year = fields.Integer(required=True)
+    version = fields.Integer(required=True)
+    holidays = fields.List(fields.Nested(EnteredHoliday), required=True)
+    workdays = fields.List(fields.Date(), required=True)
+    entered_at = fields.AwareDateTime(required=True)
 
 
 SCHEMAS = {
@@ -369,6 +386,7 @@ SCHEMAS = {
     ("registry.change_notice", 1): ChangeNoticeV1,
     **FRONTDESK_SCHEMAS,
     **BILLING_CASES,
+    ("notifications.calendar_entered", 1): CalendarEnteredV1,
 }
 
 LATEST = {}

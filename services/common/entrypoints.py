@@ -8,7 +8,7 @@ import functools
 import logging
 
 from marshmallow import ValidationError
-from nameko.events import event_handler
+from nameko.events import BROADCAST, event_handler
 from nameko.exceptions import deserialize_to_instance
 from nameko.extensions import DependencyProvider
 from nameko.amqp.publish import Publisher
@@ -22,6 +22,7 @@ from nameko.web.server import WebServer, WsgiApp
 from werkzeug.exceptions import MethodNotAllowed, NotFound
 from werkzeug.wrappers import Request
 
+from services.common import calendar_sync
 from services.common.auth import Caller
 from services.common.clock import utcnow
 from services.common.contracts import load_event
@@ -125,26 +126,6 @@ class Clock(DependencyProvider):
         return utcnow
 
 
-class ServiceBase:
-    """Every service's own dependencies come on top of these: `self.caller` (identity and
-    correlation id), `self.clock()` (now, replaceable in tests) and its metrics."""
-    metrics = Metrics()
-    caller = Caller()
-    clock = Clock()
-
-    @rpc
-    def ping(self):
-        return {"service": self.name, "ok": True}
-
-    @rpc
-    def echo(self, payload=None):
-        return payload
-
-    @http("GET", "/metrics")
-    def serve_metrics(self, request):
-        return self.metrics.expose()
-
-
 def command(method=None, *, replays=True, **kwargs):
     """`@rpc` for entrypoints that raise ProblemErrors as answers, not as faults: they are
     sent back to the caller as themselves and not logged with a traceback.
@@ -178,7 +159,7 @@ def load(schema, payload, **kwargs):
         raise ValidationFailed.from_messages(exc.messages) from exc
 
 
-def handles(source, event, *, handler=None, when=None):
+def handles(source, event, *, handler=None, when=None, every_replica=False):
     """`@event_handler(source, event)` for a service with a `uow`, calling the method as
     `method(self, data, envelope)` with the event's payload loaded by its versioned contract,
     once per event id.
@@ -188,7 +169,12 @@ def handles(source, event, *, handler=None, when=None):
     database hiccup loses nothing. The event id is claimed (`uow.first_time`, keyed
     `<service>.<event>` or `handler`) in the method's unit of work, so the claim commits with
     the method's effect or not at all; a method that commits nothing leaves the event unclaimed.
-    `when(data)` false: an event this service has no business with, not claimed."""
+    `when(data)` false: an event this service has no business with, not claimed.
+
+    `every_replica`: the method changes what each process holds in memory (the calendar), not
+    the database: every replica gets the event (a broadcast queue of its own, gone with the
+    process, which loads what it missed at start instead), nothing is claimed, and the method
+    must be idempotent."""
     name = f"{source}.{event}"
 
     def decorate(method):
@@ -197,9 +183,13 @@ def handles(source, event, *, handler=None, when=None):
             envelope = _contracted(name, body)
             if envelope is None or (when is not None and not when(envelope["data"])):
                 return None
-            if not self.uow.first_time(envelope["id"], handler or f"{self.name}.{event}"):
+            if not every_replica and not self.uow.first_time(
+                    envelope["id"], handler or f"{self.name}.{event}"):
                 return None
             return method(self, envelope["data"], envelope)
+        if every_replica:
+            return event_handler(source, event, handler_type=BROADCAST, reliable_delivery=False,
+                                 requeue_on_error=True)(entrypoint)
         return event_handler(source, event, requeue_on_error=True)(entrypoint)
     return decorate
 
@@ -212,3 +202,29 @@ def _contracted(name, body):
         log.error("dropped a %s event that breaks its contract: %s", name, exc,
                   extra={"event": name, "event_id": event_id, **exc.extra})
         return None
+
+
+class ServiceBase:
+    """Every service's own dependencies come on top of these: `self.caller` (identity and
+    correlation id), `self.clock()` (now, replaceable in tests), its metrics, and the working-day
+    calendar's entered years (loaded at start, kept current by the event below)."""
+    metrics = Metrics()
+    caller = Caller()
+    clock = Clock()
+    working_calendar = calendar_sync.CalendarSync()
+
+    @handles("notifications", "calendar_entered", every_replica=True)
+    def on_calendar_entered(self, data, envelope):
+        calendar_sync.apply(data)
+
+    @rpc
+    def ping(self):
+        return {"service": self.name, "ok": True}
+
+    @rpc
+    def echo(self, payload=None):
+        return payload
+
+    @http("GET", "/metrics")
+    def serve_metrics(self, request):
+        return self.metrics.expose()

@@ -12,8 +12,8 @@ from services.common.clock import utcnow
 from services.common.db import Database
 from services.common.errors import ProblemError, ServiceUnavailable, ValidationFailed
 from services.common.roles import (
-    DESK, GATE, HANDLERS, LEGAL, MANAGERS, RECORD_READERS, RESIDENT, ROLES, SITE_STAFF, STAFF,
-    SUPERVISORS, SWEEPERS,
+    DESK, GATE, HANDLERS, HEAD_OFFICE, LEGAL, MANAGERS, RECORD_READERS, RESIDENT, ROLES,
+    SITE_STAFF, STAFF, SUPERVISORS, SWEEPERS,
 )
 from services.common.rpc import TimedRpc
 from services.common.sweeps import SweepIn
@@ -630,6 +630,21 @@ class GatewayService(console.ConsoleRoutes, entrypoints.ServiceBase):  # the con
            summary="The legal adviser records the unit's lawsuit: file, judge, preserve, close")
     def act_on_lawsuit(self, call, code, action):
         return self.rpc.billing.act_on_lawsuit(code, action, call.payload)
+    # -- the working-day calendar (kept by notifications, applied by every service) -------
+
+    @route("PUT", "/calendar/<int:year>", body=notifications_schemas.CalendarIn,
+           response=notifications_schemas.CalendarOut, tag="calendar", scope=ANY_CALLER,
+           roles=HEAD_OFFICE,
+           summary="Enter a year's statutory holidays and adjusted working days (State Council "
+                   "arrangement); deadlines computed from then on use it")
+    def enter_calendar(self, call, year):
+        return self.rpc.notifications.enter_calendar(year, call.payload)
+
+    @route("GET", "/calendar/<int:year>", response=notifications_schemas.CalendarOut,
+           tag="calendar", scope=ANY_CALLER, roles=STAFF,
+           summary="A year's working-day calendar and its source: library, entered or weekdays_only")
+    def get_calendar(self, call, year):
+        return self.rpc.notifications.get_calendar(year)
 
     # -- everything else -----------------------------------------------------------------
 

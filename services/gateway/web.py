@@ -18,6 +18,7 @@ JSON = "application/json"
 PROBLEM_JSON = "application/problem+json"
 CORRELATION_HEADER = "X-Correlation-Id"
 MAX_BODY_BYTES = 1 << 20
+BODY_METHODS = ("POST", "PUT")      # a PUT is idempotent by itself: no Idempotency-Key
 MAX_DEPTH = 32
 # eventlet's wsgi answers a header line above 8 KB with an empty 400, and the standard library's
 # header parser (under it) one above 64 KB with an HTML 431, before the gateway sees the request:

@@ -293,6 +293,77 @@ def warranty_messages(unit, owner, warranty_until):
     return to_resident(owner, "warranty_expiry", context, ("sms",))
 
 
+# Holiday greetings (000 "在节假日发短信祝福客户"; 001 "春节、中秋、元旦、国庆"), one template each.
+GREETED_HOLIDAYS = ("new_years_day", "spring_festival", "mid_autumn", "national_day")
+
+
+def greetings_due(today, first_day_of):
+    """The holidays whose first day is `today` (`first_day_of(name, year)`, the calendar's).
+    Only that day: a greeting found late (the service down all day) is not sent on the 2nd."""
+    return [name for name in GREETED_HOLIDAYS if first_day_of(name, today.year) == today]
+
+
+def greeting_drafts(holiday, owners, opted_out):
+    """One greeting per phone (a person owning two units is greeted once), as
+    [(draft, owner, skipped)]: `owners` in unit order, each with `phone`, `name`, `person_id`;
+    skipped when any record of that phone opted out of SMS (`opted_out` {(person_id, channel)})."""
+    by_phone = {}
+    for owner in owners:
+        by_phone.setdefault(owner.phone, []).append(owner)
+    made = []
+    for phone, records in by_phone.items():
+        first = records[0]
+        skipped = any((r.person_id, "sms") in opted_out for r in records if r.person_id)
+        made.append((Draft("sms", phone, f"greeting_{holiday}", {"owner_name": first.name},
+                           person_id=first.person_id), first, skipped))
+    return made
+
+
+# -- the working-day calendar --------------------------------------------------------------
+
+def calendar_problems(year, holidays, workdays):
+    """What is wrong with a year as entered, {field: [messages]} (empty when nothing): every
+    day within the year, each holiday named once, a day in one holiday at most and never also a
+    workday, a holiday's first day one of its days, a workday a Saturday or Sunday (the other days
+    are worked anyway)."""
+    problems = {}
+
+    def say(where, message):
+        problems.setdefault(where, []).append(message)
+
+    seen_names, days_off = set(), {}
+    for i, holiday in enumerate(holidays):
+        where = f"holidays.{i}"
+        if holiday["name"] in seen_names:
+            say(f"{where}.name", f"{holiday['name']} is entered twice; one entry per holiday")
+        seen_names.add(holiday["name"])
+        for day in holiday["days"]:
+            if day.year != year:
+                say(f"{where}.days", f"{day.isoformat()} is not in {year}")
+            elif day in days_off and days_off[day] != holiday["name"]:
+                say(f"{where}.days", f"{day.isoformat()} is also a day of {days_off[day]}")
+            days_off.setdefault(day, holiday["name"])
+        if holiday.get("first_day") is not None and holiday["first_day"] not in holiday["days"]:
+            say(f"{where}.first_day", f"{holiday['first_day'].isoformat()} is not one of its days")
+    for day in workdays:
+        if day.year != year:
+            say("workdays", f"{day.isoformat()} is not in {year}")
+        elif day in days_off:
+            say("workdays", f"{day.isoformat()} is both a workday and a day of {days_off[day]}")
+        elif day.weekday() < 5:
+            say("workdays", f"{day.isoformat()} is a weekday, worked anyway; workdays are the "
+                            "weekend days worked in exchange (调休)")
+    return problems
+
+
+def entered_year(holidays, workdays):
+    """The year as stored and sent: days sorted, ISO strings, each first day filled in."""
+    return {"holidays": [{"name": h["name"],
+                          "first_day": (h.get("first_day") or min(h["days"])).isoformat(),
+                          "days": sorted({d.isoformat() for d in h["days"]})} for h in holidays],
+            "workdays": sorted({d.isoformat() for d in workdays})}
+
+
 # A step of the arrears ladder (SPEC §4) and what it sends: an SMS reminder to the owner, a
 # written payment notice and a lawyer's letter as `letter` documents addressed to the unit (staff
 # print and post them; the lawyer's letter by express mail), and a task for the site's legal

@@ -1,8 +1,9 @@
 """Notifications' queries and answers, used by the service and by the gateway (validation, OpenAPI)."""
 from marshmallow import Schema, fields, validate
 
+from services.common.calendar import ENTERED, HOLIDAYS, LIBRARY, WEEKDAYS_ONLY
 from services.common.contracts import SITE_CODE, UNIT_CODE
-from services.common.fields import Instant
+from services.common.fields import Day, Instant
 from services.notifications.domain import CHANNELS, STATUSES
 
 
@@ -92,7 +93,43 @@ class PreviewOut(Schema):
 
 class NotificationsSweepOut(Schema):
     warranty_reminders = fields.Integer(metadata={"description": "units reminded of their warranty's end"})
+    greetings = fields.Integer(metadata={"description": "holiday greetings made (each person once a holiday)"})
     sent = fields.Integer()
     failed = fields.Integer()
     dead = fields.Integer()
     skipped = fields.Integer()
+
+
+# -- the working-day calendar (notifications keeps the years head office enters) ---------------
+
+class HolidayIn(Schema):
+    name = fields.String(required=True, validate=validate.OneOf(list(HOLIDAYS)))
+    first_day = Day(load_default=None, allow_none=True, metadata={
+        "description": "the holiday's first day, when greetings go out; one of `days`, the "
+                       "earliest by default"})
+    days = fields.List(Day(), required=True, validate=validate.Length(min=1, max=31),
+                       metadata={"description": "every day off, weekends within it included"})
+
+
+class CalendarIn(Schema):
+    holidays = fields.List(fields.Nested(HolidayIn), required=True,
+                           validate=validate.Length(max=len(HOLIDAYS)))
+    workdays = fields.List(Day(), load_default=list, validate=validate.Length(max=31), metadata={
+        "description": "adjusted working days (调休): weekend days worked"})
+
+
+class HolidayOut(Schema):
+    name = fields.String(metadata={"enum": list(HOLIDAYS)})
+    first_day = Day()
+    days = fields.List(Day())
+
+
+class CalendarOut(Schema):
+    year = fields.Integer()
+    source = fields.String(metadata={"enum": [LIBRARY, ENTERED, WEEKDAYS_ONLY], "description":
+                                      "weekdays_only: Monday to Friday count, no holiday known"})
+    holidays = fields.List(fields.Nested(HolidayOut))
+    workdays = fields.List(Day())
+    version = fields.Integer(allow_none=True, metadata={"description": "entered years"})
+    entered_by = fields.String(allow_none=True)
+    entered_at = Instant(allow_none=True)

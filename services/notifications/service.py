@@ -8,25 +8,28 @@ import eventlet
 import eventlet.queue
 from nameko.timer import timer
 from prometheus_client import Counter
+from sqlalchemy.exc import IntegrityError
 
-from services.common import entrypoints
+from services.common import calendar, calendar_sync, entrypoints
 from services.common.business import BusinessGauges
 from services.common.calendar import DEFAULT_TZ, zone
 from services.common.clock import as_utc
+from services.common.contracts import CalendarEnteredV1
 from services.common.db import Database, new_id, paginate
 from services.common.entrypoints import command, handles, load
-from services.common.errors import Forbidden, NotFound, ValidationFailed
+from services.common.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from services.common.metrics import MESSAGES, metric
-from services.common.roles import STAFF, SUPERVISORS, SWEEPERS
+from services.common.fields import FIRST_YEAR, LAST_YEAR
+from services.common.roles import HEAD_OFFICE, STAFF, SUPERVISORS, SWEEPERS
 from services.common.rpc import TimedRpc
 from services.common.sweeps import SweepIn
 from services.notifications import domain, rendering, storage
 from services.notifications.providers import Providers
 from services.notifications.rendering import render
 from services.notifications.schemas import (
-    AttemptOut, MessageFilters, MessageOut, PostedIn, PreviewIn,
+    AttemptOut, CalendarIn, CalendarOut, MessageFilters, MessageOut, PostedIn, PreviewIn,
 )
-from services.notifications.storage import Base, DeliveryAttempt, Message
+from services.notifications.storage import Base, CalendarYear, DeliveryAttempt, Message
 
 log = logging.getLogger(__name__)
 
@@ -114,6 +117,7 @@ class NotificationsService(entrypoints.ServiceBase):
         """Keep the unit's warranty for the expiry sweep, then welcome or introduce the
         assistant."""
         storage.keep_warranty(self.uow.session, envelope)
+        storage.keep_owner(self.uow.session, envelope)
         return domain.unit_changed_messages(envelope)
 
     # -- sweeps ----------------------------------------------------------------------------
@@ -129,14 +133,21 @@ class NotificationsService(entrypoints.ServiceBase):
         finds it due first (the message's unique key decides); the delivery sweep sends it."""
         self._remind_warranties(self.clock())
 
+    @timer(interval=3600)
+    def greeting_sweep(self):
+        """Hourly, so that the first day of a holiday is found in every site's time zone; each
+        person is greeted once a holiday whichever hour or replica finds it (the unique key)."""
+        self._greet(self.clock())
+
     @command(replays=False)
     def sweep(self, payload):
-        """Both sweeps at `as_of`, as the timers run them, so that an operator
-        can replay a day: {"warranty_reminders": n, "sent": n, "failed": n, "dead": n, "skipped": n}."""
+        """The sweeps at `as_of`, as the timers run them, so that an operator can replay a day:
+        {"warranty_reminders": n, "greetings": n, "sent": n, "failed": n, "dead": n, "skipped": n}."""
         self.caller.identity.require_role("run the notifications sweep", *SWEEPERS)
         now = as_utc(load(SweepIn(), payload)["as_of"])
         reminded = self._remind_warranties(now)
-        return {"warranty_reminders": reminded, **self._deliver_due(now)}
+        greeted = self._greet(now)
+        return {"warranty_reminders": reminded, "greetings": greeted, **self._deliver_due(now)}
 
     @command
     def deliver(self, as_of=None):
@@ -212,6 +223,71 @@ class NotificationsService(entrypoints.ServiceBase):
         domain.post(message, data["posted_at"] or self.clock(), identity.sub, data["tracking_number"])
         self.uow.commit()
         return self.get_message(message.id)
+
+    # -- the working-day calendar (SPEC preamble): notifications keeps the entered years ---
+
+    CALENDAR_EVENT = "notifications.calendar_entered"
+
+    @command
+    def enter_calendar(self, year, payload):
+        """Head office enters (or corrects) a year's holidays and adjusted working days: kept,
+        applied here at once and in every other process by the event; deadlines computed from
+        then on use it, those already on cases stay."""
+        identity = self.caller.identity
+        identity.require_role("enter the working-day calendar", *HEAD_OFFICE)
+        year = self._year(year)
+        data = load(CalendarIn(), payload)
+        problems = domain.calendar_problems(year, data["holidays"], data["workdays"])
+        if problems:
+            raise ValidationFailed.from_messages(problems)
+        now, session = self.clock(), self.uow.session
+        kept = session.get(CalendarYear, year, with_for_update=True) or CalendarYear(year=year, version=0)
+        entered = domain.entered_year(data["holidays"], data["workdays"])
+        kept.version += 1
+        kept.holidays, kept.workdays = entered["holidays"], entered["workdays"]
+        kept.entered_by, kept.entered_at = identity.sub, now
+        session.add(kept)
+        event = CalendarEnteredV1().load(self._calendar_event(kept))
+        self.uow.add_event(self.CALENDAR_EVENT, event)
+        try:
+            self.uow.commit()
+        except IntegrityError as exc:    # a first entry of the year made at the same moment
+            raise Conflict(f"{year} was entered at the same time; read it and enter again",
+                           {"year": year}) from exc
+        calendar_sync.apply(event)
+        return self.get_calendar(year)
+
+    @command
+    def get_calendar(self, year):
+        """A year's working-day calendar and where it comes from: entered, library or
+        weekdays_only (none known: Monday to Friday count)."""
+        self._require_staff("read the working-day calendar")
+        year = self._year(year)
+        kept = self.uow.session.get(CalendarYear, year)
+        if kept is not None:
+            return CalendarOut().dump({**CalendarEnteredV1().load(self._calendar_event(kept)),
+                                       "source": calendar.ENTERED, "entered_by": kept.entered_by})
+        if calendar.library_knows(year):
+            return CalendarOut().dump({"year": year, "source": calendar.LIBRARY,
+                                       **calendar.library_year(year)})
+        return {"year": year, "source": calendar.WEEKDAYS_ONLY, "holidays": [], "workdays": [],
+                "version": None, "entered_by": None, "entered_at": None}
+
+    @command
+    def calendar_years(self):
+        """Every entered year as its event carries it, for a process starting (CalendarSync)."""
+        return [self._calendar_event(kept) for kept in storage.calendar_years(self.uow.session)]
+
+    def _calendar_event(self, kept):
+        """As stored (JSON-safe): the event's payload before its contract loads it."""
+        return {"year": kept.year, "version": kept.version, "holidays": kept.holidays,
+                "workdays": kept.workdays, "entered_at": kept.entered_at.isoformat()}
+
+    @staticmethod
+    def _year(year):
+        if isinstance(year, bool) or not isinstance(year, int) or not FIRST_YEAR <= year <= LAST_YEAR:
+            raise ValidationFailed.from_messages({"year": [f"a year from {FIRST_YEAR} to {LAST_YEAR}"]})
+        return year
 
     # -- templates -----------------------------------------------------------------------
 
@@ -316,6 +392,28 @@ class NotificationsService(entrypoints.ServiceBase):
             reminded += made
         session.commit()
         return reminded
+
+    GREETING_EVENT = "notifications.holiday_greeting"
+
+    def _greet(self, now):
+        """On the first day of a greeted holiday (the site's day, the calendar's first day), a
+        greeting SMS to every owner with a phone, once per phone and holiday (event id
+        `greeting:<holiday>:<year>`); not urgent, so quiet hours hold it until 08:00. How many
+        were made."""
+        session = self.uow.session
+        made = 0
+        for tz in storage.owner_time_zones(session):
+            today = now.astimezone(zone(tz)).date()
+            for holiday in domain.greetings_due(today, calendar.holiday_first_day):
+                owners = storage.owners_in(session, tz)
+                opted_out = storage.opted_out(session, {o.person_id for o in owners if o.person_id})
+                for draft, owner, skipped in domain.greeting_drafts(holiday, owners, opted_out):
+                    message = self._new_message(
+                        draft, self.GREETING_EVENT, f"greeting:{holiday}:{today.year}",
+                        owner.site, tz, now, None, owner.unit, skipped)
+                    made += storage.insert_message_once(session, message)
+        session.commit()
+        return made
 
     SWEEP_BATCH = 100
     SWEEP_BUDGET_SECONDS = 10.0

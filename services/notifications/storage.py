@@ -1,10 +1,11 @@
 """Notifications schema — every message made from an event, one per event, recipient and
-channel — and its queries: the delivery sweep's batch claim, opt-outs, the warranty copy."""
+channel — and its queries: the delivery sweep's batch claim, opt-outs, the warranty and owner
+copies, and the working-day calendar's entered years (notifications owns them)."""
 from datetime import timedelta
 
 from sqlalchemy import (
-    Boolean, Date, Index, Integer, String, Text, UniqueConstraint, delete, false, func, insert, or_,
-    select, update,
+    JSON, Boolean, Date, Index, Integer, String, Text, UniqueConstraint, delete, false, func,
+    insert, or_, select, update,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -87,6 +88,34 @@ class Warranty(Base):
     updated_at = mapped_column(UTCDateTime, nullable=False)
 
 
+class Owner(Base):
+    """Notifications' own copy of each unit's owner who has a phone (fed by
+    `registry.unit_changed`), for the holiday greetings: one row per unit."""
+    __tablename__ = "owners"
+
+    unit: Mapped[str] = mapped_column(String(10), primary_key=True)
+    site: Mapped[str] = mapped_column(String(3))
+    timezone: Mapped[str] = mapped_column(String(64))
+    person_id: Mapped[str | None] = mapped_column(String(24))
+    name: Mapped[str | None] = mapped_column(String(200))
+    phone: Mapped[str] = mapped_column(String(40))
+    updated_at = mapped_column(UTCDateTime, nullable=False)
+
+
+class CalendarYear(Base):
+    """A year's statutory holidays and adjusted working weekends as head office entered them
+    (`holidays` [{name, first_day, days}] and `workdays`, ISO dates); `version` counts entries of
+    the year, so that every process keeps the newest whatever order the events come in."""
+    __tablename__ = "calendar_years"
+
+    year: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    version: Mapped[int] = mapped_column(Integer)
+    holidays = mapped_column(JSON, nullable=False)
+    workdays = mapped_column(JSON, nullable=False)
+    entered_by: Mapped[str] = mapped_column(String(80))
+    entered_at = mapped_column(UTCDateTime, nullable=False)
+
+
 def visible(identity, site=None):
     """The messages `identity` may see: staff their sites' (or `site`'s), a resident those
     addressed to them and the in-app notices of their buildings' lobbies and their sites."""
@@ -145,6 +174,37 @@ def keep_warranty(session, envelope):
     kept.owner_email, kept.person_id = owner.get("email"), owner.get("person_id")
     kept.updated_at = envelope["occurred_at"]
     session.add(kept)
+
+
+def keep_owner(session, envelope):
+    """The unit's owner from a `registry.unit_changed`, for the greetings; a unit deactivated or
+    whose owner has no phone drops out; an event older than what is kept changes nothing."""
+    data = envelope["data"]
+    kept = session.get(Owner, data["unit"])
+    if kept is not None and kept.updated_at > envelope["occurred_at"]:
+        return
+    owner = data.get("owner") or {}
+    if data["change"] == "deactivated" or not owner.get("phone"):
+        if kept is not None:
+            session.delete(kept)
+        return
+    kept = kept or Owner(unit=data["unit"])
+    kept.site, kept.timezone = envelope["site"], data.get("timezone") or DEFAULT_TZ
+    kept.person_id, kept.name, kept.phone = owner.get("person_id"), owner.get("name"), owner["phone"]
+    kept.updated_at = envelope["occurred_at"]
+    session.add(kept)
+
+
+def owner_time_zones(session):
+    return session.scalars(select(Owner.timezone).distinct()).all()
+
+
+def owners_in(session, tz):
+    return session.scalars(select(Owner).where(Owner.timezone == tz).order_by(Owner.unit)).all()
+
+
+def calendar_years(session):
+    return session.scalars(select(CalendarYear).order_by(CalendarYear.year)).all()
 
 
 def warranties_ending_soon(session, utc_today, notice_months):

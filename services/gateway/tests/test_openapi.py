@@ -69,6 +69,7 @@ EXPECTED |= {
     ("post", "/api/v1/admin/sweeps/renovation"),
     *{("post", f"/api/v1/renovations/{{renovation_id}}/{action}") for action in RENOVATION_ACTIONS},
 }
+EXPECTED |= {("put", "/api/v1/calendar/{year}"), ("get", "/api/v1/calendar/{year}")}
 
 EXPECTED |= {  # frontdesk (issue 13)
     ("post", "/api/v1/move-ins"), ("get", "/api/v1/move-ins/{move_in_id}"),
