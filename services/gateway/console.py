@@ -13,9 +13,9 @@ not part of the API (nor of its OpenAPI document).
 import hashlib
 from pathlib import Path
 
-from nameko.web.handlers import http
 from werkzeug.wrappers import Response
 
+from services.common.entrypoints import http
 from services.common.errors import NotFound
 from services.gateway.web import correlation_id_of, problem_response
 
