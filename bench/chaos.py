@@ -39,10 +39,9 @@ if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
 from bench.harness import (  # noqa: E402
-    AGENT, CALLBACK_EVENT, REPAIR_TO_COMPLETION, SUB_OF_ROLE, repair_payload, site_payload,
-    unit_payload,
+    AGENT, CALLBACK_EVENT, REPAIR_TO_COMPLETION, SERVICES, SUB_OF_ROLE, BrokerLink,
+    PostgresDatabase, System, Vhost, repair_payload, site_payload, unit_payload,
 )
-from bench.harness import BrokerLink, PostgresDatabase, SERVICES, System, Vhost  # noqa: E402
 
 SITE = "001"
 SECRET = "propdesk-chaos-secret-0123456789abcdef"
