@@ -7,7 +7,7 @@ import pytest  # noqa: E402
 
 from services.common.db import make_engine  # noqa: E402
 from tests.inprocess import BoundDatabase  # noqa: E402
-from tests.infra import PostgresDatabase, migrated, sqlite_url  # noqa: E402
+from bench.harness import PostgresDatabase, migrated, sqlite_url  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -21,7 +21,7 @@ def fresh_calendar():
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def db_url(request, tmp_path):
-    """An empty database (not migrated: see tests.infra.migrated), on SQLite and PostgreSQL."""
+    """An empty database (not migrated: see bench.harness.migrated), on SQLite and PostgreSQL."""
     if request.param == "sqlite":
         yield sqlite_url(tmp_path / "test.db")
         return

@@ -4,7 +4,7 @@ in the same run: a bare Nameko echo through the same gateway to the same service
     .venv/bin/python -m bench [--db sqlite|postgres] [--requests 300] [--warmup 20]
                               [--concurrency 1,16] [--echo-service ticketing]
 
-Starts the whole system as `make run` does (tests.harness.System: one `nameko run` per service,
+Starts the whole system as `make run` does (bench.harness.System: one `nameko run` per service,
 on a RabbitMQ vhost of its own, SQLite files by default or fresh PostgreSQL databases), creates
 a site and a unit, then for each concurrency level runs client threads, each with its own
 requests.Session, that first warm up and then send a fixed share of the requests. Prints a
@@ -30,9 +30,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
-from tests.flows import repair_payload, site_payload, unit_payload  # noqa: E402
-from tests.harness import SERVICES, System  # noqa: E402
-from tests.infra import PostgresDatabase, Vhost  # noqa: E402
+from bench.harness import (  # noqa: E402
+    SERVICES, PostgresDatabase, repair_payload, site_payload, System, unit_payload, Vhost,
+)
 
 RESULTS_DIR = os.path.join(ROOT, "bench", "results")
 SITE, UNIT = "001", "0010101001"

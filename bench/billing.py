@@ -6,7 +6,7 @@ year of invoice history each, through the real billing service over RPC.
 For each size: a fresh PostgreSQL database, migrated, seeded in bulk (COPY) with sites of 10,000
 units, a fee schedule each, and twelve monthly invoices per unit (2025-11 … 2026-10); one unit in
 twenty is in arrears from a month spread over that year, one in fifty is a major customer. Then
-billing runs as its own process (`nameko run`, tests.harness.System) on a vhost of its own, and
+billing runs as its own process (`nameko run`, bench.harness.System) on a vhost of its own, and
 over RPC the bench times:
   - the monthly run of 2026-11 for every site (one INSERT … SELECT per site, and a
     `billing.invoice_issued` per invoice written to the outbox in one executemany);
@@ -32,10 +32,8 @@ if ROOT not in sys.path:
 
 from nameko.standalone.rpc import ClusterRpcProxy  # noqa: E402
 
-from tests.harness import System  # noqa: E402
-from tests.infra import PostgresDatabase, Vhost, migrated  # noqa: E402
+from bench.harness import PostgresDatabase, System, Vhost, migrated, write_results  # noqa: E402
 
-RESULTS = os.path.join(ROOT, "bench", "results", "billing.md")
 UNITS_PER_SITE = 10_000
 PERIODS = [f"{2025 + (10 + m) // 12}-{(10 + m) % 12 + 1:02d}" for m in range(12)]  # 2025-11 … 2026-10
 RUN_PERIOD, AS_OF = "2026-11", "2026-11-20T09:00:00+08:00"
@@ -203,10 +201,7 @@ def main(argv=None):
                   f"{results[-1]['relay_s']:.2f} s, sweep "
                   f"{results[-1]['sweep_s']:.2f} s, idle sweep {results[-1]['idle_sweep_s']:.2f} s", flush=True)
     document = markdown(results)
-    os.makedirs(os.path.dirname(RESULTS), exist_ok=True)
-    with open(RESULTS, "w") as out:
-        out.write(document)
-    print(document)
+    write_results("billing.md", document)
 
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@ relayed → the bills made by notifications → delivered (store-only), at 10,00
 
 For each size: fresh PostgreSQL databases for billing and notifications, billing's seeded in
 bulk (units with an owner's phone and email, a fee schedule per site of 10,000 units, no invoice
-history), both services running as their own processes (`nameko run`, tests.harness.System) on
+history), both services running as their own processes (`nameko run`, bench.harness.System) on
 a vhost of their own. Then, timed from the first RPC:
   - run: `run_billing` for every site (the invoices, and a `billing.invoice_issued` each, written);
   - relayed: until billing's outbox has published every event;
@@ -34,10 +34,8 @@ from nameko.standalone.rpc import ClusterRpcProxy  # noqa: E402
 
 from bench.__main__ import git_commit  # noqa: E402
 from bench.billing import RUN_PERIOD, per_10k, seed  # noqa: E402
-from tests.harness import System  # noqa: E402
-from tests.infra import PostgresDatabase, Vhost, migrated  # noqa: E402
+from bench.harness import PostgresDatabase, System, Vhost, migrated, write_results  # noqa: E402
 
-RESULTS = os.path.join(ROOT, "bench", "results", "billing_day.md")
 SERVICES = ("billing", "notifications")
 STAGES = ("run", "relayed", "made", "delivered")
 CHANNELS_PER_BILL = 2          # the bill goes by SMS and by email (000)
@@ -159,10 +157,7 @@ def main(argv=None):
             print(f"  {units:>7,} units: " + ", ".join(f"{s} {r[f'{s}_s']:.1f} s" for s in STAGES)
                   + f"; RSS {r['rss_mb']}", flush=True)
     document = markdown(results)
-    os.makedirs(os.path.dirname(RESULTS), exist_ok=True)
-    with open(RESULTS, "w") as out:
-        out.write(document)
-    print(document)
+    write_results("billing_day.md", document)
 
 
 if __name__ == "__main__":

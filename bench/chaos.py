@@ -4,7 +4,7 @@ random moments and the broker goes away, counting what a client or an auditor wo
     .venv/bin/python -m bench.chaos [--flows 1000] [--clients 8] [--kill-every 4]
                                     [--outages 2] [--db sqlite|postgres]
 
-The whole system runs as processes (tests.harness.System) on a vhost of its own, reaching
+The whole system runs as processes (bench.harness.System) on a vhost of its own, reaching
 RabbitMQ through a BrokerLink: a broker "restart" cuts that link for 5-30 s (connections drop,
 new ones are refused), as stop_app/start_app would, without stopping the RabbitMQ others share.
 A supervisor here restarts a killed process after a back-off, as the launcher or Kubernetes
@@ -38,13 +38,10 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
-from tests.flows import (  # noqa: E402
-    AGENT, CALLBACK_EVENT, REPAIR_TO_COMPLETION, SUB_OF_ROLE, repair_payload, site_payload,
-    unit_payload,
+from bench.harness import (  # noqa: E402
+    AGENT, CALLBACK_EVENT, REPAIR_TO_COMPLETION, SERVICES, SUB_OF_ROLE, BrokerLink,
+    PostgresDatabase, System, Vhost, repair_payload, site_payload, unit_payload,
 )
-from tests.harness import SERVICES, System  # noqa: E402
-from tests.inprocess import BrokerLink  # noqa: E402
-from tests.infra import PostgresDatabase, Vhost  # noqa: E402
 
 SITE = "001"
 SECRET = "propdesk-chaos-secret-0123456789abcdef"

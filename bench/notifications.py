@@ -45,10 +45,10 @@ from bench.billing import copy, per_10k, timed  # noqa: E402
 from services.common.calendar import shift_months  # noqa: E402
 from services.common.db import make_engine  # noqa: E402
 from services.notifications.sinks import SmsEndpoint  # noqa: E402
-from services.notifications.tests.support import workers  # noqa: E402
-from tests.infra import PostgresDatabase, migrated  # noqa: E402
+from bench.harness import (  # noqa: E402
+    PostgresDatabase, migrated, notifications_workers, write_results,
+)
 
-RESULTS = os.path.join(ROOT, "bench", "results", "notifications.md")
 SH = "Asia/Shanghai"
 AS_OF = datetime(2027, 3, 15, 10, 0, tzinfo=ZoneInfo(SH))   # 02:00 UTC, the same day
 TODAY = AS_OF.date()
@@ -65,7 +65,7 @@ STORE_ONLY = {}
 
 def call(engine, method, *args, settings=STORE_ONLY):
     """One RPC as Nameko runs it: a fresh worker, its unit of work closed after."""
-    with workers(engine) as make:
+    with notifications_workers(engine, AS_OF.astimezone(timezone.utc)) as make:
         return getattr(make(settings=settings, now=AS_OF.astimezone(timezone.utc), identity=OPS),
                        method)(*args)
 
@@ -324,10 +324,7 @@ def main(argv=None):
     backlogs = [measure_backlog(int(n), args.repeats, args.delay / 1000, args.sends_at_once)
                 for n in args.backlog_sizes.split(",")]
     document = markdown(sweeps, backlogs, args.repeats)
-    os.makedirs(os.path.dirname(RESULTS), exist_ok=True)
-    with open(RESULTS, "w") as out:
-        out.write(document)
-    print(document)
+    write_results("notifications.md", document)
 
 
 if __name__ == "__main__":

@@ -34,9 +34,8 @@ from sqlalchemy import insert  # noqa: E402
 from services.common import contracts  # noqa: E402
 from services.common.db import OutboxRelay, make_engine  # noqa: E402
 from services.registry.storage import Base  # noqa: E402
-from tests.infra import PostgresDatabase, Vhost, migrated, sqlite_url  # noqa: E402
+from bench.harness import PostgresDatabase, Vhost, migrated, sqlite_url, write_results  # noqa: E402
 
-RESULTS = os.path.join(ROOT, "bench", "results", "outbox.md")
 SERVICE = "registry"
 CHUNK = 10_000
 
@@ -143,9 +142,7 @@ def main():
                   f"relay {args.events / result['relay_s']:,.0f}/s", flush=True)
             results.append(result)
     text = markdown(results)
-    with open(RESULTS, "w") as out:
-        out.write(text)
-    print(text)
+    write_results("outbox.md", text)
 
 
 if __name__ == "__main__":

@@ -41,7 +41,7 @@ from services.common.config import load_config  # noqa: E402
 from services.common.db import make_engine  # noqa: E402
 from services.ticketing import storage  # noqa: E402
 from services.ticketing.domain import SlaPolicy, Ticket  # noqa: E402
-from tests.infra import PostgresDatabase, Vhost, free_port, migrated  # noqa: E402
+from bench.harness import PostgresDatabase, Vhost, free_port, migrated  # noqa: E402
 
 RESULTS_DIR = os.path.join(ROOT, "bench", "results")
 SH = ZoneInfo("Asia/Shanghai")

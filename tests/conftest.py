@@ -9,9 +9,8 @@ import pytest  # noqa: E402
 
 from services.common.config import load_config  # noqa: E402
 from services.common.migrate import MIGRATED  # noqa: E402
-from tests.harness import System  # noqa: E402
-from tests.inprocess import BrokerLink, Cluster, EventTap  # noqa: E402
-from tests.infra import Vhost, free_port, migrated, sqlite_url  # noqa: E402
+from bench.harness import BrokerLink, System, Vhost, free_port, migrated, sqlite_url  # noqa: E402
+from tests.inprocess import Cluster, EventTap  # noqa: E402
 
 JWT_SECRET = "propdesk-test-secret-0123456789abcdef"  # HS256 wants 32 bytes or more
 RPC_TIMEOUT = 3
@@ -97,7 +96,7 @@ def broker_link():
 
 @pytest.fixture(scope="module")
 def system(tmp_path_factory):
-    """The whole system as OS processes (tests.harness.System) on a vhost of its own, shared by
+    """The whole system as OS processes (bench.harness.System) on a vhost of its own, shared by
     a module's tests; each test leaves it running (see `revive`)."""
     with Vhost("propdesk-e2e") as vhost:
         running = System(str(tmp_path_factory.mktemp("system")), vhost.amqp_uri,

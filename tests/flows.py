@@ -8,41 +8,20 @@ from datetime import date, timedelta
 
 from services.renovation.domain import REQUIRED_DOCUMENTS
 
-SITE = "001"
-OTHER_SITE = "002"
-AGENT = "agent-ann"          # the desk agent who opens tickets: their first-contact owner
-TECHNICIAN = "tech1"
-CALLBACK_EVENT = "ticketing.callback_due"
+from bench.harness import (  # noqa: F401 (the flows' data, shared with the bench)
+    AGENT, CALLBACK_EVENT, OTHER_SITE, REPAIR_TO_COMPLETION, SITE, SUB_OF_ROLE, TECHNICIAN,
+    repair_payload, site_payload, unit_payload,
+)
+
 # After the awaited messages arrived, how long nothing more may arrive: several outbox polls
 # (0.5 s in tests), so that a second delivery of the event would be seen and counted.
 SETTLE_SECONDS = 2.0
-
-# (action, payload, role of whoever takes the step), from a new repair to a completed one.
-REPAIR_TO_COMPLETION = (
-    ("dispatch", {"assignee": TECHNICIAN}, "agent"),
-    ("arrive", {}, "technician"),
-    ("complete", {"result": "fixed"}, "technician"),
-)
-SUB_OF_ROLE = {"agent": AGENT, "technician": TECHNICIAN}
 
 
 def unique(text):
     """`text` made unique, to find exactly the records one test wrote."""
     return f"{text} {uuid.uuid4().hex[:8]}"
 
-
-def site_payload(code, name=None):
-    return {"code": code, "name": name or f"Garden Court {code}", "timezone": "Asia/Shanghai"}
-
-
-def unit_payload(code, phone, owner="Li Wei", id_number="110101199001011234", area="89.50"):
-    return {"code": code, "usage": "residential", "area_m2": area,
-            "owner": {"name": owner, "phone": phone, "id_number": id_number}}
-
-
-def repair_payload(unit, description):
-    return {"kind": "repair", "site": unit[:3], "unit": unit, "channel": "phone",
-            "description": description}
 
 
 def eventually(probe, done=bool, timeout=20.0, interval=0.25, what="the condition"):

@@ -48,8 +48,8 @@ def run(url, secret, **options):
 
 
 def run_on_own_system(**options):
-    from tests.harness import System
-    from tests.infra import Vhost
+    from bench.harness import System
+    from bench.harness import Vhost
     secret = "propdesk-fuzz-secret-0123456789abcdef"
     with tempfile.TemporaryDirectory(prefix="propdesk-fuzz-") as workdir, \
             Vhost("propdesk-fuzz") as vhost, \

@@ -3,12 +3,10 @@
 outbox and relay a worker gets), a queue of the test's own on a service's event exchange
 (`EventTap`), and a path to the broker that a test can cut (`BrokerLink`). Needs eventlet's
 monkey-patching (tests/conftest.py does it first)."""
-import socket
 import sys
 import time
 import uuid
 from contextlib import contextmanager
-from urllib.parse import urlsplit
 
 import eventlet
 from kombu import Connection, Queue
@@ -20,7 +18,7 @@ from nameko.standalone.rpc import ClusterRpcProxy
 from services.common.auth import IDENTITY_KEY, Identity
 from services.common.db import Database
 from tests.flows import SETTLE_SECONDS
-from tests.infra import AMQP_SERVER, free_port
+from bench.harness import free_port
 
 STOP_TIMEOUT = 15
 RPC_TIMEOUT = 10
@@ -157,67 +155,3 @@ class EventTap:
                 continue
             received.append((message.delivery_info["routing_key"], message.payload))
             message.ack()
-
-
-class BrokerLink:
-    """A TCP path to RabbitMQ for the code under test. `cut()` drops every connection made
-    through it and refuses new ones, as a broker restart or a network failure would; `restore()`
-    lets connections through again. The broker itself, shared with others, is left alone."""
-
-    def __init__(self, server=AMQP_SERVER):
-        broker = urlsplit(server)
-        self.target = (broker.hostname, broker.port or 5672)
-        self.port = free_port()
-        credentials = broker.netloc.rpartition("@")[0]
-        address = f"127.0.0.1:{self.port}"
-        # The broker as reached through the link: pyamqp://user:password@127.0.0.1:<port>
-        self.server = broker._replace(
-            netloc=f"{credentials}@{address}" if credentials else address).geturl()
-        self.listener = self.acceptor = None
-        self.sockets = set()
-
-    def restore(self):
-        self.listener = eventlet.listen(("127.0.0.1", self.port))
-        self.acceptor = eventlet.spawn(self._accept, self.listener)
-        return self
-
-    def cut(self):
-        if self.acceptor is not None:
-            self.acceptor.kill()
-            self.listener.close()
-            self.acceptor = self.listener = None
-        for sock in list(self.sockets):
-            _shut(sock)
-
-    def _accept(self, listener):
-        while True:
-            client, _ = listener.accept()
-            try:
-                upstream = eventlet.connect(self.target)
-            except OSError:
-                client.close()
-                continue
-            self.sockets |= {client, upstream}
-            eventlet.spawn(self._pipe, client, upstream)
-            eventlet.spawn(self._pipe, upstream, client)
-
-    def _pipe(self, source, sink):
-        """Copies one direction; each socket is read by one pipe, which closes it at the end.
-        Shutting both down wakes the pipe of the other direction."""
-        try:
-            while data := source.recv(65536):
-                sink.sendall(data)
-        except OSError:
-            pass
-        finally:
-            _shut(source)
-            _shut(sink)
-            self.sockets.discard(source)
-            source.close()
-
-
-def _shut(sock):
-    try:
-        sock.shutdown(socket.SHUT_RDWR)
-    except OSError:  # already shut down, or never connected
-        pass

@@ -17,7 +17,7 @@ from services.common.auth import IDENTITY_KEY, CallContext
 from services.common.contracts import envelope
 from services.common.errors import Conflict, Forbidden
 from tests.flows import SITE
-from tests.infra import migrated
+from bench.harness import migrated
 from tests.inprocess import identity
 
 NOW = datetime(2026, 11, 23, 2, tzinfo=timezone.utc)

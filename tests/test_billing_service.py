@@ -13,7 +13,7 @@ from services.billing.service import BillingService
 from services.common.contracts import envelope
 from services.common.errors import Conflict, ValidationFailed
 from tests.flows import SITE, eventually, site_payload, unit_payload
-from tests.infra import free_port, migrated
+from bench.harness import free_port, migrated
 from tests.inprocess import Cluster, identity
 
 pytestmark = pytest.mark.integration

@@ -21,7 +21,7 @@ from tests.flows import (
     REPAIR_TO_COMPLETION, SITE, SUB_OF_ROLE, eventually, repair_payload, site_payload, unique,
     unit_payload,
 )
-from tests.harness import System
+from bench.harness import System
 from tests.test_idempotency_e2e import ticketing_held
 
 pytestmark = pytest.mark.e2e

@@ -8,8 +8,7 @@ import requests
 
 from tests.conftest import JWT_SECRET, OUTBOX_POLL_SECONDS, RPC_TIMEOUT
 from tests.flows import eventually, site_payload, unit_payload
-from tests.harness import System
-from tests.infra import Vhost
+from bench.harness import System, Vhost
 
 pytestmark = pytest.mark.e2e
 

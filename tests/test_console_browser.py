@@ -19,7 +19,7 @@ import pytest
 
 from tests.console_day import AGENT, CHROMIUM, OTHER_AGENT, OTHER_SITE, SITE, TECHNICIAN, UNIT
 from tests.flows import site_payload, unit_payload
-from tests.harness import ROOT
+from bench.harness import ROOT
 
 pytestmark = pytest.mark.e2e
 

@@ -7,7 +7,7 @@ import sys
 import pytest
 
 from tests.conftest import JWT_SECRET
-from tests.harness import ROOT
+from bench.harness import ROOT
 
 pytestmark = pytest.mark.e2e
 

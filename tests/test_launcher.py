@@ -10,8 +10,7 @@ import time
 import pytest
 
 from tests.flows import eventually
-from tests.harness import ROOT
-from tests.infra import migrated, sqlite_url
+from bench.harness import ROOT, migrated, sqlite_url
 
 pytestmark = pytest.mark.integration
 

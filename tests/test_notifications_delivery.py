@@ -20,7 +20,7 @@ from services.notifications.service import NotificationsService
 from services.notifications.sinks import SmsEndpoint, SmtpMailbox
 from services.notifications.storage import DeliveryAttempt, Message
 from services.notifications.tests.support import NEIGHBOUR, NOW, REPORTER, ZHANG, callback_due_body
-from tests.infra import free_port
+from bench.harness import free_port
 
 
 def sms_row(notifications_db):

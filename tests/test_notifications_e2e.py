@@ -13,8 +13,7 @@ import pytest
 from services.notifications.sinks import SmsEndpoint, SmtpMailbox
 from tests.conftest import JWT_SECRET, OUTBOX_POLL_SECONDS, RPC_TIMEOUT
 from tests.flows import eventually, repair_payload, site_payload, unit_payload
-from tests.harness import System
-from tests.infra import Vhost, free_port
+from bench.harness import System, Vhost, free_port
 
 pytestmark = pytest.mark.e2e
 

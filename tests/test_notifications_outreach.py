@@ -16,7 +16,7 @@ from services.notifications.domain import Draft
 from services.notifications.sinks import SmsEndpoint
 from services.notifications.storage import Message, Warranty
 from services.notifications.tests.support import NOW, ZHANG, callback_due_body
-from tests.infra import free_port
+from bench.harness import free_port
 
 AGENT = {"sub": "agent-li", "role": "agent", "sites": ["001"]}
 AGENT_002 = {"sub": "agent-wu", "role": "agent", "sites": ["002"]}

@@ -10,7 +10,7 @@ from services.common.contracts import dump_payload
 from services.common.db import COPY_FROM
 from services.registry.storage import Base, Site
 from tests.flows import eventually
-from tests.infra import migrated
+from bench.harness import migrated
 
 pytestmark = pytest.mark.integration
 

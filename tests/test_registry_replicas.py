@@ -8,7 +8,7 @@ import pytest
 
 from services.common.config import load_config
 from tests.flows import SITE, eventually, site_payload, unit_payload
-from tests.harness import System
+from bench.harness import System
 from tests.test_renovation_replicas import rpc
 
 pytestmark = [pytest.mark.integration]

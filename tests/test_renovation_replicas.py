@@ -10,7 +10,7 @@ from nameko.standalone.rpc import ClusterRpcProxy
 from services.common.auth import IDENTITY_KEY
 from services.common.config import load_config
 from tests.flows import SITE, site_payload, unit_payload
-from tests.harness import System
+from bench.harness import System
 from tests.test_renovation_flow import AGENT, MANAGER, OPS, UNIT, application
 
 pytestmark = [pytest.mark.integration]

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from services.common.db import make_engine
 from services.common.migrate import alembic_config
 from services.registry.storage import Base, Site, Unit
-from tests.infra import migrated
+from bench.harness import migrated
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 CREATED = datetime(2026, 3, 2, 9, 30, tzinfo=SHANGHAI)

@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 from services.common.db import make_engine
 from services.ticketing import storage
 from services.ticketing.domain import SlaPolicy, Ticket
-from tests.infra import free_port, migrated
+from bench.harness import free_port, migrated
 
 pytestmark = pytest.mark.integration
 

@@ -6,7 +6,7 @@ from sqlalchemy.orm import Session
 
 from services.common.db import make_engine
 from services.ticketing import storage
-from tests.infra import migrated
+from bench.harness import migrated
 
 MOVED_IN = datetime(2026, 11, 23, 2, 0, tzinfo=timezone.utc)
 ZHANG = {"name": "张三", "phone": "13812345678", "email": None, "person_id": "p-zhang"}

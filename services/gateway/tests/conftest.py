@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 
 from services.gateway.service import GatewayService
 from services.gateway.tests.support import SECRET
-from tests.infra import Vhost, free_port, migrated, sqlite_url
+from bench.harness import Vhost, free_port, migrated, sqlite_url
 
 
 @pytest.fixture

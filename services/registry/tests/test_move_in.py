@@ -19,7 +19,7 @@ from services.common.migrate import alembic_config
 from services.registry.service import RegistryService
 from services.registry.storage import Base
 from tests.flows import site_payload, unit_payload
-from tests.infra import migrated
+from bench.harness import migrated
 from tests.inprocess import identity
 
 # 01:00 on 24 November at a site in Asia/Urumqi (UTC+6), still the 23rd in UTC.

@@ -13,7 +13,7 @@ from services.common.errors import Conflict, Forbidden, IllegalTransition, NotFo
 from services.registry.service import RegistryService
 from services.registry.storage import Base
 from tests.flows import site_payload, unit_payload
-from tests.infra import migrated
+from bench.harness import migrated
 from tests.inprocess import identity
 
 UNIT, OTHER_UNIT = "0010101001", "0010101002"

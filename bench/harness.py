@@ -1,0 +1,451 @@
+"""What the bench and the tests both run against — the bench's own harness, which the tests
+import (never the other way round):
+
+- the servers, each run with its own: a RabbitMQ virtual host (made through the management API),
+  databases (SQLite files, or fresh PostgreSQL databases) migrated with each service's own
+  Alembic history, free local ports, and a TCP link to the broker that can be cut (`BrokerLink`);
+- the whole system as real OS processes, the way `make run` starts it (`System`): one
+  `nameko run` per service with config.yml, configured through the environment, driven over
+  HTTP (`ApiClient`); `stop` sends SIGTERM (a graceful shutdown), `kill` SIGKILL (a crash):
+
+      with Vhost() as vhost, System(workdir, vhost.amqp_uri) as system:
+          system.wait_ready()
+          system.client("hq", ["*"]).post("/sites", {"code": "001", "name": "Garden Court"})
+
+- the data a site, a unit and a repair need, and the steps that take a repair to completion;
+- `write_results`, how every bench leaves its figures in bench/results/.
+
+Standard library, requests and psycopg only at import time (eventlet only once a BrokerLink is
+used), so that a bench can use it without eventlet's monkey-patching."""
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections import deque
+from contextlib import contextmanager
+from types import SimpleNamespace
+from urllib.parse import quote, urlsplit
+
+import requests
+
+from services.common import SERVICES  # start order: the gateway last
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+RESULTS_DIR = os.path.join(ROOT, "bench", "results")
+
+RABBIT_MANAGEMENT = os.environ.get("PROPDESK_RABBIT_MANAGEMENT", "http://127.0.0.1:15672")
+RABBIT_AUTH = ("guest", "guest")
+# The broker without a vhost; each Vhost appends its own.
+AMQP_SERVER = os.environ.get("PROPDESK_TEST_AMQP", "pyamqp://guest:guest@127.0.0.1:5672")
+POSTGRES_ADMIN_URL = os.environ.get(
+    "PROPDESK_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
+FULL_ACCESS = {"configure": ".*", "write": ".*", "read": ".*"}
+MANAGEMENT_TIMEOUT = 10
+
+
+class Vhost:
+    """A RabbitMQ virtual host of one's own, so that nothing else on the broker answers or sees
+    what runs in it."""
+
+    def __init__(self, prefix="propdesk-test"):
+        self.name = f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+    @property
+    def amqp_uri(self):
+        return self.amqp_uri_at(AMQP_SERVER)
+
+    def amqp_uri_at(self, server):
+        """This vhost on the broker reached at `server` (pyamqp://user:password@host:port)."""
+        return f"{server.rstrip('/')}/{quote(self.name, safe='')}"
+
+    def create(self):
+        self._call("PUT", f"vhosts/{quote(self.name, safe='')}")
+        self.grant()
+        return self
+
+    def grant(self):
+        self._call("PUT", f"permissions/{quote(self.name, safe='')}/{RABBIT_AUTH[0]}",
+                   json=FULL_ACCESS)
+
+    def delete(self):
+        self._call("DELETE", f"vhosts/{quote(self.name, safe='')}", missing_ok=True)
+
+    def _call(self, method, path, json=None, missing_ok=False):
+        try:
+            response = requests.request(method, f"{RABBIT_MANAGEMENT}/api/{path}", json=json,
+                                        auth=RABBIT_AUTH, timeout=MANAGEMENT_TIMEOUT)
+        except requests.ConnectionError as exc:
+            raise RuntimeError(
+                f"the RabbitMQ management API does not answer on {RABBIT_MANAGEMENT} "
+                "(run `make broker`, or `rabbitmq-plugins enable rabbitmq_management`)") from exc
+        if not (missing_ok and response.status_code == 404):
+            response.raise_for_status()
+
+    def __enter__(self):
+        return self.create()
+
+    def __exit__(self, *exc_info):
+        self.delete()
+
+
+class PostgresDatabase:
+    """An empty PostgreSQL database made for one test (or bench run) and dropped afterwards,
+    created over a plain autocommit connection (CREATE DATABASE cannot run in a transaction)."""
+
+    def __init__(self, prefix="propdesk_test"):
+        self.name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+
+    @property
+    def url(self):
+        """The SQLAlchemy URL of this database (psycopg 3 driver)."""
+        admin = urlsplit(POSTGRES_ADMIN_URL)
+        return admin._replace(scheme="postgresql+psycopg", path=f"/{self.name}").geturl()
+
+    def create(self):
+        self._admin(f'CREATE DATABASE "{self.name}"')
+        return self
+
+    def drop(self):
+        # FORCE: a service process killed by a test may have left its connections behind.
+        self._admin(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
+
+    @staticmethod
+    def _admin(statement):
+        import psycopg
+        with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True, connect_timeout=10) as conn:
+            conn.execute(statement)
+
+    def __enter__(self):
+        return self.create()
+
+    def __exit__(self, *exc_info):
+        self.drop()
+
+
+def migrated(service, url):
+    """`url` with `service`'s schema upgraded to its newest migration."""
+    from services.common.migrate import upgrade
+    upgrade(service, url)
+    return url
+
+
+def sqlite_url(path):
+    return f"sqlite:///{path}"
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+CONFIG = os.path.join(ROOT, "config.yml")
+READY_TIMEOUT = 60
+STOP_TIMEOUT = 20
+LOG_TAIL_LINES = 40
+HTTP_TIMEOUT = 30
+DEFAULT_SECRET = "propdesk-e2e-secret-0123456789abcdef"  # HS256 wants 32 bytes or more
+
+
+class System:
+    """Every service of propdesk as its own process, on the broker at `amqp_uri` (give each
+    System a vhost of its own) and on databases in `workdir` (SQLite files, migrated first),
+    or on `db_urls` {service: url} when given (migrated as well). RPC timeout and outbox poll
+    are config.yml's unless given; `env` sets any other variable config.yml reads."""
+
+    def __init__(self, workdir, amqp_uri, *, db_urls=None, secret=DEFAULT_SECRET,
+                 rpc_timeout=None, outbox_poll_seconds=None, services=SERVICES, env=None):
+        self.workdir, self.amqp_uri, self.secret = workdir, amqp_uri, secret
+        self.services = tuple(services)
+        self.db_urls = dict(db_urls or {})
+        for service in self.services:
+            self.db_urls.setdefault(service, sqlite_url(os.path.join(workdir, f"{service}.db")))
+        self.ports = {service: free_port() for service in self.services}
+        self.env = dict(
+            os.environ,
+            PROPDESK_AMQP_URI=amqp_uri,
+            PROPDESK_JWT_SECRET=secret,
+            PYTHONUNBUFFERED="1",
+            **{f"{service.upper()}_DB_URL": url for service, url in self.db_urls.items()},
+            **(env or {}),
+        )
+        for variable, value in (("PROPDESK_RPC_TIMEOUT", rpc_timeout),
+                                ("PROPDESK_OUTBOX_POLL_SECONDS", outbox_poll_seconds)):
+            if value is not None:
+                self.env[variable] = str(value)
+        self.processes = {}
+
+    @property
+    def url(self):
+        """The gateway, e.g. http://127.0.0.1:41234 (the API is under /api/v1)."""
+        return f"http://127.0.0.1:{self.ports['gateway']}"
+
+    def start(self):
+        for service in self.services:
+            migrated(service, self.db_urls[service])
+        for service in self.services:
+            self.start_service(service)
+        return self
+
+    def start_service(self, service):
+        """(Re)start one service's process; its log continues in <workdir>/<service>.log."""
+        if self.running(service):
+            raise RuntimeError(f"{service} is already running")
+        nameko = os.path.join(os.path.dirname(sys.executable), "nameko")
+        env = dict(self.env, WEB_SERVER_ADDRESS=f"127.0.0.1:{self.ports[service]}")
+        with open(self.log_path(service), "ab") as log:
+            self.processes[service] = subprocess.Popen(
+                [nameko, "run", "--config", CONFIG, f"services.{service}.service"],
+                cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=log,
+                stderr=subprocess.STDOUT, start_new_session=True)
+
+    def running(self, service):
+        process = self.processes.get(service)
+        return process is not None and process.poll() is None
+
+    def stop(self, service, timeout=STOP_TIMEOUT):
+        """SIGTERM: nameko finishes the workers in flight and leaves; its exit status."""
+        return self._end(service, signal.SIGTERM, timeout)
+
+    def kill(self, service):
+        """SIGKILL: the process dies on the spot, as in a crash or an OOM kill."""
+        return self._end(service, signal.SIGKILL, STOP_TIMEOUT)
+
+    def _end(self, service, signum, timeout):
+        process = self.processes[service]
+        if process.poll() is None:
+            process.send_signal(signum)
+        try:
+            return process.wait(timeout)
+        except subprocess.TimeoutExpired:  # stuck in its shutdown: no better than a crash
+            process.kill()
+            return process.wait(STOP_TIMEOUT)
+
+    def wait_ready(self, timeout=READY_TIMEOUT):
+        """Until the gateway's /ready answers 200 (every service and the broker answer)."""
+        deadline = time.monotonic() + timeout
+        last = "no answer yet"
+        while time.monotonic() < deadline:
+            exited = [s for s, p in self.processes.items() if p.poll() is not None]
+            if exited:
+                raise RuntimeError(f"{', '.join(exited)} exited while starting\n{self.log_tails()}")
+            try:
+                response = requests.get(self.url + "/ready", timeout=5)
+                if response.status_code == 200:
+                    return self
+                last = f"{response.status_code} {response.text[:500]}"
+            except requests.RequestException as exc:
+                last = repr(exc)
+            time.sleep(0.25)
+        raise RuntimeError(f"not ready after {timeout} s; last /ready: {last}\n{self.log_tails()}")
+
+    def revive(self):
+        """Start whatever was stopped or killed, and wait until ready."""
+        for service in self.services:
+            if not self.running(service):
+                self.start_service(service)
+        return self.wait_ready()
+
+    def token(self, role, sites=("001",), sub=None, person_id=None):
+        from services.gateway.tokens import mint
+        return mint(sub or f"{role}-1", role, list(sites), person_id=person_id, secret=self.secret)
+
+    def headers(self, role, sites=("001",), sub=None, person_id=None):
+        return {"Authorization": f"Bearer {self.token(role, sites, sub, person_id)}"}
+
+    def client(self, role=None, sites=("001",), sub=None, person_id=None):
+        """The API as that caller sees it; no role: a caller without a token."""
+        return ApiClient(self.url, {} if role is None else self.headers(role, sites, sub, person_id))
+
+    def log_path(self, service):
+        return os.path.join(self.workdir, f"{service}.log")
+
+    def log_tails(self, lines=LOG_TAIL_LINES):
+        tails = []
+        for service in self.services:
+            try:
+                with open(self.log_path(service), errors="replace") as log:
+                    tail = "".join(deque(log, maxlen=lines))
+            except FileNotFoundError:
+                tail = "(no log)\n"
+            tails.append(f"---- {service} ({self.log_path(service)})\n{tail}")
+        return "".join(tails)
+
+    def shutdown(self):
+        """SIGTERM to every process still running, SIGKILL to those that linger."""
+        for service in reversed(self.services):
+            if self.running(service):
+                self.processes[service].send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + STOP_TIMEOUT
+        for process in self.processes.values():
+            try:
+                process.wait(max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(STOP_TIMEOUT)
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc_info):
+        self.shutdown()
+
+
+class ApiClient:
+    """The gateway's /api/v1 for one caller, over one kept-alive connection."""
+
+    def __init__(self, base_url, headers):
+        self.base = base_url + "/api/v1"
+        self.session = requests.Session()
+        self.session.headers.update(headers)
+
+    def post(self, path, body=None, key=None):
+        headers = {"Idempotency-Key": key} if key else {}
+        return self.session.post(self.base + path, json=body, headers=headers, timeout=HTTP_TIMEOUT)
+
+    def put(self, path, body=None):
+        return self.session.put(self.base + path, json=body, timeout=HTTP_TIMEOUT)
+
+    def get(self, path, **params):
+        return self.session.get(self.base + path, params=params, timeout=HTTP_TIMEOUT)
+
+
+class BrokerLink:
+    """A TCP path to RabbitMQ for the code under test. `cut()` drops every connection made
+    through it and refuses new ones, as a broker restart or a network failure would; `restore()`
+    lets connections through again. The broker itself, shared with others, is left alone."""
+
+    def __init__(self, server=AMQP_SERVER):
+        broker = urlsplit(server)
+        self.target = (broker.hostname, broker.port or 5672)
+        self.port = free_port()
+        credentials = broker.netloc.rpartition("@")[0]
+        address = f"127.0.0.1:{self.port}"
+        # The broker as reached through the link: pyamqp://user:password@127.0.0.1:<port>
+        self.server = broker._replace(
+            netloc=f"{credentials}@{address}" if credentials else address).geturl()
+        self.listener = self.acceptor = None
+        self.sockets = set()
+
+    def restore(self):
+        import eventlet  # the code under test runs monkey-patched; importing this module need not
+        self.listener = eventlet.listen(("127.0.0.1", self.port))
+        self.acceptor = eventlet.spawn(self._accept, self.listener)
+        return self
+
+    def cut(self):
+        if self.acceptor is not None:
+            self.acceptor.kill()
+            self.listener.close()
+            self.acceptor = self.listener = None
+        for sock in list(self.sockets):
+            _shut(sock)
+
+    def _accept(self, listener):
+        import eventlet
+        while True:
+            client, _ = listener.accept()
+            try:
+                upstream = eventlet.connect(self.target)
+            except OSError:
+                client.close()
+                continue
+            self.sockets |= {client, upstream}
+            eventlet.spawn(self._pipe, client, upstream)
+            eventlet.spawn(self._pipe, upstream, client)
+
+    def _pipe(self, source, sink):
+        """Copies one direction; each socket is read by one pipe, which closes it at the end.
+        Shutting both down wakes the pipe of the other direction."""
+        try:
+            while data := source.recv(65536):
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            _shut(source)
+            _shut(sink)
+            self.sockets.discard(source)
+            source.close()
+
+
+def _shut(sock):
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:  # already shut down, or never connected
+        pass
+
+
+# -- the data of a flow -------------------------------------------------------------------
+
+SITE = "001"
+OTHER_SITE = "002"
+AGENT = "agent-ann"          # the desk agent who opens tickets: their first-contact owner
+TECHNICIAN = "tech1"
+CALLBACK_EVENT = "ticketing.callback_due"
+# (action, payload, role of whoever takes the step), from a new repair to a completed one.
+REPAIR_TO_COMPLETION = (
+    ("dispatch", {"assignee": TECHNICIAN}, "agent"),
+    ("arrive", {}, "technician"),
+    ("complete", {"result": "fixed"}, "technician"),
+)
+SUB_OF_ROLE = {"agent": AGENT, "technician": TECHNICIAN}
+
+
+def site_payload(code, name=None):
+    return {"code": code, "name": name or f"Garden Court {code}", "timezone": "Asia/Shanghai"}
+
+
+def unit_payload(code, phone, owner="Li Wei", id_number="110101199001011234", area="89.50"):
+    return {"code": code, "usage": "residential", "area_m2": area,
+            "owner": {"name": owner, "phone": phone, "id_number": id_number}}
+
+
+def repair_payload(unit, description):
+    return {"kind": "repair", "site": unit[:3], "unit": unit, "channel": "phone",
+            "description": description}
+
+
+@contextmanager
+def notifications_workers(engine, default_now):
+    """`make(settings=None, now=default_now, identity=None, delivery=None)`: a fresh
+    notifications worker per call on `engine`, as Nameko makes one per message or RPC, with no
+    broker; every unit of work closed after. Nameko is imported only here."""
+    from nameko.testing.services import worker_factory
+    from services.common.auth import IDENTITY_KEY, CallContext
+    from services.common.db import UnitOfWork
+    from services.notifications.providers import delivery_from
+    from services.notifications.service import NotificationsService
+    from services.notifications.storage import Base
+
+    tables = Base.metadata.tables
+    database = SimpleNamespace(engine=engine, outbox=tables["outbox"],
+                               processed=tables["processed_events"],
+                               relay=SimpleNamespace(kick=lambda: None))
+    units = []
+
+    def make(settings=None, now=default_now, identity=None, delivery=None):
+        worker_ctx = SimpleNamespace(data={IDENTITY_KEY: identity} if identity else {})
+        units.append(UnitOfWork(database, worker_ctx))
+        return worker_factory(NotificationsService, uow=units[-1], caller=CallContext(worker_ctx),
+                              clock=lambda: now, delivery=delivery or delivery_from(settings or {}))
+
+    try:
+        yield make
+    finally:
+        for unit in units:
+            unit.close(failed=False)
+
+
+def write_results(name, text):
+    """`text` as bench/results/<name>, and on standard output: where every bench leaves its
+    figures, with the commit they were measured on in the text."""
+    path = os.path.join(RESULTS_DIR, name)
+    with open(path, "w") as out:
+        out.write(text)
+    print(text)
+    print(f"written to {os.path.relpath(path, ROOT)}")
+    return path
