@@ -7,7 +7,7 @@ from decimal import Decimal
 import pytest
 from sqlalchemy.orm import Session
 
-from services.billing import books, domain
+from services.billing import domain, storage
 from services.billing.storage import Invoice, Unit
 
 NOW = datetime(2026, 11, 23, 2, tzinfo=timezone.utc)
@@ -47,9 +47,9 @@ def test_the_arrears_aggregate_agrees_with_the_domain_on_every_date(session, as_
                 milestone = domain.current_milestone(since, as_of, major)
                 expected[code] = (since, milestone.number if milestone else 0)
     session.commit()
-    rows = session.execute(books.arrears(as_of)).all()
+    rows = session.execute(storage.arrears(as_of)).all()
     assert {r.unit: (r.since, r.milestone) for r in rows} == expected
-    due = {r.unit for r in session.execute(books.due_for_a_step(as_of)).all()}
+    due = {r.unit for r in session.execute(storage.due_for_a_step(as_of)).all()}
     assert due == {code for code, (_, milestone) in expected.items() if milestone}
 
 
@@ -59,9 +59,9 @@ def test_the_monthly_run_bills_area_times_rate_to_the_fen_once_per_period(sessio
     session.commit()
     schedule = domain.FeeSchedule(site="001", management_per_m2={"residential": Decimal("2.50")},
                                   parking_per_month=Decimal("150.00"))
-    assert books.run_monthly(session, schedule, "2026-11", NOW) == 3
+    assert storage.run_monthly(session, schedule, "2026-11", NOW) == 3
     session.commit()
-    assert books.run_monthly(session, schedule, "2026-11", NOW + timedelta(seconds=1)) == 0
+    assert storage.run_monthly(session, schedule, "2026-11", NOW + timedelta(seconds=1)) == 0
     session.commit()
     totals = dict(session.query(Invoice.unit, Invoice.total_fen).all())
     # 89.50 × 2.50 = 223.75; 123.45 × 2.50 = 308.625 → 308.63; a parking space 150.00
@@ -71,4 +71,4 @@ def test_the_monthly_run_bills_area_times_rate_to_the_fen_once_per_period(sessio
                               ("0010101002", "residential", "123.45"), ("0010101003", "parking", "12.00")):
         [(_, amount, _)] = schedule.monthly_lines(usage, Decimal(area))
         assert domain.to_fen(amount) == totals[code]
-    assert domain.from_fen(books.ledger_balance(session, "0010101002")) == Decimal("308.63")
+    assert domain.from_fen(storage.ledger_balance(session, "0010101002")) == Decimal("308.63")

@@ -6,7 +6,7 @@ from decimal import Decimal
 from nameko.timer import timer
 from sqlalchemy import select
 
-from services.billing import books, domain
+from services.billing import domain, storage
 from services.billing.domain import from_fen, money_text, to_fen
 from services.billing.schemas import (
     LAWSUIT_ACTIONS, ArrearsFilters, BillingRunIn, CollectionQuery, FeeScheduleIn, InvoiceIn,
@@ -51,7 +51,7 @@ def owner_contact(unit):
 
 
 def invoice_issued(invoice, lines, late_fee_daily_rate):
-    """billing.invoice_issued of an invoice row of `books.issued` and its lines."""
+    """billing.invoice_issued of an invoice row of `storage.issued` and its lines."""
     return {"invoice_id": invoice.id, "unit": invoice.unit, "period": invoice.period,
             "kind": invoice.kind, "amount": from_fen(invoice.total_fen), "due_date": invoice.due_date,
             "items": [{"fee": line.fee, "amount": from_fen(line.amount_fen),
@@ -64,7 +64,7 @@ class BillingService(entrypoints.ServiceBase):
     name = "billing"
 
     uow = Database(Base)
-    business = BusinessGauges({ARREARS_UNITS: lambda conn: books.arrears_units(conn, today(utcnow()))})
+    business = BusinessGauges({ARREARS_UNITS: lambda conn: storage.arrears_units(conn, today(utcnow()))})
     rpc = TimedRpc()
 
     # -- fee schedules and invoices ---------------------------------------------------------
@@ -76,7 +76,7 @@ class BillingService(entrypoints.ServiceBase):
         data = load(FeeScheduleIn(), payload)
         identity.require_site(data["site"])
         body = FeeScheduleIn().dump(data)
-        self.uow.session.add(FeeScheduleRow(id=books.new_id(), site=data["site"], body=body,
+        self.uow.session.add(FeeScheduleRow(id=storage.new_id(), site=data["site"], body=body,
                                             created_by=identity.sub, created_at=self.clock()))
         self.uow.commit()
         return body
@@ -89,16 +89,16 @@ class BillingService(entrypoints.ServiceBase):
         data = load(BillingRunIn(), payload)
         identity.require_site(data["site"])
         session, now = self.uow.session, self.clock()
-        schedule = books.schedule_of(session, data["site"])
+        schedule = storage.schedule_of(session, data["site"])
         if schedule is None:
             raise ValidationFailed.from_messages({"site": ["no fee schedule for this site"]})
-        created = books.run_monthly(session, schedule, data["period"], now)
-        books.add_parking_lines(session, schedule, data["period"], now)
-        self._announce(books.made_by_run(data["site"], data["period"], now))
-        for unit in books.units_with_credit(session, data["site"]):
+        created = storage.run_monthly(session, schedule, data["period"], now)
+        storage.add_parking_lines(session, schedule, data["period"], now)
+        self._announce(storage.made_by_run(data["site"], data["period"], now))
+        for unit in storage.units_with_credit(session, data["site"]):
             self._allocate(unit, now)
         self.uow.commit()
-        billed, _, count, _ = books.collection(session, data["site"], data["period"])
+        billed, _, count, _ = storage.collection(session, data["site"], data["period"])
         return {"site": data["site"], "period": data["period"], "created": created,
                 "invoices": count, "billed": money_text(from_fen(billed))}
 
@@ -108,7 +108,7 @@ class BillingService(entrypoints.ServiceBase):
         identity.require_role("issue invoices", *DESK)
         data = load(InvoiceIn(), payload)
         unit = self._unit(data["unit"])
-        invoice = books.add_invoice(self.uow.session, unit, data["period"], data["due_date"],
+        invoice = storage.add_invoice(self.uow.session, unit, data["period"], data["due_date"],
                                     data["items"], "manual", {}, self.clock())
         if invoice is None:
             raise Conflict(f"unit {unit.code} already has an invoice for {data['period']}",
@@ -123,7 +123,7 @@ class BillingService(entrypoints.ServiceBase):
         data = load(PaymentIn(), payload)
         unit = self._unit(data["unit"])
         now = self.clock()
-        payment = books.add_payment(self.uow.session, unit, data["amount"], data["method"],
+        payment = storage.add_payment(self.uow.session, unit, data["amount"], data["method"],
                                     data["reference"], identity.sub, now)
         settled = self._allocate(unit.code, now)
         self.uow.commit()
@@ -150,8 +150,8 @@ class BillingService(entrypoints.ServiceBase):
         identity.require_role("read arrears", *RECORD_READERS)
         f = load(ArrearsFilters(), filters or {})
         day = f["as_of"] or today(self.clock())
-        listed = books.arrears(day, f["site"]).subquery()
-        stage = books.stage_case(listed.c.milestone, listed.c.major).label("stage")
+        listed = storage.arrears(day, f["site"]).subquery()
+        stage = storage.stage_case(listed.c.milestone, listed.c.major).label("stage")
         stmt = within_sites(select(listed, stage), listed.c.site, identity, f["site"])
         if f["stage"]:
             stmt = stmt.where(stage == f["stage"])
@@ -169,7 +169,7 @@ class BillingService(entrypoints.ServiceBase):
         identity.require_role("read collection rates", *RECORD_READERS)
         data = load(CollectionQuery(), payload)
         identity.require_site(data["site"])
-        billed, collected, count, settled = books.collection(self.uow.session, data["site"], data["period"])
+        billed, collected, count, settled = storage.collection(self.uow.session, data["site"], data["period"])
         rate = (Decimal(collected) / Decimal(billed) * 100) if billed else Decimal("0")
         return {"site": data["site"], "period": data["period"], "invoices": count,
                 "settled": settled, "billed": money_text(from_fen(billed)),
@@ -183,7 +183,7 @@ class BillingService(entrypoints.ServiceBase):
         identity = self.caller.identity
         identity.require_role("read fee schedules", *SITE_STAFF)
         identity.require_site(site)
-        schedule = books.schedule_of(self.uow.session, site)
+        schedule = storage.schedule_of(self.uow.session, site)
         if schedule is None:
             raise ValidationFailed.from_messages({"site": [f"no fee schedule for site {site}"]})
         return {"site": site, "management_per_m2": money_text(schedule.renovation_management),
@@ -206,7 +206,7 @@ class BillingService(entrypoints.ServiceBase):
         if invoice.settled:
             raise Conflict(f"late fee {invoice_id} is settled already",
                            {"invoice_id": invoice_id, "reference": invoice.reference or {}})
-        books.waive_late_fee(session, invoice, data["reason"], identity.sub, now)
+        storage.waive_late_fee(session, invoice, data["reason"], identity.sub, now)
         self._cleared(invoice.unit, now)
         self.uow.commit()
         return self._invoice_out(invoice)
@@ -228,7 +228,7 @@ class BillingService(entrypoints.ServiceBase):
         """The legal adviser records the unit's open lawsuit: filed, judged, preserved, closed."""
         identity = self.caller.identity
         lawsuit = identity.require_visible(
-            next(iter(books.open_lawsuits(self.uow.session, unit_code, lock=True)), None),
+            next(iter(storage.open_lawsuits(self.uow.session, unit_code, lock=True)), None),
             f"open lawsuit of unit {unit_code}", {"unit": unit_code})
         schema = LAWSUIT_ACTIONS.get(action)
         if schema is None:
@@ -263,15 +263,15 @@ class BillingService(entrypoints.ServiceBase):
         the other in a circle. Last, the lawsuits' deadlines."""
         session = self.uow.session
         # the ladder counts days: at `as_of` each site is on its own calendar day
-        days = {site: today(as_of, tz) for site, tz in books.site_timezones(session).items()}
+        days = {site: today(as_of, tz) for site, tz in storage.site_timezones(session).items()}
         report = {"as_of": as_of.isoformat(), "units": 0, "steps": 0, "late_fees_posted": 0,
                   "breaches": 0}
         for site, day in sorted(days.items()):
-            rate = books.late_fee_rate(session, site)
+            rate = storage.late_fee_rate(session, site)
             if day.day == 1:
                 report["late_fees_posted"] += self._post_late_fees(site, day, rate)
-            books.end_episodes(session, day, site=site)
-            candidates = session.execute(books.due_for_a_step(day, site)).all()
+            storage.end_episodes(session, day, site=site)
+            candidates = session.execute(storage.due_for_a_step(day, site)).all()
             self.uow.commit()
             report["units"] += len(candidates)
             for start in range(0, len(candidates), STEP_BATCH):
@@ -283,10 +283,10 @@ class BillingService(entrypoints.ServiceBase):
     def _post_late_fees(self, site, first, rate):
         """The late fees posted on `first`, each told to its owner and paid from any credit."""
         session = self.uow.session
-        created = books.post_late_fees(session, site, first, rate, self.clock())
+        created = storage.post_late_fees(session, site, first, rate, self.clock())
         if created:
             self._announce(Invoice.id.in_(list(created.values())))
-            for unit in sorted(set(created) & set(books.units_with_credit(session, site))):
+            for unit in sorted(set(created) & set(storage.units_with_credit(session, site))):
                 self._allocate(unit, self.clock())
         self.uow.commit()
         return len(created)
@@ -296,9 +296,9 @@ class BillingService(entrypoints.ServiceBase):
         one outbox write."""
         session, now = self.uow.session, self.clock()
         units = [row.unit for row in rows]
-        taken = books.steps_taken(session, units)
-        owners = {code: owner_contact(unit) for code, unit in books.units_by_code(session, units).items()}
-        late_fees = books.late_fees_of(session, units, as_of, rate)
+        taken = storage.steps_taken(session, units)
+        owners = {code: owner_contact(unit) for code, unit in storage.units_by_code(session, units).items()}
+        late_fees = storage.late_fees_of(session, units, as_of, rate)
         planned = []
         for row in rows:
             due = domain.steps_due(row.since, as_of, bool(row.major),
@@ -307,8 +307,8 @@ class BillingService(entrypoints.ServiceBase):
             planned += [(row, step, sequence, milestone) for step, sequence in due]
         if not planned:
             return 0
-        books.start_episodes(session, [(row.unit, row.site, row.episode) for row in rows])
-        inserted = books.insert_steps(session, [dict(
+        storage.start_episodes(session, [(row.unit, row.site, row.episode) for row in rows])
+        inserted = storage.insert_steps(session, [dict(
             unit=row.unit, site=row.site, since=row.episode, step=step, sequence=sequence,
             milestone=milestone.number, months=domain.months_overdue(row.since, as_of),
             amount_due_fen=row.overdue_fen, late_fee_fen=to_fen(late_fees.get(row.unit, 0)),
@@ -330,9 +330,9 @@ class BillingService(entrypoints.ServiceBase):
         return len(events)
 
     def _refer_to_sue(self, row, as_of):
-        books.refer_to_sue(self.uow.session, domain.Lawsuit(
-            id=books.new_id(), unit=row.unit, site=row.site,
-            timezone=books.timezone_of(self.uow.session, row.unit), since=row.episode,
+        storage.refer_to_sue(self.uow.session, domain.Lawsuit(
+            id=storage.new_id(), unit=row.unit, site=row.site,
+            timezone=storage.timezone_of(self.uow.session, row.unit), since=row.episode,
             referred_on=as_of, amount_referred=money_text(from_fen(row.overdue_fen)),
             history=[{"at": self.clock().isoformat(), "by": "billing", "role": "system",
                       "action": "refer", "note": "arrears ladder: referral to sue",
@@ -342,7 +342,7 @@ class BillingService(entrypoints.ServiceBase):
         """Each won lawsuit without preservation past its deadline is alerted once: its row is
         locked (skipped by the other replicas on PostgreSQL) and re-read before the breach."""
         session, breaches = self.uow.session, 0
-        due = session.scalars(books.lawsuits_due(as_of)).all()
+        due = session.scalars(storage.lawsuits_due(as_of)).all()
         for lawsuit_id in due:
             lawsuit = session.scalars(locking(
                 select(domain.Lawsuit).where(domain.Lawsuit.id == lawsuit_id,
@@ -376,10 +376,10 @@ class BillingService(entrypoints.ServiceBase):
         unit = self._billed_unit(envelope)
         if unit is None:
             return
-        invoice = books.add_invoice(self.uow.session, unit, None, data["due_date"], data["items"],
+        invoice = storage.add_invoice(self.uow.session, unit, None, data["due_date"], data["items"],
                                     "renovation", {"renovation_id": data["renovation_id"]}, now)
         if invoice.deposit_fen:
-            books.add_deposit(self.uow.session, invoice, data["renovation_id"])
+            storage.add_deposit(self.uow.session, invoice, data["renovation_id"])
         self._issue(invoice, now)
 
     @handles("ticketing", "service_charge")
@@ -390,7 +390,7 @@ class BillingService(entrypoints.ServiceBase):
             return
         items = [{"fee": "repair", "amount": data["amount"],
                   "description": (f"{data['code']} {data['description']}").strip()[:200]}]
-        invoice = books.add_invoice(self.uow.session, unit, None, today(data["completed_at"]), items,
+        invoice = storage.add_invoice(self.uow.session, unit, None, today(data["completed_at"]), items,
                                     "repair", {"ticket_id": data["ticket_id"]}, now)
         self._issue(invoice, now)
 
@@ -416,13 +416,13 @@ class BillingService(entrypoints.ServiceBase):
     @handles("renovation", "deposit_refund_due")
     def on_deposit_refund_due(self, data, envelope):
         now, session = self.clock(), self.uow.session
-        deposit = books.deposit_of(session, data["renovation_id"])
+        deposit = storage.deposit_of(session, data["renovation_id"])
         if deposit is None or not domain.refund_deposit(deposit, data["deductions"], now):
             log.error("deposit refund due but no deposit held", extra={
                 "renovation_id": data["renovation_id"],
                 "status": None if deposit is None else deposit.status})
         else:
-            books.record_deposit_refund(session, deposit, now)
+            storage.record_deposit_refund(session, deposit, now)
             self.uow.add_event("billing.deposit_refunded", {
                 "renovation_id": deposit.renovation_id, "unit": deposit.unit,
                 "amount": from_fen(deposit.refunded_fen), "deductions": from_fen(deposit.deductions_fen),
@@ -435,11 +435,11 @@ class BillingService(entrypoints.ServiceBase):
         """Any credit the unit holds goes to its open invoices, oldest first; each invoice this
         settles raises billing.invoice_paid."""
         session = self.uow.session
-        payments = books.credit_payments(session, unit_code)
+        payments = storage.credit_payments(session, unit_code)
         if not payments:
             return []
-        invoices = books.open_invoices(session, unit_code, lock=True)
-        settled = books.allocate(session, invoices, payments, now)
+        invoices = storage.open_invoices(session, unit_code, lock=True)
+        settled = storage.allocate(session, invoices, payments, now)
         unit = session.get(Unit, unit_code)
         owner = owner_contact(unit)
         for invoice, payment in settled:
@@ -456,10 +456,10 @@ class BillingService(entrypoints.ServiceBase):
         """Nothing overdue any more (paid, or the rest waived): the arrears episode ends and the
         unit's lawsuit is closed, paid in full."""
         session = self.uow.session
-        day = today(now, books.timezone_of(session, unit_code))
-        if not books.end_episodes(session, day, unit_code=unit_code):
+        day = today(now, storage.timezone_of(session, unit_code))
+        if not storage.end_episodes(session, day, unit_code=unit_code):
             return
-        for lawsuit in books.open_lawsuits(session, unit_code, lock=True):
+        for lawsuit in storage.open_lawsuits(session, unit_code, lock=True):
             lawsuit.paid_in_full(now)
             self._save_lawsuit(lawsuit)
 
@@ -473,8 +473,8 @@ class BillingService(entrypoints.ServiceBase):
         """billing.invoice_issued for each invoice matching `which` (a whole monthly run, or one
         invoice), written to the outbox together: the bill its owner is sent (000)."""
         session = self.uow.session
-        issued = books.issued(session, which)
-        rates = books.late_fee_rates(session, (invoice.site for invoice, _ in issued))
+        issued = storage.issued(session, which)
+        rates = storage.late_fee_rates(session, (invoice.site for invoice, _ in issued))
         self.uow.add_events("billing.invoice_issued", [
             (invoice_issued(invoice, lines, rates[invoice.site]), invoice.site)
             for invoice, lines in issued])
@@ -530,28 +530,28 @@ class BillingService(entrypoints.ServiceBase):
 
     def _account(self, unit, day):
         session = self.uow.session
-        invoices = books.open_invoices(session, unit.code)
+        invoices = storage.open_invoices(session, unit.code)
         overdue = [i for i in invoices if i.due_date < day]
-        rate = books.late_fee_rate(session, unit.site)
+        rate = storage.late_fee_rate(session, unit.site)
         since = min((i.due_date for i in overdue), default=None)
-        episode = (books.open_episode(session, unit.code) or since) if since else None
-        steps = books.taken_steps(session, unit.code, episode) if since else []
-        posted = from_fen(books.posted_late_fees(session, unit.code))
-        accruing = domain.late_fee([invoice for _, _, invoice in books.principal_overdue(
+        episode = (storage.open_episode(session, unit.code) or since) if since else None
+        steps = storage.taken_steps(session, unit.code, episode) if since else []
+        posted = from_fen(storage.posted_late_fees(session, unit.code))
+        accruing = domain.late_fee([invoice for _, _, invoice in storage.principal_overdue(
             session, day, units=[unit.code])], day, rate)
-        credit = sum(p.unallocated_fen for p in books.credit_payments(session, unit.code))
+        credit = sum(p.unallocated_fen for p in storage.credit_payments(session, unit.code))
         return {
             "unit": unit.code, "site": unit.site, "as_of": day.isoformat(),
-            "balance": money_text(from_fen(books.ledger_balance(session, unit.code))),
+            "balance": money_text(from_fen(storage.ledger_balance(session, unit.code))),
             "credit": money_text(from_fen(credit)),
             "open_invoices": [self._invoice_out(i) for i in invoices],
             "deposits": [{"renovation_id": d.renovation_id, "status": d.status,
                           "amount": money_text(from_fen(d.amount_fen)),
                           "deductions": money_text(from_fen(d.deductions_fen)),
                           "refunded": money_text(from_fen(d.refunded_fen))}
-                         for d in books.deposits_of(session, unit.code)],
+                         for d in storage.deposits_of(session, unit.code)],
             "deposits_held": money_text(from_fen(sum(
-                d.amount_fen for d in books.deposits_of(session, unit.code) if d.status == "held"))),
+                d.amount_fen for d in storage.deposits_of(session, unit.code) if d.status == "held"))),
             "arrears": {
                 "months": domain.months_overdue(since, day),
                 "stage": domain.stage_of(since, day, unit.major_customer),
@@ -569,7 +569,7 @@ class BillingService(entrypoints.ServiceBase):
 
     def _arrears_out(self, row, day):
         session = self.uow.session
-        steps = books.taken_steps(session, row.unit, books.open_episode(session, row.unit) or row.since)
+        steps = storage.taken_steps(session, row.unit, storage.open_episode(session, row.unit) or row.since)
         return {"unit": row.unit, "site": row.site, "since": row.since.isoformat(),
                 "months": domain.months_overdue(row.since, day), "stage": row.stage,
                 "major_customer": bool(row.major),
