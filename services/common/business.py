@@ -57,9 +57,9 @@ class BusinessGauges(DependencyProvider):
         for spec, rows in computed.items():
             target = gauge(self.service, spec)
             target.clear()        # a site or stage with nothing left drops out
+            own = {"service": self.service} if "service" in spec[2] else {}
             for labels, value in rows:
-                target.labels(**{"service": self.service, **labels}).set(value) \
-                    if "service" in spec[2] else target.labels(**labels).set(value)
+                target.labels(**own, **labels).set(value)
 
     def get_dependency(self, worker_ctx):
         return self
