@@ -3,6 +3,7 @@ in the same run: a bare Nameko echo through the same gateway to the same service
 
     .venv/bin/python -m bench [--db sqlite|postgres] [--requests 300] [--warmup 20]
                               [--concurrency 1,16] [--echo-service ticketing]
+                              [--replicas ticketing=2]
 
 Starts the whole system as `make run` does (bench.harness.System: one `nameko run` per service,
 on a RabbitMQ vhost of its own, SQLite files by default or fresh PostgreSQL databases), creates
@@ -10,6 +11,11 @@ a site and a unit, then for each concurrency level runs client threads, each wit
 requests.Session, that first warm up and then send a fixed share of the requests. Prints a
 table and writes bench/results/latest.json and latest.md. Exits 1 if any request failed.
 Absolute figures depend on the machine; compare the ratios.
+
+With `--replicas service=n[,...]` the same measurements run twice, back to back on fresh
+systems: one process per service, then n processes of each service named (the gateway runs
+once), and the table says what the extra replicas add: repair throughput with them / without.
+Written to bench/results/replicas.json and replicas.md instead.
 """
 import argparse
 import json
@@ -49,7 +55,18 @@ def parse_args(argv):
     parser.add_argument("--echo-service", default="ticketing",
                         help="whose echo is the baseline (default: the service that opens repairs)")
     parser.add_argument("--out", default=RESULTS_DIR, help="where latest.json and latest.md go")
+    parser.add_argument("--replicas", default="",
+                        help="e.g. ticketing=2: measure with one of each, then with these replicas")
     args = parser.parse_args(argv)
+    try:
+        args.replica_counts = {name: int(count) for name, count in (
+            item.split("=", 1) for item in args.replicas.split(",") if item)}
+    except ValueError:
+        parser.error("--replicas: service=count[,...], e.g. ticketing=2")
+    unknown = set(args.replica_counts) - (set(SERVICES) - {"gateway"})
+    if unknown or any(count < 1 for count in args.replica_counts.values()):
+        parser.error(f"--replicas: counts of at least 1 of services other than the gateway "
+                     f"({', '.join(sorted(unknown)) or 'a count below 1'})")
     try:
         args.levels = [int(level) for level in args.concurrency.split(",")]
     except ValueError:
@@ -134,7 +151,7 @@ def ratio(numerator, denominator):
     return round(numerator / denominator, 2) if numerator and denominator else None
 
 
-def run(args):
+def run(args, replicas=None):
     with ExitStack() as stack:
         vhost = stack.enter_context(Vhost("propdesk-bench"))
         workdir = stack.enter_context(tempfile.TemporaryDirectory(prefix="propdesk-bench-"))
@@ -142,9 +159,9 @@ def run(args):
         if args.db == "postgres":
             db_urls = {service: stack.enter_context(PostgresDatabase(f"propdesk_bench_{service}")).url
                        for service in SERVICES}
-        system = System(workdir, vhost.amqp_uri, db_urls=db_urls)
+        system = System(workdir, vhost.amqp_uri, db_urls=db_urls, replicas=replicas)
         stack.callback(system.shutdown)
-        say(f"starting the system ({args.db}) ...")
+        say(f"starting the system ({args.db}, replicas {replicas or 'one each'}) ...")
         system.start().wait_ready()
         head_office = system.client("hq", ["*"], sub="bench-hq")
         for path, body in (("/sites", site_payload(SITE)), ("/units", unit_payload(UNIT, "13812345678"))):
@@ -212,27 +229,61 @@ def git_commit():
         return "unknown"
 
 
-def write(out, document):
+def write(out, name, document, text):
     os.makedirs(out, exist_ok=True)
-    for name, text in (("latest.json", json.dumps(document, indent=2) + "\n"),
-                       ("latest.md", markdown(document))):
-        temporary = os.path.join(out, name + ".tmp")
+    for filename, content in ((f"{name}.json", json.dumps(document, indent=2) + "\n"),
+                              (f"{name}.md", text)):
+        temporary = os.path.join(out, filename + ".tmp")
         with open(temporary, "w") as handle:
-            handle.write(text)
-        os.replace(temporary, os.path.join(out, name))
+            handle.write(content)
+        os.replace(temporary, os.path.join(out, filename))
 
 
 def say(message):
     print(f"bench: {message}", file=sys.stderr, flush=True)
 
 
+def replicas_report(args, single, scaled):
+    """The two back-to-back runs and what the replicas add, per operation and level."""
+    gains = {f"{row['operation']}@{row['concurrency']}": ratio(
+                 scaled["results"][index]["throughput_rps"], row["throughput_rps"])
+             for index, row in enumerate(single["results"])}
+    return {"meta": {**scaled["meta"], "replicas": args.replica_counts},
+            "one_each": single, "with_replicas": scaled, "throughput_gain": gains}
+
+
+def replicas_markdown(document):
+    counts = ", ".join(f"{name}={count}" for name, count in document["meta"]["replicas"].items())
+    lines = [f"# propdesk bench with replicas ({counts}) against one process each", "",
+             "Two fresh systems measured back to back in one run; the gain is the throughput "
+             "with the replicas divided by the throughput with one process each.", "",
+             "| operation | clients | one each req/s | with replicas req/s | gain | "
+             "p99 ms one each | p99 ms with replicas |", "|---|---:|---:|---:|---:|---:|---:|"]
+    for single, scaled in zip(document["one_each"]["results"], document["with_replicas"]["results"]):
+        key = f"{single['operation']}@{single['concurrency']}"
+        lines.append(f"| {single['operation']} | {single['concurrency']} | "
+                     f"{single['throughput_rps']} | {scaled['throughput_rps']} | "
+                     f"{document['throughput_gain'][key]} | {single['p99_ms']} | {scaled['p99_ms']} |")
+    return "\n".join(lines) + "\n\n" + "\n".join(
+        f"## {title}\n\n{markdown(document[part])}" for title, part in
+        (("one process each", "one_each"), ("with replicas", "with_replicas")))
+
+
 def main(argv=None):
     args = parse_args(argv)
-    document = report(args, run(args))
-    write(args.out, document)
-    print(markdown(document))
-    say(f"written to {os.path.join(args.out, 'latest.json')} and latest.md")
-    errors = sum(row["errors"] for row in document["results"])
+    if args.replica_counts:
+        single = report(args, run(args))
+        scaled = report(args, run(args, args.replica_counts))
+        document, name = replicas_report(args, single, scaled), "replicas"
+        text = replicas_markdown(document)
+        results = single["results"] + scaled["results"]
+    else:
+        document, name = report(args, run(args)), "latest"
+        text, results = markdown(document), document["results"]
+    write(args.out, name, document, text)
+    print(text)
+    say(f"written to {os.path.join(args.out, name + '.json')} and {name}.md")
+    errors = sum(row["errors"] for row in results)
     if errors:
         say(f"{errors} requests failed (samples in latest.json): the figures are not comparable")
         return 1

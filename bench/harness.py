@@ -157,9 +157,17 @@ class System:
     are config.yml's unless given; `env` sets any other variable config.yml reads."""
 
     def __init__(self, workdir, amqp_uri, *, db_urls=None, secret=DEFAULT_SECRET,
-                 rpc_timeout=None, outbox_poll_seconds=None, services=SERVICES, env=None):
+                 rpc_timeout=None, outbox_poll_seconds=None, services=SERVICES, env=None,
+                 replicas=None):
         self.workdir, self.amqp_uri, self.secret = workdir, amqp_uri, secret
         self.services = tuple(services)
+        # {service: n}: n - 1 more processes of it besides the one this System manages by name
+        # (started and stopped with the rest; `kill`/`revive` act on the first only).
+        self.replicas = {service: n for service, n in (replicas or {}).items() if n > 1}
+        if "gateway" in self.replicas or not set(self.replicas) <= set(self.services):
+            raise ValueError(f"replicas of {sorted(self.replicas)}: only of services started, "
+                             "not of the gateway (it runs once per port)")
+        self.extra_processes, self.extra_ports = [], []
         self.db_urls = dict(db_urls or {})
         for service in self.services:
             self.db_urls.setdefault(service, sqlite_url(os.path.join(workdir, f"{service}.db")))
@@ -188,16 +196,25 @@ class System:
             migrated(service, self.db_urls[service])
         for service in self.services:
             self.start_service(service)
+        for service, count in self.replicas.items():
+            for replica in range(1, count):
+                port = free_port()
+                self.extra_processes.append(self._spawn(
+                    service, port, os.path.join(self.workdir, f"{service}-{replica}.log")))
+                self.extra_ports.append(port)
         return self
 
     def start_service(self, service):
         """(Re)start one service's process; its log continues in <workdir>/<service>.log."""
         if self.running(service):
             raise RuntimeError(f"{service} is already running")
+        self.processes[service] = self._spawn(service, self.ports[service], self.log_path(service))
+
+    def _spawn(self, service, port, log_path):
         nameko = os.path.join(os.path.dirname(sys.executable), "nameko")
-        env = dict(self.env, WEB_SERVER_ADDRESS=f"127.0.0.1:{self.ports[service]}")
-        with open(self.log_path(service), "ab") as log:
-            self.processes[service] = subprocess.Popen(
+        env = dict(self.env, WEB_SERVER_ADDRESS=f"127.0.0.1:{port}")
+        with open(log_path, "ab") as log:
+            return subprocess.Popen(
                 [nameko, "run", "--config", CONFIG, f"services.{service}.service"],
                 cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=log,
                 stderr=subprocess.STDOUT, start_new_session=True)
@@ -230,11 +247,14 @@ class System:
         last = "no answer yet"
         while time.monotonic() < deadline:
             exited = [s for s, p in self.processes.items() if p.poll() is not None]
+            exited += [f"a replica (pid {p.pid})" for p in self.extra_processes if p.poll() is not None]
             if exited:
                 raise RuntimeError(f"{', '.join(exited)} exited while starting\n{self.log_tails()}")
             try:
                 response = requests.get(self.url + "/ready", timeout=5)
-                if response.status_code == 200:
+                if response.status_code == 200 and all(
+                        requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5).ok
+                        for port in self.extra_ports):
                     return self
                 last = f"{response.status_code} {response.text[:500]}"
             except requests.RequestException as exc:
@@ -279,8 +299,11 @@ class System:
         for service in reversed(self.services):
             if self.running(service):
                 self.processes[service].send_signal(signal.SIGTERM)
+        for process in self.extra_processes:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
         deadline = time.monotonic() + STOP_TIMEOUT
-        for process in self.processes.values():
+        for process in [*self.processes.values(), *self.extra_processes]:
             try:
                 process.wait(max(0.0, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
