@@ -12,10 +12,11 @@ requests.Session, that first warm up and then send a fixed share of the requests
 table and writes bench/results/latest.json and latest.md. Exits 1 if any request failed.
 Absolute figures depend on the machine; compare the ratios.
 
-With `--replicas service=n[,...]` the same measurements run twice, back to back on fresh
+With `--replicas service=n[,...]` the same measurements run four times, back to back on fresh
 systems: one process per service, then n processes of each service named (the gateway runs
-once), and the table says what the extra replicas add: repair throughput with them / without.
-Written to bench/results/replicas.json and replicas.md instead.
+once), twice, then one process each again (A-B-B-A, so a changing load weighs on both sides);
+the table says what the extra replicas add: throughput with them / without, each side the mean
+of its two runs. Written to bench/results/replicas.json and replicas.md instead.
 """
 import argparse
 import json
@@ -243,40 +244,62 @@ def say(message):
     print(f"bench: {message}", file=sys.stderr, flush=True)
 
 
-def replicas_report(args, single, scaled):
-    """The two back-to-back runs and what the replicas add, per operation and level."""
+def combined(runs):
+    """Rows of several runs of the same configuration: mean throughput and percentiles."""
+    rows = []
+    for same in zip(*(run["results"] for run in runs)):
+        row = dict(same[0])
+        for field in ("throughput_rps", "p50_ms", "p99_ms"):
+            values = [r[field] for r in same if r[field] is not None]
+            row[field] = round(sum(values) / len(values), 2) if values else None
+        row["errors"] = sum(r["errors"] for r in same)
+        row["runs"] = [r["throughput_rps"] for r in same]
+        rows.append(row)
+    return {"meta": runs[0]["meta"], "results": rows, "ratios_repair_to_echo": {}}
+
+
+def replicas_report(args, singles, scaleds):
+    """The runs in A-B-B-A order (so a load that rises or falls during the bench weighs on both
+    sides alike) and what the replicas add, per operation and level."""
+    single, scaled = combined(singles), combined(scaleds)
     gains = {f"{row['operation']}@{row['concurrency']}": ratio(
                  scaled["results"][index]["throughput_rps"], row["throughput_rps"])
              for index, row in enumerate(single["results"])}
-    return {"meta": {**scaled["meta"], "replicas": args.replica_counts},
-            "one_each": single, "with_replicas": scaled, "throughput_gain": gains}
+    return {"meta": {**scaleds[-1]["meta"], "replicas": args.replica_counts,
+                     "order": "one each, replicas, replicas, one each"},
+            "one_each": single, "with_replicas": scaled, "throughput_gain": gains,
+            "runs": {"one_each": singles, "with_replicas": scaleds}}
 
 
 def replicas_markdown(document):
     counts = ", ".join(f"{name}={count}" for name, count in document["meta"]["replicas"].items())
     lines = [f"# propdesk bench with replicas ({counts}) against one process each", "",
-             "Two fresh systems measured back to back in one run; the gain is the throughput "
+             f"{document['meta']['finished_at']} · commit {document['meta']['commit']} · "
+             f"{document['meta']['db']} · {document['meta']['machine']}", "",
+             "Four fresh systems measured back to back in one run, in the order one process "
+             "each, with the replicas, with the replicas, one process each; each side is the "
+             "mean of its two runs (their throughputs in brackets). The gain is the throughput "
              "with the replicas divided by the throughput with one process each.", "",
              "| operation | clients | one each req/s | with replicas req/s | gain | "
              "p99 ms one each | p99 ms with replicas |", "|---|---:|---:|---:|---:|---:|---:|"]
     for single, scaled in zip(document["one_each"]["results"], document["with_replicas"]["results"]):
         key = f"{single['operation']}@{single['concurrency']}"
         lines.append(f"| {single['operation']} | {single['concurrency']} | "
-                     f"{single['throughput_rps']} | {scaled['throughput_rps']} | "
+                     f"{single['throughput_rps']} ({' / '.join(map(str, single['runs']))}) | "
+                     f"{scaled['throughput_rps']} ({' / '.join(map(str, scaled['runs']))}) | "
                      f"{document['throughput_gain'][key]} | {single['p99_ms']} | {scaled['p99_ms']} |")
-    return "\n".join(lines) + "\n\n" + "\n".join(
-        f"## {title}\n\n{markdown(document[part])}" for title, part in
-        (("one process each", "one_each"), ("with replicas", "with_replicas")))
+    return "\n".join(lines) + "\n"
 
 
 def main(argv=None):
     args = parse_args(argv)
     if args.replica_counts:
-        single = report(args, run(args))
-        scaled = report(args, run(args, args.replica_counts))
-        document, name = replicas_report(args, single, scaled), "replicas"
+        runs = [report(args, run(args, replicas)) for replicas in
+                (None, args.replica_counts, args.replica_counts, None)]
+        singles, scaleds = [runs[0], runs[3]], [runs[1], runs[2]]
+        document, name = replicas_report(args, singles, scaleds), "replicas"
         text = replicas_markdown(document)
-        results = single["results"] + scaled["results"]
+        results = [row for one in runs for row in one["results"]]
     else:
         document, name = report(args, run(args)), "latest"
         text, results = markdown(document), document["results"]
