@@ -1,7 +1,7 @@
 """Frontdesk's commands and answers, used by the service and by the gateway (validation, OpenAPI)."""
 from marshmallow import Schema, fields, validate
 
-from services.common.contracts import SITE_CODE, UNIT_CODE
+from services.common.contracts import PLATE, SITE_CODE, UNIT_CODE
 from services.common.fields import Day, Instant, Money, Month
 from services.common.schemas import HistoryEntryOut
 from services.frontdesk.domain import IDENTITY_DOCUMENTS, METERS, PARKING_DOCUMENTS, SIGNED_DOCUMENTS
@@ -134,8 +134,9 @@ class ParkingSpaceOut(Schema):
 
 
 class VehicleIn(Schema):
-    plate = fields.String(required=True, validate=validate.Length(min=2, max=12))
-    licence_no = fields.String(required=True, validate=validate.Length(min=1, max=64))
+    # as registry records a vehicle: the rented one is recorded on the unit (on_parking_rented)
+    plate = fields.String(required=True, validate=PLATE)
+    licence_no = fields.String(required=True, validate=validate.Length(min=1, max=32))
 
 
 class ParkingRentalIn(Schema):
