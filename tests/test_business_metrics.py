@@ -1,7 +1,9 @@
 """What an ops engineer watches the business by (SPEC §9), scraped from each service's /metrics
 while a complaint is taken in, breached by the sweep, and bills go unpaid — the whole system
-running as processes, its gauges recomputed every second."""
+running as processes, its gauges recomputed every second; and the front desk's procedures
+still open."""
 import re
+from datetime import datetime, timedelta, timezone
 
 import pytest
 import requests
@@ -71,3 +73,46 @@ def test_a_breached_complaint_and_unpaid_bills_show_on_the_business_metrics(runn
     assert eventually(lambda: sample(running, "billing", "propdesk_arrears_units", site=SITE),
                       done=lambda value: value == 1, what="one unit in arrears")
     assert sample(running, "ticketing", "propdesk_outbox_oldest_age_seconds", service="ticketing") == 0
+
+
+def test_the_front_desks_open_procedures_and_breaches_show_on_its_metrics(running):
+    """A move-in waiting 20 minutes (breached once), a defect found, a release pass awaiting
+    the owner: frontdesk's gauges count them by site and kind until they are done."""
+    site, unit = "007", "0071010101"
+    hq = running.client("hq", ["*"], sub="hq-zhao")
+    desk = running.client("agent", [site], sub="agent-li")
+    assert hq.post("/sites", site_payload(site)).status_code == 201
+    assert desk.post("/units", unit_payload(unit, "13812345007")).status_code == 201
+    owner = desk.get(f"/units/{unit}").json()["people"][0]["id"]
+    now = datetime.now(timezone.utc)
+    move_in = desk.post("/move-ins", {"unit": unit, "person_id": owner,
+                                      "arrived_at": (now - timedelta(minutes=20)).isoformat()}).json()
+    asked = desk.post("/release-passes", {
+        "unit": unit, "requested_by": {"name": "搬家公司", "phone": "13700000000"},
+        "items": [{"description": "沙发", "quantity": 1}],
+        "move_on": now.astimezone(timezone(timedelta(hours=8))).date().isoformat()})
+    assert asked.status_code == 201, asked.text
+
+    def open_of(kind):
+        return sample(running, "frontdesk", "propdesk_open_cases", service="frontdesk",
+                      site=site, kind=kind)
+    assert eventually(lambda: (open_of("move_in"), open_of("release_pass")),
+                      done=lambda v: v == (1, 1), what="a waiting move-in and a pass") == (1, 1)
+
+    swept = hq.post("/admin/sweeps/frontdesk", {"as_of": now.isoformat()})
+    assert [(b["kind"], b["deadline"]) for b in swept.json()["breaches"]] == [("move_in", "start")]
+    hq.post("/admin/sweeps/frontdesk", {"as_of": now.isoformat()})       # nothing new
+    assert sample(running, "frontdesk", "propdesk_sla_breaches_total", service="frontdesk",
+                  site=site, kind="move_in", deadline="start") == 1
+
+    # started, inspected with a defect, completed: the move-in drops out, the defect counts
+    mid = move_in["id"]
+    for action, body in (("start", {}), ("documents", {
+            "checked": ["id_card", "move_in_notice", "purchase_contract", "payment_receipt"],
+            "signed": ["service_agreement", "management_rules"]}), ("inspection", {
+            "meter_readings": {"water": "1", "electricity": "2", "gas": "3"},
+            "defects": [{"location": "厨房", "description": "水龙头漏水"}]}), ("complete", {
+            "keys": ["大门"], "assistant": {"name": "王芳", "phone": "13900001111"}})):
+        assert desk.post(f"/move-ins/{mid}/{action}", body).status_code == 200, action
+    assert eventually(lambda: (open_of("move_in"), open_of("defect")),
+                      done=lambda v: v == (None, 1), what="the move-in done, its defect open") == (None, 1)

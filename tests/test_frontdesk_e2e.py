@@ -108,6 +108,11 @@ def test_the_front_desk_procedures(system):
     assert manager.post(f"/parking-rentals/{second['id']}/approve", {}).status_code == 409
     sweep = ok(ops.post("/admin/sweeps/frontdesk", {"as_of": iso(now + timedelta(minutes=3))}))
     assert {(b["kind"], b["id"]) for b in sweep["breaches"]} >= {("parking_rental", rental["id"])}
+    # registry records the rented car on the unit, with its space and contract number
+    [car] = eventually(lambda: ok(desk.get(f"/units/{UNIT}/vehicles"))["items"],
+                       lambda items: items and items[0]["parking_space"], what="the car's space")
+    assert (car["plate"], car["parking_space"], car["rental_contract_no"]) == (
+        "粤B12345", "B-017", active["contract_no"])
 
     # -- a release pass asked by a removal company: the owner confirms by phone, the gate once
     asked = ok(desk.post("/release-passes", {
@@ -153,11 +158,25 @@ def test_the_front_desk_procedures(system):
     assert answered["details"]["answer"] == "可在前台或APP缴纳物业费。"
     assert answered["details"]["answer_source"]["answer_id"] == entry["id"]
     assert desk.post(f"/tickets/{inquiry['id']}/answer", {}).status_code in (409, 422)
+    reviewed = ok(desk.post(f"/answers/{entry['id']}/review", {"answer": "可在前台、APP或银行代扣缴纳物业费。"}))
+    assert (reviewed["reviewed_by"], reviewed["review_overdue"]) == ("agent-li", False)
+    assert desk.post(f"/answers/{entry['id']}/review", {"answer": ""}).status_code == 422
 
-    kpis = ok(desk.get(f"/sites/{SITE}/frontdesk-kpis",
-                       month=now.astimezone(timezone(timedelta(hours=8))).strftime("%Y-%m")))
+    this_month = now.astimezone(timezone(timedelta(hours=8))).strftime("%Y-%m")
+    kpis = ok(desk.get(f"/sites/{SITE}/frontdesk-kpis", month=this_month))
     assert kpis["move_ins"]["start_on_time"] == 0 and kpis["move_ins"]["start_measured"] == 1
     assert kpis["parking"]["within_20_minutes"] == 0
+    # the site's monthly report carries the same figures, in JSON and in its CSV row
+    report = ok(desk.get(f"/sites/{SITE}/kpis", month=this_month))
+    assert report["frontdesk"] == kpis and report["received"]["inquiry"] == 1
+    assert (report["frontdesk"]["move_ins"]["start_rate"], report["frontdesk"]["parking"]["rate"],
+            report["frontdesk"]["defects"]["open"]) == ("0.0000", "0.0000", 0)
+    [fair_figures] = [a for a in report["frontdesk"]["activities"] if a["id"] == fair["id"]]
+    assert (fair_figures["revisit_rate"], fair_figures["on_target"]) == ("1.0000", True)
+    as_csv = desk.get(f"/sites/{SITE}/kpis", month=this_month, format="csv").text
+    assert as_csv.splitlines()[0].endswith(
+        "move_ins,move_in_start_rate,move_in_finish_rate,parking_within_20_minutes_rate,open_defects")
+    assert as_csv.splitlines()[1].endswith(",1,0.0000,1.0000,0.0000,0")
 
     # -- next month's bill carries the space's fee as a line of its own
     month = now.date().replace(day=1)
@@ -179,3 +198,5 @@ def test_the_front_desk_procedures(system):
     time.sleep(3)       # billing's copy learns of frontdesk.parking_ended (nothing shows it)
     after = (last_day + timedelta(days=1)).strftime("%Y-%m")
     assert ok(manager.post("/billing/runs", {"site": SITE, "period": after}))["billed"] == "221.25"
+    [car] = ok(desk.get(f"/units/{UNIT}/vehicles"))["items"]
+    assert (car["parking_space"], car["rental_contract_no"]) == (None, None)

@@ -18,6 +18,8 @@ from services.common.money import DEFAULT_LATE_FEE_DAILY_RATE
 SITE_CODE = validate.Regexp(r"^\d{3}$", error="site code is 3 digits")
 UNIT_CODE = validate.Regexp(
     r"^\d{10}$", error="unit code is 10 digits: 3 project + 1 group + 2 building + 4 room")
+# A vehicle's plate as registry records it; frontdesk's rentals take the same (SPEC §1, §8.2).
+PLATE = validate.Regexp(r"^[\w\u4e00-\u9fff]{5,10}$", error="a plate such as 粤B12345")
 
 
 class Envelope(Schema):
@@ -241,6 +243,8 @@ class ParkingRentedV1(Schema):
     plate = fields.String(required=True)
     person_id = fields.String(allow_none=True)
     contract_no = fields.String(allow_none=True)
+    licence_no = fields.String(allow_none=True, load_default=None, metadata={
+        "description": "the vehicle's licence number, for registry to record a vehicle it lacks"})
 
 
 class ParkingEndedV1(ParkingRentedV1):

@@ -402,6 +402,7 @@ class ParkingRental(Case):
         return {"rental_id": self.id, "unit": self.unit, "space_number": self.space_number,
                 "monthly_fee": Decimal(self.monthly_fee) if self.monthly_fee else None,
                 "start": self.start, "end": self.end, "plate": self.vehicle["plate"],
+                "licence_no": self.vehicle.get("licence_no"),
                 "person_id": self.person_id, "contract_no": self.contract_no}
 
 

@@ -1,7 +1,7 @@
 """Frontdesk's commands and answers, used by the service and by the gateway (validation, OpenAPI)."""
 from marshmallow import Schema, fields, validate
 
-from services.common.contracts import SITE_CODE, UNIT_CODE
+from services.common.contracts import PLATE, SITE_CODE, UNIT_CODE
 from services.common.fields import Day, Instant, Money, Month
 from services.common.schemas import HistoryEntryOut
 from services.frontdesk.domain import IDENTITY_DOCUMENTS, METERS, PARKING_DOCUMENTS, SIGNED_DOCUMENTS
@@ -134,8 +134,9 @@ class ParkingSpaceOut(Schema):
 
 
 class VehicleIn(Schema):
-    plate = fields.String(required=True, validate=validate.Length(min=2, max=12))
-    licence_no = fields.String(required=True, validate=validate.Length(min=1, max=64))
+    # as registry records a vehicle: the rented one is recorded on the unit (on_parking_rented)
+    plate = fields.String(required=True, validate=PLATE)
+    licence_no = fields.String(required=True, validate=validate.Length(min=1, max=32))
 
 
 class ParkingRentalIn(Schema):
@@ -294,6 +295,14 @@ class AnswerEntryIn(Schema):
     answer = fields.String(required=True, validate=validate.Length(min=1, max=4000))
 
 
+class AnswerReviewIn(Schema):
+    """The half-yearly review: what changed (nothing, if the entry still holds); either way it
+    counts as reviewed now, due again in 6 months."""
+    topic = fields.String(validate=NAME)
+    question = fields.String(validate=validate.Length(min=1, max=1000))
+    answer = fields.String(validate=validate.Length(min=1, max=4000))
+
+
 class AnswerFilters(Schema):
     q = fields.String(load_default=None, validate=validate.Length(min=1, max=100),
                       metadata={"description": "text in the question or the answer (Chinese included)"})
@@ -308,7 +317,8 @@ class AnswerOut(Schema):
     answer = fields.String()
     created_by = fields.String()
     created_at = Instant()
-    updated_at = Instant()
+    updated_at = Instant(metadata={"description": "written or last reviewed"})
+    reviewed_by = fields.String(allow_none=True)
     review_due = Instant()
     review_overdue = fields.Boolean()
 
@@ -319,14 +329,59 @@ class KpiIn(Schema):
     month = Month(required=True)
 
 
+RATE = {"allow_none": True, "metadata": {
+    "description": "a fraction with 4 decimals, e.g. \"0.9500\"; null when nothing was measured"}}
+
+
+class MoveInKpisOut(Schema):
+    arrived = fields.Integer()
+    completed = fields.Integer()
+    start_on_time = fields.Integer(metadata={"description": "started within 15 minutes"})
+    start_measured = fields.Integer()
+    start_rate = fields.String(**RATE)
+    finish_on_time = fields.Integer(metadata={"description": "completed within 30 minutes"})
+    finish_measured = fields.Integer()
+    finish_rate = fields.String(**RATE)
+
+
+class ParkingKpisOut(Schema):
+    applied = fields.Integer()
+    approved = fields.Integer()
+    within_20_minutes = fields.Integer()
+    measured = fields.Integer()
+    rate = fields.String(**RATE)
+
+
+class DefectKpisOut(Schema):
+    found = fields.Integer(metadata={"description": "found at the month's inspections"})
+    open = fields.Integer(metadata={"description": "open or submitted now, whenever found"})
+    submit_breached = fields.Integer()
+
+
+class ActivityKpisOut(Schema):
+    id = fields.String()
+    title = fields.String()
+    status = fields.String()
+    participants = fields.Integer()
+    revisit_rate = fields.String(**RATE)
+    satisfaction_rate = fields.String(**RATE)
+    on_target = fields.Boolean(metadata={"description": "revisits ≥ 10 % and satisfied ≥ 80 %"})
+
+
+class ReleasePassKpisOut(Schema):
+    issued = fields.Integer()
+    used = fields.Integer()
+
+
 class FrontdeskKpisOut(Schema):
     site = fields.String()
     month = fields.String()
-    move_ins = fields.Dict(metadata={"description": "{completed, start_on_time, finish_on_time, ...}"})
-    parking = fields.Dict(metadata={"description": "{approved, within_20_minutes, rate}"})
-    defects = fields.Dict(metadata={"description": "{open, found, breached}"})
-    activities = fields.List(fields.Dict())
-    release_passes = fields.Dict()
+    move_ins = fields.Nested(MoveInKpisOut)
+    parking = fields.Nested(ParkingKpisOut)
+    defects = fields.Nested(DefectKpisOut)
+    activities = fields.List(fields.Nested(ActivityKpisOut),
+                             metadata={"description": "the activities starting in the month"})
+    release_passes = fields.Nested(ReleasePassKpisOut)
 
 
 class FrontdeskSweepOut(Schema):

@@ -8,16 +8,20 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.orm.exc import StaleDataError
 
 from services.common import calendar, entrypoints
+from services.common.business import BusinessGauges
 from services.common.db import Database, locking, new_id, paginate, within_sites
 from services.common.entrypoints import command, load
 from services.common.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from services.common.metrics import OPEN_CASES
 from services.common.roles import DESK, GATE, RESIDENT, SITE_STAFF, SWEEPERS
 from services.common.rpc import TimedRpc
 from services.common.sweeps import SweepIn
 from services.common.units import site_of_unit
 from services.frontdesk import domain, schemas
 from services.frontdesk.domain import Activity, Defect, MoveIn, ParkingRental, ReleasePass
-from services.frontdesk.storage import SWEPT, Answer, Base, answers, parking_spaces, take_step
+from services.frontdesk.storage import (
+    SWEPT, Answer, Base, answers, open_cases, parking_spaces, take_step,
+)
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +43,7 @@ class FrontdeskService(entrypoints.ServiceBase):
 
     uow = Database(Base)
     rpc = TimedRpc()
+    business = BusinessGauges({OPEN_CASES: open_cases})
 
     # -- move-in (进伙) ------------------------------------------------------------------
 
@@ -240,6 +245,24 @@ class FrontdeskService(entrypoints.ServiceBase):
         if entry is None or not identity.can_see_site(entry.site):
             raise NotFound(f"no answer-book entry {answer_id}", {"answer_id": answer_id})
         return self._answer_out(entry, self.clock())
+
+    @command
+    def review_answer(self, answer_id, payload=None):
+        """The half-yearly review (SPEC §8.5) by the site's desk: the entry rewritten where it
+        changed, or confirmed as it is; due for review again 6 months from now."""
+        identity = self.caller.identity
+        identity.require_role("review the answer book", *DESK)
+        data = load(schemas.AnswerReviewIn(), payload or {})
+        session = self.uow.session
+        entry = session.get(Answer, answer_id, with_for_update=True)
+        if entry is None or not identity.can_see_site(entry.site):
+            raise NotFound(f"no answer-book entry {answer_id}", {"answer_id": answer_id})
+        now = self.clock()
+        for column, value in data.items():
+            setattr(entry, column, value)
+        entry.updated_at, entry.reviewed_by = now, identity.sub
+        self.uow.commit()
+        return self._answer_out(entry, now)
 
     @command
     def list_answers(self, site, filters=None, cursor=None, limit=50):

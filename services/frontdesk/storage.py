@@ -3,7 +3,8 @@ stays plain Python; lists and steps are JSON columns. Parking spaces and answer-
 plain rows. Every step the sweep takes once (a breach) is claimed by a unique row in
 `sweep_steps`."""
 from sqlalchemy import (
-    JSON, Boolean, Column, Date, Index, Integer, String, Table, UniqueConstraint, event, insert,
+    JSON, Boolean, Column, Date, Index, Integer, String, Table, UniqueConstraint, event, func,
+    insert, select,
 )
 
 from services.common.db import UTCDateTime, declarative_base, insert_once
@@ -159,6 +160,7 @@ answers = Table(
     Column("created_by", String(100), nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
+    Column("reviewed_by", String(100)),     # the last half-yearly review (None: never reviewed)
 )
 
 
@@ -197,3 +199,22 @@ def _fresh(case):
 def take_step(session, case_id, step, now):
     """True for the one sweep (of however many replicas) that takes `step` first."""
     return insert_once(session, insert(sweep_steps).values(case_id=case_id, step=step, taken_at=now))
+
+
+# The procedures still waiting on someone, by the kind of case their breaches are counted under
+# (propdesk_sla_breaches_total): a move-in not completed, a rental not signed, a defect not
+# fixed, a release pass awaiting the owner's confirmation.
+OPEN = ((move_ins, "move_in", ("waiting", "in_progress")),
+        (parking_rentals, "parking_rental", ("pending",)),
+        (defects, "defect", ("open", "submitted")),
+        (release_passes, "release_pass", ("awaiting_owner",)))
+
+
+def open_cases(conn):
+    """propdesk_open_cases: the front desk's open procedures by site and kind (SPEC §9)."""
+    out = []
+    for table, kind, statuses in OPEN:
+        rows = conn.execute(select(table.c.site, func.count())
+                            .where(table.c.status.in_(statuses)).group_by(table.c.site))
+        out += [({"site": site, "kind": kind}, count) for site, count in rows]
+    return out

@@ -281,7 +281,7 @@ class GatewayService(console.ConsoleRoutes, entrypoints.ServiceBase):  # the con
         return self.rpc.ticketing.callbacks(code, call.query["cursor"], call.query["limit"])
 
     @route("GET", "/sites/<string:code>/kpis", query=KpiQuery, tag="ticketing",
-           scope=site_in("path"), roles=SITE_STAFF,
+           response=ticketing_schemas.KpiReportOut, scope=site_in("path"), roles=SITE_STAFF,
            summary="Monthly KPI report of a site (JSON; CSV with ?format=csv or Accept: text/csv)")
     def kpis(self, call, code):
         wants_csv = call.query["format"] == "csv" or "text/csv" in call.request.headers.get("Accept", "")
@@ -543,6 +543,13 @@ class GatewayService(console.ConsoleRoutes, entrypoints.ServiceBase):  # the con
            scope=site_in("path"), roles=DESK, summary="Add a standard answer")
     def create_answer(self, call, code):
         return self.rpc.frontdesk.create_answer(code, call.payload)
+
+    @route("POST", "/answers/<string:answer_id>/review", body=frontdesk_schemas.AnswerReviewIn,
+           response=frontdesk_schemas.AnswerOut, tag="frontdesk", scope=OBJECT, roles=DESK,
+           summary="The half-yearly review of an answer-book entry: rewritten where it changed "
+                   "(or confirmed as it is), due again in 6 months")
+    def review_answer(self, call, answer_id):
+        return self.rpc.frontdesk.review_answer(answer_id, call.payload)
 
     @route("GET", "/sites/<string:code>/frontdesk-kpis", query=frontdesk_schemas.KpiIn,
            response=frontdesk_schemas.FrontdeskKpisOut, tag="frontdesk",

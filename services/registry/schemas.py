@@ -1,7 +1,7 @@
 """Registry's commands and answers, used by the service and by the gateway (validation, OpenAPI)."""
 from marshmallow import Schema, ValidationError, fields, post_load, validate, validates_schema
 
-from services.common.contracts import SITE_CODE, UNIT_CODE
+from services.common.contracts import PLATE, SITE_CODE, UNIT_CODE
 from services.common.fields import Day, Instant, Month
 from services.registry.domain import (
     KINDS, RELATIONS, USAGES, changes_problem, target_problem, unit_code_problem,
@@ -112,8 +112,6 @@ class PersonAddIn(PersonIn):
         "description": "the owner's written consent; required (true) for a tenant"})
     collected_at = Instant(**COLLECTED_AT)
 
-
-PLATE = validate.Regexp(r"^[\w\u4e00-\u9fff]{5,10}$", error="a plate such as 粤B12345")
 
 
 class VehicleIn(Schema):

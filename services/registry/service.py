@@ -1,5 +1,6 @@
 """registry: sites, units, the people in them and their vehicles, and the change requests that
 base info is changed by (SPEC §1)."""
+import logging
 from datetime import datetime, timedelta
 
 from nameko.timer import timer
@@ -24,6 +25,8 @@ from services.registry.schemas import (
 from services.registry.storage import (
     AccessLog, Base, ChangeRequest, Occupancy, Person, Site, Unit, Vehicle, change_requests,
 )
+
+log = logging.getLogger(__name__)
 
 DECISIONS = {"approve": ApproveIn, "reject": RejectIn}
 # Fields of the JSON columns, stored as JSON holds them.
@@ -273,6 +276,62 @@ class RegistryService(entrypoints.ServiceBase):
         rows = self.uow.session.scalars(select(Vehicle).where(Vehicle.unit == unit.code)
                                         .order_by(Vehicle.created_at, Vehicle.id))
         return {"items": VehicleOut(many=True).dump(rows), "next_cursor": None}
+
+    # -- parking rentals (frontdesk, SPEC §8.2): the vehicle's space and contract ------------
+
+    @handles("frontdesk", "parking_rented")
+    def on_parking_rented(self, data, envelope):
+        """A rental signed: the unit's vehicle with that plate gets the space and the contract
+        number. The front desk checked the vehicle's licence for the rental, so a plate the unit
+        has no record of is recorded on it (entered by `frontdesk:<rental id>`), for the renting
+        person; a plate already active on another unit of the site is left where it is (one
+        active record per plate and site) and logged."""
+        session = self.uow.session
+        unit = session.get(Unit, data["unit"])
+        if unit is None:
+            log.warning("parking rental %s names unknown unit %s", data["rental_id"], data["unit"])
+        else:
+            vehicle = self._rented_vehicle(unit, data)
+            if vehicle is not None:
+                vehicle.parking_space, vehicle.rental_contract_no = (
+                    data["space_number"], data["contract_no"])
+        self.uow.commit()
+
+    @handles("frontdesk", "parking_ended")
+    def on_parking_ended(self, data, envelope):
+        """A rental ended: its vehicle's space and contract are cleared, unless the vehicle has
+        been given another rental's since."""
+        vehicle = self.uow.session.scalars(select(Vehicle).where(
+            Vehicle.unit == data["unit"], Vehicle.plate == data["plate"],
+            Vehicle.active.is_(True)).with_for_update()).first()
+        if vehicle is not None and vehicle.rental_contract_no in (None, data["contract_no"]):
+            vehicle.parking_space = vehicle.rental_contract_no = None
+        self.uow.commit()
+
+    def _rented_vehicle(self, unit, data):
+        session = self.uow.session
+        active = session.scalars(select(Vehicle).where(
+            Vehicle.site == unit.site, Vehicle.plate == data["plate"], Vehicle.active.is_(True))
+            .with_for_update()).first()
+        if active is not None and active.unit != unit.code:
+            log.warning("rented plate %s is recorded on unit %s, not %s: left as it is",
+                        data["plate"], active.unit, unit.code,
+                        extra={"rental_id": data["rental_id"]})
+            return None
+        if active is not None:
+            return active
+        people = {p.id for p in self._people_of(unit.code)}
+        owner = self._owner_of(unit.code)
+        person_id = data["person_id"] if data["person_id"] in people else owner and owner.id
+        if person_id is None or not data.get("licence_no"):
+            log.warning("rented plate %s cannot be recorded on unit %s (no person or licence)",
+                        data["plate"], unit.code, extra={"rental_id": data["rental_id"]})
+            return None
+        vehicle = Vehicle(id=new_id(), site=unit.site, unit=unit.code, person_id=person_id,
+                          plate=data["plate"], licence_no=data["licence_no"],
+                          created_at=self.clock(), entered_by=f"frontdesk:{data['rental_id']}")
+        session.add(vehicle)
+        return vehicle
 
     # -- change requests (信息变更) ---------------------------------------------------------
 

@@ -4,6 +4,7 @@ from marshmallow import Schema, ValidationError, fields, validate, validates_sch
 from services.common.contracts import SITE_CODE, UNIT_CODE
 from services.common.fields import Instant, Money, Month
 from services.common.schemas import HistoryEntryOut
+from services.frontdesk.schemas import FrontdeskKpisOut
 from services.ticketing.domain import (
     CATEGORIES, CHANNELS, KINDS, PRIORITIES, SCOPES, SEVERITIES, policy_fields,
 )
@@ -234,6 +235,38 @@ class SiteListQuery(Schema):
 class KpiQuery(Schema):
     month = Month(required=True)
     format = fields.String(load_default="json", validate=validate.OneOf(["json", "csv"]))
+
+
+KPI_RATE = {"allow_none": True, "metadata": {
+    "description": "a fraction (0..1, 4 decimals); null when there is nothing to measure"}}
+
+
+class ReceivedOut(Schema):
+    repair = fields.Integer()
+    complaint = fields.Integer()
+    inquiry = fields.Integer()
+    suggestion = fields.Integer()
+
+
+class KpiReportOut(Schema):
+    """The site's monthly report (SPEC §2.1, §2.2, §8): the tickets received in the month, and
+    the front desk's procedures (frontdesk's figures, also at /sites/{code}/frontdesk-kpis)."""
+    site = fields.String()
+    month = fields.String()
+    households = fields.Integer()
+    received = fields.Nested(ReceivedOut)
+    timeliness_rate = fields.Float(**KPI_RATE)
+    repair_timeliness_rate = fields.Float(**KPI_RATE)
+    complaint_timeliness_rate = fields.Float(**KPI_RATE)
+    callback_rate = fields.Float(**KPI_RATE)
+    satisfaction_rate = fields.Float(**KPI_RATE)
+    average_satisfaction = fields.Float(allow_none=True)
+    complaint_rate = fields.Float(**KPI_RATE)
+    valid_complaint_rate = fields.Float(**KPI_RATE)
+    rework_rate = fields.Float(**KPI_RATE)
+    inquiry_reply_rate = fields.Float(**KPI_RATE)
+    finished = fields.Integer()
+    frontdesk = fields.Nested(FrontdeskKpisOut)
 
 
 class TicketFilters(Schema):

@@ -38,7 +38,8 @@ TICKET_OUT = TicketOut(exclude=("allowed_actions",))
 KPI_FIELDS = ("site", "month", "households", "timeliness_rate", "repair_timeliness_rate",
               "complaint_timeliness_rate", "callback_rate", "satisfaction_rate",
               "average_satisfaction", "complaint_rate", "valid_complaint_rate", "rework_rate",
-              "inquiry_reply_rate")
+              "inquiry_reply_rate", "move_ins", "move_in_start_rate", "move_in_finish_rate",
+              "parking_within_20_minutes_rate", "open_defects")
 
 
 class TicketingService(entrypoints.ServiceBase):
@@ -324,6 +325,8 @@ class TicketingService(entrypoints.ServiceBase):
             Ticket.site == site, Ticket.received_at >= start, Ticket.received_at < end)).all()
         households = self.rpc.registry.count_units(site)
         report = domain.monthly_kpis(rows, households, site=site, month=q["month"])
+        # the front desk's procedures of the month (SPEC §8): frontdesk's own figures
+        report["frontdesk"] = self.rpc.frontdesk.kpis(site, {"month": q["month"]})
         if q["format"] == "csv":
             return {"content_type": "text/csv; charset=utf-8", "body": _csv(report)}
         return report
@@ -421,7 +424,13 @@ def _csv(report):
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(KPI_FIELDS)
-    writer.writerow(["" if report.get(k) is None else report[k] for k in KPI_FIELDS])
+    front = report["frontdesk"]
+    flat = {**report, "move_ins": front["move_ins"]["arrived"],
+            "move_in_start_rate": front["move_ins"]["start_rate"],
+            "move_in_finish_rate": front["move_ins"]["finish_rate"],
+            "parking_within_20_minutes_rate": front["parking"]["rate"],
+            "open_defects": front["defects"]["open"]}
+    writer.writerow(["" if flat.get(k) is None else flat[k] for k in KPI_FIELDS])
     return out.getvalue()
 
 

@@ -86,6 +86,7 @@ EXPECTED |= {  # frontdesk (issue 13)
     *{("post", f"/api/v1/activities/{{activity_id}}/{a}")
       for a in ("publish", "register", "complete", "revisit", "cancel")},
     ("get", "/api/v1/sites/{code}/answers"), ("post", "/api/v1/sites/{code}/answers"),
+    ("post", "/api/v1/answers/{answer_id}/review"),
     ("get", "/api/v1/sites/{code}/frontdesk-kpis"), ("post", "/api/v1/admin/sweeps/frontdesk"),
 }
 
