@@ -473,6 +473,31 @@ class RegistryService(entrypoints.ServiceBase):
                 "next_cursor": encode_cursor([last.handover_date.isoformat(), last.code])
                 if more else None}
 
+    @command
+    def contact_breach_counts(self, site, query):
+        """The contact breaches of a site whose period ended in `month` (site time), by
+        deadline: {"quarterly_contact": n, "monthly_contact": n}, for the committee report."""
+        identity = self.caller.identity
+        identity.require_role("read KPIs", *SITE_STAFF)
+        identity.require_site(site)
+        month = load(RegistryKpiQuery(), query)["month"]
+        start, end = self._month_bounds(site, month)
+        rows = self.uow.session.execute(
+            select(ContactBreach.flag, func.count()).where(
+                ContactBreach.site == site, ContactBreach.period_end > start,
+                ContactBreach.period_end <= end).group_by(ContactBreach.flag)).all()
+        counts = dict.fromkeys(domain.CONTACT_DEADLINES.values(), 0)
+        for flag, count in rows:
+            counts[domain.CONTACT_DEADLINES[flag]] = count
+        return counts
+
+    def _month_bounds(self, site, month):
+        tz = zone(self._site(site).timezone)
+        year, number = map(int, month.split("-"))
+        start = datetime(year, number, 1, tzinfo=tz)
+        end = datetime(year + number // 12, number % 12 + 1, 1, tzinfo=tz)
+        return as_utc(start), as_utc(end)
+
     CONTACT_BREACH_EVENT = "registry.sla_breached"
 
     def _contact_sweep(self, as_of):
