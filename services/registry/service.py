@@ -466,7 +466,7 @@ class RegistryService(entrypoints.ServiceBase):
                 "id": owner.id, "name": owner.name, "phone": privacy.mask_phone(owner.phone),
                 "key_customer": bool(owner.key_customer),
                 "committee_member": bool(owner.committee_member),
-                "contacts": ContactOut(many=True).dump(contacts[owner.id])},
+                "contacts": contacts[owner.id]},
         } for unit, owner in rows]
         last = rows[-1][0] if rows else None
         return {"items": NotMovedInOut(many=True).dump(items),
