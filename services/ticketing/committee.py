@@ -123,11 +123,11 @@ def _bars(items, *, width=520, height=180, colour="#3b6ea5"):
     return "".join(parts)
 
 
-def _against(rows, *, width=520):
+def _against(rows, *, width=620):
     """Horizontal bars of rates (0–100 %) with each target marked."""
     row_h = 26
     height = row_h * len(rows) + 20
-    left, span = 110, width - 170
+    left, span = 110, width - 240
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
              f'viewBox="0 0 {width} {height}" role="img">']
     for i, row in enumerate(rows):
@@ -155,7 +155,7 @@ TREND_LINES = (("timeliness_rate", "#3b6ea5", "及时率"), ("callback_rate", "#
 
 def _trend(trend, *, width=640, height=220):
     """Lines of the rates over the 12 months (0–100 %); a month with nothing measured is a gap."""
-    left, right, top, bottom = 40, 10, 10, 50
+    left, right, top, bottom = 40, 24, 10, 50
     plot_w, plot_h = width - left - right, height - top - bottom
     step = plot_w / max(len(trend) - 1, 1)
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
