@@ -1,7 +1,8 @@
 """Two registry processes sharing one database (SQLite and PostgreSQL), their sweeps run at the
 same moment many times over: every approved change that affects fees is applied on its day
 exactly once, and announced (registry.unit_changed) exactly once."""
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import eventlet
 import pytest
@@ -76,3 +77,39 @@ def test_sweeps_of_two_processes_at_once_apply_each_change_once(two_registry_pro
     with rpc(config, AGENT) as proxy:
         assert {proxy.registry.get_unit(code)["area_m2"] for code in units} == {"95.00"}
         assert [len(proxy.registry.unit_history(code)["items"]) for code in units] == [1] * CHANGES
+
+
+def test_sweeps_of_two_processes_at_once_alert_each_contact_breach_once(two_registry_processes, event_tap):
+    """Committee members flagged today, not contacted next month: each breach of that month is
+    claimed by one sweep of one process, and alerted (registry.sla_breached) exactly once."""
+    config = two_registry_processes
+    eventually(lambda: ping(config), timeout=60, what="registry up")
+    with rpc(config, MANAGER) as proxy:
+        proxy.registry.create_site(site_payload(SITE))
+    units = [f"{SITE}10201{n:02d}" for n in range(CHANGES)]
+    with rpc(config, AGENT) as proxy:
+        requests = []
+        for code in units:
+            owner = proxy.registry.create_unit(unit_payload(code, "13900000001"))["people"][0]["id"]
+            requests.append(proxy.registry.create_change_request({
+                "unit": code, "kind": "person", "target_id": owner,
+                "changes": {"committee_member": True}, "reason": "业委会委员"})["id"])
+    with rpc(config, MANAGER) as proxy:
+        for request_id in requests:
+            proxy.registry.decide_change_request(request_id, "approve", {})
+    tap = event_tap("registry", "sla_breached")
+    today = datetime.now(ZoneInfo("Asia/Shanghai")).date()   # the site's day
+    first = date(today.year + today.month // 12, today.month % 12 + 1, 1)      # next month
+    after = date(first.year + first.month // 12, first.month % 12 + 1, 1)      # its end
+    as_of = f"{after.isoformat()}T09:00:00+08:00"
+
+    def sweep(_):
+        with rpc(config, OPS) as proxy:
+            return proxy.registry.sweep({"as_of": as_of})["contact_breaches"]
+
+    found = list(eventlet.GreenPool(SWEEPS).imap(sweep, range(SWEEPS)))
+
+    assert sum(found) == CHANGES
+    alerted = tap.collect(expected=CHANGES)
+    assert sorted(body["data"]["unit"] for _, body in alerted) == units
+    assert {body["data"]["code"].split()[-1] for _, body in alerted} == {first.strftime("%Y-%m")}

@@ -83,11 +83,11 @@ def test_an_area_change_is_noticed_at_approval_and_billed_from_its_period(system
     december = manager.post("/billing/runs", {"site": SITE, "period": "2026-12"})
     assert december.status_code == 200, december.text
     sweep = ops.post("/admin/sweeps/registry", {"as_of": "2026-12-31T23:00:00+08:00"})
-    assert sweep.status_code == 200 and sweep.json() == {"applied": 0}
+    assert sweep.status_code == 200 and sweep.json() == {"applied": 0, "contact_breaches": 0}
     sweep = ops.post("/admin/sweeps/registry", {"as_of": "2027-01-01T06:00:00+08:00"})
-    assert sweep.json() == {"applied": 1}
+    assert sweep.json() == {"applied": 1, "contact_breaches": 0}
     assert ops.post("/admin/sweeps/registry", {"as_of": "2027-01-01T07:00:00+08:00"}).json() == {
-        "applied": 0}
+        "applied": 0, "contact_breaches": 0}
     assert ann.get(f"/units/{UNIT}").json()["area_m2"] == "95.00"
     [entry] = ann.get(f"/units/{UNIT}/history").json()["items"]
     assert (entry["before"], entry["after"], entry["requested_by"], entry["approved_by"]) == (

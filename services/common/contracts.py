@@ -371,6 +371,32 @@ class CalendarEnteredV1(Schema):
     entered_at = fields.AwareDateTime(required=True)
 
 
+# -- customer care (issue 16): contact breaches, activities told by SMS ---------------------
+
+class RegistrySlaBreachedV1(SlaBreachedV1):
+    """A key customer with no contact in a calendar quarter, or a committee member with none in
+    a calendar month (SPEC §8.6): `kind` the flag, `deadline` quarterly_contact or
+    monthly_contact, `code` the person's name and the period; detected once per period."""
+    subject = fields.String(required=True, validate=validate.OneOf(["person"]))
+
+
+class ActivityPublishedV1(Schema):
+    """frontdesk published an activity; with `notify_sms` the site's owners are texted."""
+    activity_id = fields.String(required=True)
+    title = fields.String(required=True)
+    purpose = fields.String(required=True)
+    starts_at = fields.AwareDateTime(required=True)
+    ends_at = fields.AwareDateTime(required=True)
+    capacity = fields.Integer(allow_none=True, load_default=None)
+    notify_sms = fields.Boolean(load_default=False)
+
+
+CARE_SCHEMAS = {
+    ("registry.sla_breached", 1): RegistrySlaBreachedV1,
+    ("frontdesk.activity_published", 1): ActivityPublishedV1,
+}
+
+
 SCHEMAS = {
     ("ticketing.sla_warning", 1): SlaWarningV1,
     ("ticketing.on_call_paged", 1): OnCallPagedV1,
@@ -390,6 +416,7 @@ SCHEMAS = {
     ("registry.change_notice", 1): ChangeNoticeV1,
     **FRONTDESK_SCHEMAS,
     **BILLING_CASES,
+    **CARE_SCHEMAS,
     ("notifications.calendar_entered", 1): CalendarEnteredV1,
 }
 

@@ -536,6 +536,7 @@ class Activity(CaseFile):
     created_at: datetime
     created_by: str
     status: str = "planned"
+    notify_sms: bool = False     # publishing also texts the site's owners (SPEC §8.6)
     published_at: datetime | None = None
     summary: str | None = None
     reason: str | None = None
@@ -555,7 +556,7 @@ class Activity(CaseFile):
         activity = cls(id=id, site=data["site"], title=data["title"], purpose=data["purpose"],
                        starts_at=data["starts_at"], ends_at=data["ends_at"],
                        budget=str(data["budget"]), capacity=data.get("capacity"),
-                       created_at=now, created_by=by)
+                       notify_sms=bool(data.get("notify_sms")), created_at=now, created_by=by)
         activity._record(now, by, role, "plan")
         return activity
 
@@ -574,6 +575,10 @@ class Activity(CaseFile):
             "context": {"title": self.title, "purpose": self.purpose,
                         "starts_at": self.starts_at.isoformat(), "ends_at": self.ends_at.isoformat(),
                         "capacity": self.capacity}}))
+        self.events.append(("frontdesk.activity_published", {
+            "activity_id": self.id, "title": self.title, "purpose": self.purpose,
+            "starts_at": self.starts_at, "ends_at": self.ends_at, "capacity": self.capacity,
+            "notify_sms": bool(self.notify_sms)}))
 
     def _register(self, data, *, now, by, role):
         person_id = data["person_id"]

@@ -250,6 +250,9 @@ class ActivityIn(Schema):
     ends_at = Instant(required=True)
     budget = Money(required=True)
     capacity = fields.Integer(load_default=None, allow_none=True, validate=validate.Range(1, 100000))
+    notify_sms = fields.Boolean(load_default=False, metadata={
+        "description": "publishing also texts every owner of the site (opt-outs respected, "
+                       "quiet hours kept), once per owner"})
 
 
 class RegistrationIn(Schema):
@@ -277,6 +280,7 @@ class ActivityOut(CaseOut):
     ends_at = Instant()
     budget = fields.String()
     capacity = fields.Integer(allow_none=True)
+    notify_sms = fields.Boolean()
     published_at = Instant(allow_none=True)
     summary = fields.String(allow_none=True)
     reason = fields.String(allow_none=True)

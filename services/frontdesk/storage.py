@@ -141,6 +141,7 @@ activities = Table(
     Column("ends_at", UTCDateTime, nullable=False),
     Column("budget", String(16), nullable=False),
     Column("capacity", Integer),
+    Column("notify_sms", Boolean, nullable=False, default=False),
     Column("published_at", UTCDateTime),
     Column("summary", String(2000)),
     Column("reason", String(500)),

@@ -80,6 +80,8 @@ def _operation(route, body, path, operation_id):
             "schema": page_of(route.response) if route.many else route.response}}
     else:
         answer["content"] = {"application/json": {"schema": {"type": "object"}}}
+    for content_type, description in route.media.items():
+        answer["content"][content_type] = {"schema": {"type": "string", "description": description}}
     operation = {"operationId": operation_id, "summary": route.summary, "tags": [route.tag],
                  "responses": {str(route.status): answer, **_problems(route)}}
     if route.method in BODY_METHODS:

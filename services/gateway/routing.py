@@ -62,6 +62,9 @@ class Route:
     many: bool = False              # the answer is a page {items: [response], next_cursor}
     status: int = 200
     documented: bool = True
+    # other content types the answer comes in besides JSON ({"text/html": "description"}),
+    # e.g. a printable page; documented as strings
+    media: dict = field(default_factory=dict)
 
     @property
     def authenticated(self):

@@ -653,6 +653,47 @@ class GatewayService(console.ConsoleRoutes, entrypoints.ServiceBase):  # the con
     def get_calendar(self, call, year):
         return self.rpc.notifications.get_calendar(year)
 
+    # -- customer care (SPEC §8.6, issue 16): contacts, not moved in, the committee report -
+
+    @route("POST", "/persons/<string:person_id>/contacts", body=registry_schemas.ContactIn,
+           response=registry_schemas.ContactOut, status=201, tag="registry",
+           scope=OWN_PERSON, roles=DESK,
+           summary="Record a contact with a person (a call, a visit): who (the caller), when, "
+                   "channel, note; key customers and committee members are held to theirs")
+    def record_contact(self, call, person_id):
+        return self.rpc.registry.record_contact(person_id, call.payload)
+
+    @route("GET", "/persons/<string:person_id>/contacts", response=registry_schemas.ContactOut,
+           many=True, tag="registry", scope=OWN_PERSON, roles=DESK,
+           summary="Every contact recorded with a person, oldest first")
+    def list_contacts(self, call, person_id):
+        return self.rpc.registry.list_contacts(person_id)
+
+    @route("GET", "/sites/<string:code>/not-moved-in", query=SiteListQuery,
+           response=registry_schemas.NotMovedInOut, many=True, tag="registry",
+           scope=site_in("path"), roles=DESK,
+           summary="Units handed over and not moved in, oldest handover first, with the owner's "
+                   "masked phone and the contacts recorded with them (客户入住动态表)")
+    def not_moved_in(self, call, code):
+        return self.rpc.registry.not_moved_in(code, call.query["cursor"], call.query["limit"])
+
+    @route("GET", "/sites/<string:code>/committee-report",
+           query=ticketing_schemas.CommitteeReportQuery,
+           response=ticketing_schemas.CommitteeReportOut, tag="ticketing",
+           scope=site_in("path"), roles=SUPERVISORS,
+           media={"text/html": "the printable A4 page with SVG charts (the default)"},
+           summary="The monthly work report to the owners' committee: a printable A4 page "
+                   "(text/html), or JSON with Accept: application/json or ?format=json; its "
+                   "figures are the site's KPI report's")
+    def committee_report(self, call, code):
+        wants_json = (call.query["format"] == "json"
+                      or "application/json" in call.request.headers.get("Accept", ""))
+        report = self.rpc.ticketing.committee_report(code, {
+            "month": call.query["month"], "format": "json" if wants_json else "html"})
+        if wants_json:
+            return report
+        return Response(report["body"], status=200, content_type=report["content_type"])
+
     # -- everything else -----------------------------------------------------------------
 
     @fallback

@@ -85,8 +85,8 @@ def sla_breach_messages(envelope):
     (`role:manager@001`)."""
     data = envelope["data"]
     tz = data.get("timezone") or DEFAULT_TZ
-    kinds, deadlines = ((FRONTDESK_KIND_NAMES, FRONTDESK_DEADLINE_NAMES)
-                        if envelope["event"].startswith("frontdesk.") else (KIND_NAMES, DEADLINE_NAMES))
+    kinds, deadlines = BREACH_NAMES.get(envelope["event"].split(".", 1)[0],
+                                        (KIND_NAMES, DEADLINE_NAMES))
     context = {
         "code": data["code"], "kind": kinds.get(data["kind"], data["kind"]),
         "deadline": deadlines.get(data["deadline"], data["deadline"]),
@@ -101,6 +101,11 @@ def sla_breach_messages(envelope):
 
 FRONTDESK_KIND_NAMES = {"move_in": "入伙", "defect": "房屋遗留问题", "parking_rental": "车位租赁"}
 FRONTDESK_DEADLINE_NAMES = {"start": "等候（开始办理）", "finish": "办理", "submit": "书面提交开发商"}
+# registry's contact breaches (SPEC §8.6): a key customer's quarter, a committee member's month
+CARE_KIND_NAMES = {"key_customer": "要害客户", "committee_member": "业委会委员"}
+CARE_DEADLINE_NAMES = {"quarterly_contact": "每季度沟通", "monthly_contact": "每月沟通"}
+BREACH_NAMES = {"frontdesk": (FRONTDESK_KIND_NAMES, FRONTDESK_DEADLINE_NAMES),
+                "registry": (CARE_KIND_NAMES, CARE_DEADLINE_NAMES)}
 
 
 def frontdesk_notice_messages(envelope):
@@ -307,6 +312,20 @@ def greeting_drafts(holiday, owners, opted_out):
     """One greeting per phone (a person owning two units is greeted once), as
     [(draft, owner, skipped)]: `owners` in unit order, each with `phone`, `name`, `person_id`;
     skipped when any record of that phone opted out of SMS (`opted_out` {(person_id, channel)})."""
+    return owner_sms_drafts(f"greeting_{holiday}", owners, opted_out, {})
+
+
+def activity_sms_drafts(data, owners, opted_out, tz):
+    """An activity published with `notify_sms` (000 "举行大型社区文化活动时发短信通知客户"): one
+    SMS per owner's phone of the site, as `greeting_drafts` makes them; times as the site reads them."""
+    context = {"title": data["title"], "purpose": data["purpose"],
+               "starts_at": local_time(data["starts_at"], tz),
+               "ends_at": local_time(data["ends_at"], tz), "capacity": data.get("capacity")}
+    return owner_sms_drafts("activity_sms", owners, opted_out, context)
+
+
+def owner_sms_drafts(template, owners, opted_out, context):
+    """One SMS of `template` per phone among `owners`, [(draft, owner, skipped)]."""
     by_phone = {}
     for owner in owners:
         by_phone.setdefault(owner.phone, []).append(owner)
@@ -314,7 +333,7 @@ def greeting_drafts(holiday, owners, opted_out):
     for phone, records in by_phone.items():
         first = records[0]
         skipped = any((r.person_id, "sms") in opted_out for r in records if r.person_id)
-        made.append((Draft("sms", phone, f"greeting_{holiday}", {"owner_name": first.name},
+        made.append((Draft("sms", phone, template, {"owner_name": first.name, **context},
                            person_id=first.person_id), first, skipped))
     return made
 

@@ -75,6 +75,31 @@ class NotificationsService(entrypoints.ServiceBase):
     def on_frontdesk_notice(self, data, envelope):
         self._notify(envelope, domain.frontdesk_notice_messages(envelope))
 
+    @handles("registry", "sla_breached", handler="notifications.registry_sla_breached")
+    def on_registry_sla_breached(self, data, envelope):
+        """A key customer's quarter or a committee member's month passed with no contact: the
+        site manager is told (SPEC §8.6)."""
+        self._notify(envelope, domain.sla_breach_messages(envelope))
+
+    @handles("frontdesk", "activity_published", when=lambda data: data["notify_sms"])
+    def on_activity_published(self, data, envelope):
+        """An activity published with `notify_sms`: every owner of the site with a phone gets one
+        SMS (opted-out ones skipped), once per phone and activity (event id
+        `activity:<id>`, whatever redelivers it); not urgent, so quiet hours hold it."""
+        session, now, made = self.uow.session, self.clock(), 0
+        owners = storage.owners_of_site(session, envelope["site"])
+        opted_out = storage.opted_out(session, {o.person_id for o in owners if o.person_id})
+        tz = owners[0].timezone if owners else DEFAULT_TZ
+        ids = []
+        for draft, owner, skipped in domain.activity_sms_drafts(data, owners, opted_out, tz):
+            message = self._new_message(draft, envelope["event"], f"activity:{data['activity_id']}",
+                                        owner.site, owner.timezone, now, None, owner.unit, skipped)
+            if storage.insert_message_once(session, message):
+                ids.append(message.id)
+                made += 1
+        self.uow.commit()
+        self._deliver_due(now, [i for i in ids])
+
     @handles("billing", "sla_breached", handler="notifications.billing_sla_breached")
     def on_billing_sla_breached(self, data, envelope):
         """A won lawsuit with no preservation applied for in time: the legal adviser and the

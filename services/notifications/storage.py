@@ -203,6 +203,10 @@ def owners_in(session, tz):
     return session.scalars(select(Owner).where(Owner.timezone == tz).order_by(Owner.unit)).all()
 
 
+def owners_of_site(session, site):
+    return session.scalars(select(Owner).where(Owner.site == site).order_by(Owner.unit)).all()
+
+
 def calendar_years(session):
     return session.scalars(select(CalendarYear).order_by(CalendarYear.year)).all()
 

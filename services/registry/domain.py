@@ -91,7 +91,8 @@ KINDS = ("unit", "person", "vehicle", "deactivate")
 # What each kind may change; the values are checked by the schema of the kind (schemas.py).
 CHANGEABLE = {
     "unit": ("usage", "area_m2", "handover_date", "warranty_until", "moved_in_on", "meters"),
-    "person": ("name", "phone", "email", "id_number", "major_customer", "lease"),
+    "person": ("name", "phone", "email", "id_number", "major_customer", "lease",
+               "key_customer", "committee_member"),
     "vehicle": ("plate", "licence_no", "model", "insurance_until", "parking_space",
                 "rental_contract_no"),
 }
@@ -218,4 +219,69 @@ def changes_problem(kind, changes):
     unknown = sorted(set(changes) - set(CHANGEABLE[kind]))
     if unknown:
         return f"a {kind} change may change {', '.join(CHANGEABLE[kind])}; not {', '.join(unknown)}"
+    return None
+
+
+# -- customer care (SPEC §8.6; 001 §2.11.3 "每季度与要害客户的沟通应至少一次",
+#    "每月与业主委员会委员的沟通应至少一次") ------------------------------------------------------
+# The length of the period in which a flagged person is contacted at least once, in months.
+CONTACT_PERIOD_MONTHS = {"key_customer": 3, "committee_member": 1}
+CONTACT_DEADLINES = {"key_customer": "quarterly_contact", "committee_member": "monthly_contact"}
+CONTACT_CHANNELS = ("phone", "visit", "meeting", "sms", "email", "wechat", "letter")
+# A sweep looks this many periods back at most (a system down for years alerts no backlog).
+CONTACT_PERIODS_BACK = 24
+
+
+@dataclass(frozen=True)
+class ContactPeriod:
+    label: str          # 2027-Q1, 2027-03
+    start: datetime     # local midnight of its first day, aware
+    end: datetime       # local midnight of the next period's first day
+
+
+def _first_of_period(day, months):
+    return date(day.year, (day.month - 1) // months * months + 1, 1)
+
+
+def _months_later(day, months):
+    year, month = divmod(day.month - 1 + months, 12)
+    return date(day.year + year, month + 1, 1)
+
+
+def _period(first, months, tz):
+    label = (f"{first.year}-Q{(first.month - 1) // 3 + 1}" if months == 3
+             else f"{first.year}-{first.month:02d}")
+    last = _months_later(first, months)
+    return ContactPeriod(label, datetime(first.year, first.month, 1, tzinfo=tz),
+                         datetime(last.year, last.month, 1, tzinfo=tz))
+
+
+def missed_contact_periods(flag, since, as_of, contacts, tz):
+    """The calendar periods (quarters of a key customer, months of a committee member, in the
+    site's time zone `tz`) that ended by `as_of` with no contact in them: a breach at the
+    period's end. Only periods that began with the person already flagged (`since`) count: the
+    period a person is flagged in is not held against anyone. `contacts` are instants."""
+    months = CONTACT_PERIOD_MONTHS[flag]
+    if since is None:
+        return []
+    first = _first_of_period(since.astimezone(tz).date(), months)
+    if datetime(first.year, first.month, 1, tzinfo=tz) < since:
+        first = _months_later(first, months)
+    earliest = _first_of_period(as_of.astimezone(tz).date(), months)
+    for _ in range(CONTACT_PERIODS_BACK):
+        earliest = _months_later(earliest, -months)
+    first = max(first, earliest)
+    missed = []
+    while True:
+        period = _period(first, months, tz)
+        if period.end > as_of:
+            return missed
+        if not any(period.start <= at < period.end for at in contacts):
+            missed.append(period)
+        first = _months_later(first, months)
+
+
+def contact_at_problem(at, now):
+    if at > now:
+        return "a contact is recorded once it has been made: not in the future"
     return None

@@ -4,7 +4,8 @@ from marshmallow import Schema, ValidationError, fields, post_load, validate, va
 from services.common.contracts import PLATE, SITE_CODE, UNIT_CODE
 from services.common.fields import Day, Instant, Month
 from services.registry.domain import (
-    KINDS, RELATIONS, USAGES, changes_problem, target_problem, unit_code_problem,
+    CONTACT_CHANNELS, KINDS, RELATIONS, USAGES, changes_problem, target_problem,
+    unit_code_problem,
 )
 
 
@@ -156,6 +157,8 @@ class PersonOut(Schema):
     verified_by = fields.String(allow_none=True)
     active = fields.Boolean()
     units = fields.List(fields.String())
+    key_customer = fields.Boolean()
+    committee_member = fields.Boolean()
 
 
 # What each kind of change may set, with the same rules as when the record is entered.
@@ -175,6 +178,9 @@ class PersonChanges(Schema):
     id_number = fields.String(allow_none=True, validate=validate.Length(max=32))
     major_customer = fields.Boolean()
     lease = fields.Nested(LeaseIn, allow_none=True)
+    key_customer = fields.Boolean(metadata={"description": "要害客户: contacted every quarter"})
+    committee_member = fields.Boolean(metadata={
+        "description": "a member of the owners' committee: contacted every month"})
 
 
 class VehicleChanges(Schema):
@@ -312,3 +318,41 @@ class UnitOut(Schema):
     late_entry = fields.Boolean()
     people = fields.List(fields.Nested(PersonOut), metadata={"description": "phone and ID masked"})
     created_at = Instant()
+
+
+# -- customer care (SPEC §8.6): contacts and the not-yet-moved-in list -------------------------
+
+class ContactIn(Schema):
+    channel = fields.String(required=True, validate=validate.OneOf(CONTACT_CHANNELS))
+    note = fields.String(required=True, validate=validate.Length(min=1, max=2000))
+    at = Instant(load_default=None, allow_none=True, metadata={
+        "description": "when the contact was made; default: now. Not in the future"})
+
+
+class ContactOut(Schema):
+    id = fields.String()
+    person_id = fields.String()
+    site = fields.String()
+    channel = fields.String()
+    note = fields.String()
+    at = Instant()
+    recorded_by = fields.String(metadata={"description": "the caller who recorded it (sub)"})
+    recorded_at = Instant()
+
+
+class NotMovedInOwner(Schema):
+    id = fields.String()
+    name = fields.String()
+    phone = fields.String(allow_none=True, metadata={"description": "masked"})
+    key_customer = fields.Boolean()
+    committee_member = fields.Boolean()
+    contacts = fields.List(fields.Nested(ContactOut), metadata={"description": "oldest first"})
+
+
+class NotMovedInOut(Schema):
+    """A unit handed over and not moved in (客户入住动态表), with its owner to call."""
+    unit = fields.String()
+    site = fields.String()
+    handover_date = Day()
+    days_since_handover = fields.Integer()
+    owner = fields.Nested(NotMovedInOwner, allow_none=True)

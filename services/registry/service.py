@@ -4,12 +4,15 @@ import logging
 from datetime import datetime, timedelta
 
 from nameko.timer import timer
-from sqlalchemy import func, select, update
+from sqlalchemy import func, insert, select, update
 
 from services.common.calendar import zone
 from services.common.casefile import json_safe
 from services.common.clock import as_utc
-from services.common.db import Database, locking, new_id, paginate, within_sites
+from services.common.db import (
+    Database, decode_cursor, encode_cursor, insert_once, locking, new_id, page_size, paginate,
+    within_sites,
+)
 from services.common.errors import Conflict, NotFound, ValidationFailed
 from services.common import entrypoints, privacy
 from services.common.entrypoints import command, handles, load
@@ -19,11 +22,12 @@ from services.common.units import site_of_unit
 from services.registry import domain, storage
 from services.registry.schemas import (
     CHANGES, ApproveIn, AssistantIn, ChangeRequestIn, ChangeRequestOut, ChangeRequestFilters,
-    MoveInIn, PersonAddIn, PersonOut, PersonReadIn, RegistryKpiOut, RegistryKpiQuery, RejectIn,
+    ContactIn, ContactOut, MoveInIn, NotMovedInOut, PersonAddIn, PersonOut, PersonReadIn, RegistryKpiOut, RegistryKpiQuery, RejectIn,
     SiteIn, SiteOut, UnitHistoryOut, UnitIn, UnitOut, VehicleIn, VehicleOut,
 )
 from services.registry.storage import (
-    AccessLog, Base, ChangeRequest, Occupancy, Person, Site, Unit, Vehicle, change_requests,
+    AccessLog, Base, ChangeRequest, Contact, ContactBreach, Occupancy, Person, Site, Unit,
+    Vehicle, change_requests,
 )
 
 log = logging.getLogger(__name__)
@@ -31,6 +35,8 @@ log = logging.getLogger(__name__)
 DECISIONS = {"approve": ApproveIn, "reject": RejectIn}
 # Fields of the JSON columns, stored as JSON holds them.
 JSON_FIELDS = ("lease", "meters")
+# Customer-care flags (SPEC §8.6): set through change requests, the instant each was set kept.
+CARE_FLAGS = tuple(domain.CONTACT_PERIOD_MONTHS)
 
 class RegistryService(entrypoints.ServiceBase):
     name = "registry"
@@ -424,15 +430,21 @@ class RegistryService(entrypoints.ServiceBase):
 
     @command
     def sweep(self, payload):
-        """Apply every approved change whose `effective_on` has come at its site by `as_of`:
-        {"applied": n}. Each is applied once, however many replicas sweep at once."""
+        """Apply every approved change whose `effective_on` has come at its site by `as_of`, and
+        find the contact periods of key customers and committee members that ended by then
+        with no contact: {"applied": n, "contact_breaches": n}. Each change is applied once,
+        each breach alerted once, however many replicas sweep at once and whatever replays."""
         self.caller.identity.require_role("run the registry sweep", *SWEEPERS)
-        return {"applied": self._sweep(as_utc(load(SweepIn(), payload)["as_of"]))}
+        as_of = as_utc(load(SweepIn(), payload)["as_of"])
+        return {"applied": self._sweep(as_of), "contact_breaches": self._contact_sweep(as_of)}
 
     @timer(interval=3600)
     def daily_sweep(self):
-        """Hourly, so that a change is applied early on its day at each site, whichever replica."""
-        self._sweep(self.clock())
+        """Hourly, so that a change is applied early on its day at each site, whichever replica,
+        and a contact period's breach is alerted within the hour after it ends."""
+        now = self.clock()
+        self._sweep(now)
+        self._contact_sweep(now)
 
     @command
     def registry_kpis(self, site, query):
@@ -452,6 +464,140 @@ class RegistryService(entrypoints.ServiceBase):
         rate = f"{(100 * late / entered):.1f}" if entered else "0.0"
         return RegistryKpiOut().dump({"site": site, "month": month, **counts,
                                       "late_entries": late, "late_entry_rate": rate})
+
+    # -- customer care (SPEC §8.6): contacts, the not-moved-in list, contact breaches ------
+
+    @command
+    def record_contact(self, person_id, payload):
+        """A contact with a person (a call from the not-moved-in list, a quarterly visit to a
+        key customer, ...): who made it (the caller), when, how, what was said."""
+        identity = self.caller.identity
+        identity.require_role("record contacts", *DESK)
+        data = load(ContactIn(), payload)
+        person = self._active(self._visible_person(person_id))
+        now = self.clock()
+        at = as_utc(data["at"]) if data["at"] else now
+        problem = domain.contact_at_problem(at, now)
+        if problem:
+            raise ValidationFailed.from_messages({"at": [problem]})
+        contact = Contact(id=new_id(), person_id=person.id, site=person.site,
+                          channel=data["channel"], note=data["note"], at=at,
+                          recorded_by=identity.sub, recorded_at=now)
+        self.uow.session.add(contact)
+        self.uow.commit()
+        return ContactOut().dump(contact)
+
+    @command
+    def list_contacts(self, person_id):
+        """Every contact recorded with a person, oldest first."""
+        self.caller.identity.require_role("read contacts", *DESK)
+        person = self._visible_person(person_id)
+        contacts = storage.contacts_of(self.uow.session, {person.id})[person.id]
+        return {"items": ContactOut(many=True).dump(contacts), "next_cursor": None}
+
+    @command
+    def not_moved_in(self, site, cursor=None, limit=50):
+        """The units of a site handed over without a move-in (客户入住动态表), oldest handover
+        first, each with its owner (phone masked) and the contacts recorded with them, for the
+        desk to call (000 "主动打电话给未入住的客户")."""
+        identity = self.caller.identity
+        identity.require_role("read the not-moved-in list", *DESK)
+        identity.require_site(site)
+        self._site(site)
+        limit = page_size(limit)
+        after = None
+        if cursor:
+            value = decode_cursor(cursor, list)
+            try:
+                day, code = value
+                after = (datetime.fromisoformat(day).date(), str(code))
+            except (TypeError, ValueError) as exc:
+                raise ValidationFailed("invalid cursor", {"errors": {"cursor": ["not a cursor"]}}) from exc
+        session = self.uow.session
+        rows = storage.not_moved_in(session, site, after, limit)
+        more, rows = len(rows) > limit, rows[:limit]
+        contacts = storage.contacts_of(session, {owner.id for _, owner in rows if owner})
+        today = self._site_day(site, self.clock())
+        items = [{
+            "unit": unit.code, "site": unit.site, "handover_date": unit.handover_date,
+            "days_since_handover": (today - unit.handover_date).days,
+            "owner": None if owner is None else {
+                "id": owner.id, "name": owner.name, "phone": privacy.mask_phone(owner.phone),
+                "key_customer": bool(owner.key_customer),
+                "committee_member": bool(owner.committee_member),
+                "contacts": contacts[owner.id]},
+        } for unit, owner in rows]
+        last = rows[-1][0] if rows else None
+        return {"items": NotMovedInOut(many=True).dump(items),
+                "next_cursor": encode_cursor([last.handover_date.isoformat(), last.code])
+                if more else None}
+
+    @command
+    def contact_breach_counts(self, site, query):
+        """The contact breaches of a site whose period ended in `month` (site time), by
+        deadline: {"quarterly_contact": n, "monthly_contact": n}, for the committee report."""
+        identity = self.caller.identity
+        identity.require_role("read KPIs", *SITE_STAFF)
+        identity.require_site(site)
+        month = load(RegistryKpiQuery(), query)["month"]
+        start, end = self._month_bounds(site, month)
+        rows = self.uow.session.execute(
+            select(ContactBreach.flag, func.count()).where(
+                ContactBreach.site == site, ContactBreach.period_end > start,
+                ContactBreach.period_end <= end).group_by(ContactBreach.flag)).all()
+        counts = dict.fromkeys(domain.CONTACT_DEADLINES.values(), 0)
+        for flag, count in rows:
+            counts[domain.CONTACT_DEADLINES[flag]] = count
+        return counts
+
+    def _month_bounds(self, site, month):
+        tz = zone(self._site(site).timezone)
+        year, number = map(int, month.split("-"))
+        start = datetime(year, number, 1, tzinfo=tz)
+        end = datetime(year + number // 12, number % 12 + 1, 1, tzinfo=tz)
+        return as_utc(start), as_utc(end)
+
+    CONTACT_BREACH_EVENT = "registry.sla_breached"
+
+    def _contact_sweep(self, as_of):
+        """Each flagged person's periods ended by `as_of` without a contact: each claimed once
+        by its row in `contact_breaches` (its key: person, flag, period), with the manager's
+        alert written to the outbox in the same transaction. A replica that finds the row
+        taken alerts nothing. How many breaches this sweep found."""
+        session = self.uow.session
+        people = storage.flagged_people(session)
+        contacts = storage.contacts_of(session, {person.id for person, _ in people})
+        session.commit()
+        found = 0
+        for person, tz_name in people:
+            tz = zone(tz_name or "Asia/Shanghai")
+            ats = [c.at for c in contacts[person.id]]
+            for flag in CARE_FLAGS:
+                if not getattr(person, flag):
+                    continue
+                for period in domain.missed_contact_periods(
+                        flag, getattr(person, f"{flag}_since"), as_of, ats, tz):
+                    found += self._contact_breach(person, flag, period, as_of, tz_name)
+        return found
+
+    def _contact_breach(self, person, flag, period, as_of, tz_name):
+        session = self.uow.session
+        claimed = insert_once(session, insert(ContactBreach).values(
+            person_id=person.id, flag=flag, period=period.label, site=person.site,
+            period_end=as_utc(period.end), detected_at=as_of))
+        if not claimed:
+            session.rollback()
+            return 0
+        units = self._units_of(person.id)
+        self.uow.add_event(self.CONTACT_BREACH_EVENT, {
+            "subject": "person", "subject_id": person.id,
+            "code": f"{person.name} {period.label}", "kind": flag,
+            "deadline": domain.CONTACT_DEADLINES[flag], "due_at": as_utc(period.end),
+            "detected_at": as_of, "unit": units[0] if units else None,
+            "escalate_to": ["manager"], "timezone": tz_name or "Asia/Shanghai",
+        }, site=person.site)
+        self.uow.commit()
+        return 1
 
     @handles("billing", "arrears_escalated", when=lambda data: data["step"] == "transfer_watch")
     def on_arrears_escalated(self, data, envelope):
@@ -506,6 +652,9 @@ class RegistryService(entrypoints.ServiceBase):
                 changes = domain.with_warranty_following(changes, unit.warranty_until,
                                                          unit.handover_date)
         before, after = domain.changed({name: getattr(target, name) for name in changes}, changes)
+        for flag in CARE_FLAGS:
+            if flag in changes and bool(changes[flag]) != bool(getattr(target, flag)):
+                setattr(target, f"{flag}_since", now if changes[flag] else None)
         for name, value in changes.items():
             setattr(target, name, json_safe(value) if name in JSON_FIELDS else value)
         request.apply("apply", {"before": before, "after": after}, now=now, by=identity.sub,
@@ -599,6 +748,8 @@ class RegistryService(entrypoints.ServiceBase):
                 "id", "name", "phone", "email", "id_number", "major_customer", "site", "lease",
                 "owner_consent", "collected_at", "late_entry", "entered_by", "verified_by",
                 "active")},
+            "key_customer": bool(person.key_customer),
+            "committee_member": bool(person.committee_member),
             "verified": person.verified_by is not None, "units": sorted(relations),
             "relation": next(iter(relations.values()), None)})
         if masked:

@@ -65,6 +65,12 @@ class Person(Base):
     verified_by: Mapped[str | None] = mapped_column(String(100))
     verified_at = mapped_column(UTCDateTime, nullable=True)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
+    # Customer care (SPEC §8.6): a key customer (要害客户) is contacted every quarter, a member
+    # of the owners' committee every month; `*_since` is when the flag was last set.
+    key_customer: Mapped[bool] = mapped_column(Boolean, default=False)
+    key_customer_since = mapped_column(UTCDateTime, nullable=True)
+    committee_member: Mapped[bool] = mapped_column(Boolean, default=False)
+    committee_member_since = mapped_column(UTCDateTime, nullable=True)
 
 
 class Occupancy(Base):
@@ -83,6 +89,33 @@ class AccessLog(Base):
     role: Mapped[str] = mapped_column(String(30))
     reason: Mapped[str] = mapped_column(Text)
     at = mapped_column(UTCDateTime, nullable=False)
+
+
+class Contact(Base):
+    """A contact with a person (a call, a visit, ...): who made it, when, how and what was
+    said (SPEC §8.6). Kept as made; nothing edits it."""
+    __tablename__ = "contacts"
+    id: Mapped[str] = mapped_column(String(24), primary_key=True)
+    person_id: Mapped[str] = mapped_column(ForeignKey("persons.id"))
+    site: Mapped[str] = mapped_column(String(3))
+    channel: Mapped[str] = mapped_column(String(20))
+    note: Mapped[str] = mapped_column(Text)
+    at = mapped_column(UTCDateTime, nullable=False)
+    recorded_by: Mapped[str] = mapped_column(String(100))
+    recorded_at = mapped_column(UTCDateTime, nullable=False)
+    __table_args__ = (Index("ix_contacts_person_at", "person_id", "at"),)
+
+
+class ContactBreach(Base):
+    """A period (`2027-Q1`, `2027-03`) in which a flagged person was not contacted: its key is
+    the claim that makes the manager's alert go once, whatever replays the sweep."""
+    __tablename__ = "contact_breaches"
+    person_id: Mapped[str] = mapped_column(String(24), primary_key=True)
+    flag: Mapped[str] = mapped_column(String(20), primary_key=True)
+    period: Mapped[str] = mapped_column(String(7), primary_key=True)
+    site: Mapped[str] = mapped_column(String(3), index=True)
+    period_end = mapped_column(UTCDateTime, nullable=False)
+    detected_at = mapped_column(UTCDateTime, nullable=False)
 
 
 class Vehicle(Base):
@@ -151,3 +184,43 @@ def entry_counts(session, site, start, end):
     return {"units_entered": counts[Unit][0], "units_late": int(counts[Unit][1]),
             "people_entered": counts[Person][0], "people_late": int(counts[Person][1]),
             "people_unverified": unverified}
+
+
+def not_moved_in(session, site, after=None, limit=50):
+    """Active units of `site` handed over and not moved in, oldest handover first (then code),
+    with their first active owner: [(unit, owner or None)], `limit` + 1 at most; `after` the
+    (handover day, code) of the last row of the previous page."""
+    stmt = (select(Unit).where(Unit.site == site, Unit.active.is_(True),
+                               Unit.handover_date.is_not(None), Unit.moved_in_on.is_(None))
+            .order_by(Unit.handover_date, Unit.code).limit(limit + 1))
+    if after is not None:
+        day, code = after
+        stmt = stmt.where((Unit.handover_date > day) | ((Unit.handover_date == day) & (Unit.code > code)))
+    units = session.scalars(stmt).all()
+    owners = {}
+    if units:
+        rows = session.execute(
+            select(Occupancy.unit, Person).join(Person, Person.id == Occupancy.person_id)
+            .where(Occupancy.unit.in_([u.code for u in units]), Occupancy.relation == "owner",
+                   Person.active.is_(True)).order_by(Person.created_at, Person.id)).all()
+        for unit_code, person in rows:
+            owners.setdefault(unit_code, person)
+    return [(unit, owners.get(unit.code)) for unit in units]
+
+
+def contacts_of(session, person_ids):
+    """{person_id: [Contact, oldest first]}."""
+    found = {person_id: [] for person_id in person_ids}
+    if person_ids:
+        for contact in session.scalars(select(Contact).where(Contact.person_id.in_(list(person_ids)))
+                                       .order_by(Contact.at, Contact.id)):
+            found[contact.person_id].append(contact)
+    return found
+
+
+def flagged_people(session):
+    """Active key customers and committee members, with their site's time zone."""
+    return session.execute(select(Person, Site.timezone).join(Site, Site.code == Person.site).where(
+        Person.active.is_(True),
+        (Person.key_customer.is_(True)) | (Person.committee_member.is_(True)))
+        .order_by(Person.id)).all()

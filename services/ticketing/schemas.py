@@ -269,6 +269,33 @@ class KpiReportOut(Schema):
     frontdesk = fields.Nested(FrontdeskKpisOut)
 
 
+class CommitteeReportQuery(Schema):
+    month = Month(required=True)
+    format = fields.String(load_default="html", validate=validate.OneOf(["html", "json"]),
+                           metadata={"description": "html (default) or json; the gateway also "
+                                                    "answers JSON for Accept: application/json"})
+
+
+class CommitteeReportOut(Schema):
+    """The monthly work report to the owners' committee (SPEC §8.6) as JSON."""
+    site = fields.String()
+    month = fields.String()
+    kpis = fields.Nested(KpiReportOut, metadata={
+        "description": "the site's KPI report of the month, as GET /sites/{code}/kpis?month= "
+                       "answers it"})
+    against_target = fields.List(fields.Dict(), metadata={
+        "description": "[{figure, value, target, on_target}]: rates are fractions"})
+    breaches = fields.Dict(metadata={"description": "{tickets: {kind: {deadline: n}}, "
+                                                    "tickets_total, contacts, defects_submit, total}"})
+    collection = fields.Dict(metadata={"description": "billing's collection rate of the month"})
+    activities = fields.List(fields.Dict())
+    open_defects = fields.Integer()
+    frontdesk = fields.Dict()
+    trend = fields.List(fields.Dict(), metadata={
+        "description": "the last 12 months, oldest first: received, timeliness_rate, "
+                       "callback_rate, satisfaction_rate, collection_rate"})
+
+
 class TicketFilters(Schema):
     site = fields.String(load_default=None, validate=SITE_CODE)
     kind = fields.String(load_default=None)

@@ -21,9 +21,9 @@ from services.common.roles import MANAGERS, SITE_STAFF, SUPERVISORS, SWEEPERS
 from services.common.rpc import TimedRpc
 from services.common.sweeps import SweepIn
 from services.common.units import site_of_unit
-from services.ticketing import domain, storage
+from services.ticketing import committee, domain, storage
 from services.ticketing.schemas import (
-    ACTION_SCHEMAS, KpiQuery, OnCallIn, OnCallOut, SlaPolicyIn, TicketFilters, TicketIn,
+    ACTION_SCHEMAS, CommitteeReportOut, CommitteeReportQuery, KpiQuery, OnCallIn, OnCallOut, SlaPolicyIn, TicketFilters, TicketIn,
     TicketOut,
 )
 from services.ticketing.storage import Base, Ticket, next_serial
@@ -317,19 +317,55 @@ class TicketingService(entrypoints.ServiceBase):
         viewer = self._viewer()
         viewer.require_site(site)
         q = load(KpiQuery(), query)
-        year, month = map(int, q["month"].split("-"))
         tz = self._timezone(site)
-        start = datetime(year, month, 1, tzinfo=calendar.zone(tz))
-        end = calendar.add_months(start, 1, tz)
-        rows = self.uow.session.scalars(select(Ticket).where(
-            Ticket.site == site, Ticket.received_at >= start, Ticket.received_at < end)).all()
         households = self.rpc.registry.count_units(site)
-        report = domain.monthly_kpis(rows, households, site=site, month=q["month"])
+        report, _ = self._month_kpis(site, q["month"], tz, households)
         # the front desk's procedures of the month (SPEC §8): frontdesk's own figures
         report["frontdesk"] = self.rpc.frontdesk.kpis(site, {"month": q["month"]})
         if q["format"] == "csv":
             return {"content_type": "text/csv; charset=utf-8", "body": _csv(report)}
         return report
+
+    def _month_kpis(self, site, month, tz, households):
+        """The KPI report of a site's month (site time) and the month's tickets: how `kpis`
+        and the committee report both compose it."""
+        year, number = map(int, month.split("-"))
+        start = datetime(year, number, 1, tzinfo=calendar.zone(tz))
+        end = calendar.add_months(start, 1, tz)
+        rows = self.uow.session.scalars(select(Ticket).where(
+            Ticket.site == site, Ticket.received_at >= start, Ticket.received_at < end)).all()
+        return domain.monthly_kpis(rows, households, site=site, month=month), rows
+
+    @command
+    def committee_report(self, site, query):
+        """The monthly work report to the owners' committee (SPEC §8.6): the month's KPI report
+        as `kpis` gives it, with billing's collection rate, registry's contact breaches,
+        frontdesk's activities and open defects, and the last 12 months' trend; JSON, or a
+        printable A4 page with SVG charts ({"content_type", "body"}) with `format: html`."""
+        identity = self.caller.identity
+        identity.require_role("read the committee report", *SUPERVISORS)
+        identity.require_site(site)
+        q = load(CommitteeReportQuery(), query)
+        site_record = self._site_record(site)
+        tz = site_record["timezone"]
+        households = self.rpc.registry.count_units(site)
+        months = committee.months_back(q["month"], 12)
+        trend, tickets = [], []
+        for month in months:
+            report, tickets = self._month_kpis(site, month, tz, households)
+            trend.append(report)
+        collections = [self.rpc.billing.collection_rate({"site": site, "period": month})
+                       for month in months]
+        # the month's KPI report as `kpis` answers it, its front-desk section included
+        trend[-1]["frontdesk"] = self.rpc.frontdesk.kpis(site, {"month": q["month"]})
+        report = committee.compose(
+            site=site, month=q["month"], trend=trend, tickets=tickets, collections=collections,
+            frontdesk=trend[-1]["frontdesk"],
+            contact_breaches=self.rpc.registry.contact_breach_counts(site, {"month": q["month"]}))
+        if q["format"] == "html":
+            return {"content_type": "text/html; charset=utf-8",
+                    "body": committee.render_html(report, site_record.get("name"))}
+        return CommitteeReportOut().dump(report)
 
     # -- helpers -------------------------------------------------------------------------
 
@@ -355,8 +391,11 @@ class TicketingService(entrypoints.ServiceBase):
         return {"items": [self._out(t) for t in rows], "next_cursor": next_cursor}
 
     def _timezone(self, site):
+        return self._site_record(site)["timezone"]
+
+    def _site_record(self, site):
         try:
-            return self.rpc.registry.get_site(site)["timezone"]
+            return self.rpc.registry.get_site(site)
         except NotFound as exc:
             raise ValidationFailed.from_messages({"site": [str(exc)]}) from exc
 

@@ -182,8 +182,9 @@ def test_an_activity_published_two_days_ahead_is_refused():
 def test_registrations_up_to_capacity_and_the_rates():
     a = activity()
     act(a, "publish", when=at(1, 10))
-    (_, notice), = a.pull_events()
+    (_, notice), (published, told) = a.pull_events()
     assert (notice["channel"], notice["recipient"]) == ("in_app", "site:001")
+    assert (published, told["notify_sms"]) == ("frontdesk.activity_published", False)
     act(a, "register", {"person_id": "p1"}, role="resident")
     with pytest.raises(Conflict):
         act(a, "register", {"person_id": "p1"}, role="resident")

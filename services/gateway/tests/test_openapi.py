@@ -96,6 +96,20 @@ EXPECTED |= {  # billing (issue 17): late fees waived, lawsuits after the referr
     *{("post", f"/api/v1/lawsuits/{{code}}/{action}") for action in LAWSUIT_ACTIONS},
 }
 
+EXPECTED |= {  # customer care (issue 16): contacts, not moved in, the committee report
+    ("post", "/api/v1/persons/{person_id}/contacts"), ("get", "/api/v1/persons/{person_id}/contacts"),
+    ("get", "/api/v1/sites/{code}/not-moved-in"), ("get", "/api/v1/sites/{code}/committee-report"),
+}
+
+
+def test_the_committee_report_is_documented_as_html_and_json():
+    answer = DOCUMENT["paths"]["/api/v1/sites/{code}/committee-report"]["get"]["responses"]["200"]
+    assert set(answer["content"]) == {"application/json", "text/html"}
+    assert answer["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/CommitteeReportOut"}
+    assert answer["content"]["text/html"]["schema"]["type"] == "string"
+
+
 def operations(document):
     return {(method, path) for path, item in document["paths"].items() for method in item}
 

@@ -32,6 +32,7 @@ TARGETS = {   # what a caller of site 001 (a resident: person p1) names
 REQUIRED_QUERY = {"get_person": {"reason": "callback"}, "kpis": {"month": "2026-01"},
                   "registry_kpis": {"month": "2026-01"},
                   "frontdesk_kpis": {"month": "2026-01"},
+                  "committee_report": {"month": "2026-01"},
                   "collection_rate": {"period": "2026-01"}}
 REQUIRED_BODY = {"set_opt_out": {"channel": "sms"}}
 

@@ -208,10 +208,10 @@ def test_a_fee_change_approved_on_the_10th_is_noticed_then_applied_on_the_1st_on
     assert registry(AGENT, "get_unit", UNIT)["area_m2"] == "89.50"
 
     # 31 December 23:59 in Shanghai: not yet
-    assert registry(None, "sweep", {"as_of": "2026-12-31T23:59:00+08:00"}) == {"applied": 0}
+    assert registry(None, "sweep", {"as_of": "2026-12-31T23:59:00+08:00"})["applied"] == 0
     # 1 January 00:00 in Shanghai is still 31 December in UTC: its day has come
-    assert registry(None, "sweep", {"as_of": "2027-01-01T00:00:00+08:00"}) == {"applied": 1}
-    assert registry(None, "sweep", {"as_of": "2027-01-02T08:00:00+08:00"}) == {"applied": 0}
+    assert registry(None, "sweep", {"as_of": "2027-01-01T00:00:00+08:00"})["applied"] == 1
+    assert registry(None, "sweep", {"as_of": "2027-01-02T08:00:00+08:00"})["applied"] == 0
 
     assert registry(AGENT, "get_unit", UNIT)["area_m2"] == "95.00"
     changed = events(registry_db, "registry.unit_changed")[-1]
