@@ -133,7 +133,7 @@ class ParkingSpaceOut(Schema):
     created_at = Instant()
 
 
-class VehicleIn(Schema):
+class RentedVehicleIn(Schema):
     # as registry records a vehicle: the rented one is recorded on the unit (on_parking_rented)
     plate = fields.String(required=True, validate=PLATE)
     licence_no = fields.String(required=True, validate=validate.Length(min=1, max=32))
@@ -143,7 +143,7 @@ class ParkingRentalIn(Schema):
     space = fields.String(required=True, validate=ID, metadata={"description": "the space's id"})
     unit = fields.String(required=True, validate=UNIT_CODE)
     person_id = fields.String(required=True, validate=ID)
-    vehicle = fields.Nested(VehicleIn, required=True)
+    vehicle = fields.Nested(RentedVehicleIn, required=True)
     documents = fields.List(fields.String(validate=validate.OneOf(PARKING_DOCUMENTS)),
                             load_default=list, metadata={"description": ", ".join(PARKING_DOCUMENTS)})
     start = Day(required=True)
