@@ -282,6 +282,7 @@ class GatewayService(console.ConsoleRoutes, entrypoints.ServiceBase):  # the con
 
     @route("GET", "/sites/<string:code>/kpis", query=KpiQuery, tag="ticketing",
            response=ticketing_schemas.KpiReportOut, scope=site_in("path"), roles=SITE_STAFF,
+           media={"text/csv": "the same figures, one column each (with ?format=csv or Accept: text/csv)"},
            summary="Monthly KPI report of a site (JSON; CSV with ?format=csv or Accept: text/csv)")
     def kpis(self, call, code):
         wants_csv = call.query["format"] == "csv" or "text/csv" in call.request.headers.get("Accept", "")
