@@ -11,7 +11,8 @@ from datetime import timedelta
 from decimal import Decimal
 
 from sqlalchemy import (
-    JSON, BigInteger, Boolean, Column, Date, ForeignKey, Index, Integer, MetaData, String, Table,
+    JSON, BigInteger, Boolean, Column, Date, ForeignKey, Index, Integer, MetaData, Numeric, String,
+    Table,
     UniqueConstraint, and_, case, event, exists, false, func, literal, or_, select, text, true,
 )
 from sqlalchemy.dialects import postgresql, sqlite
@@ -412,6 +413,41 @@ def issued(session, where):
     return list(invoices.values())
 
 
+def issued_payloads(where, late_fee_daily_rate):
+    """(site, data, sort) of each invoice matching `where` (of one site, whose daily late-fee
+    rate is `late_fee_daily_rate`): its billing.invoice_issued payload built by PostgreSQL's
+    JSON functions exactly as `service.invoice_issued` builds it in Python (amounts as text of
+    two decimals, no owner when billing knows none, the lines in their order), for
+    `UnitOfWork.add_events_selected` — a whole monthly run in one statement."""
+    def money(fen):
+        return func.cast(func.cast(fen, Numeric) / 100, Numeric(14, 2)).cast(String)
+
+    def text_(value):
+        return literal(value, String)
+
+    line = InvoiceLine.__table__.c
+    items = (select(func.coalesce(
+        func.json_agg(postgresql.aggregate_order_by(func.json_build_object(
+            text_("fee"), line.fee, text_("amount"), money(line.amount_fen),
+            text_("description"), line.description), line.id)),
+        func.cast(text_("[]"), postgresql.JSON)))
+        .where(line.invoice_id == Invoice.id, line.fee.is_not(None)).scalar_subquery())
+    owner_fields = (Unit.owner_name, Unit.owner_phone, Unit.owner_email, Unit.owner_person_id)
+    owner = case((func.coalesce(*(func.nullif(f, "") for f in owner_fields)).is_(None), None),
+                 else_=func.json_build_object(
+                     text_("name"), Unit.owner_name, text_("phone"), Unit.owner_phone,
+                     text_("email"), Unit.owner_email, text_("person_id"), Unit.owner_person_id))
+    data = func.json_build_object(
+        text_("invoice_id"), Invoice.id, text_("unit"), Invoice.unit, text_("period"), Invoice.period,
+        text_("kind"), Invoice.kind, text_("amount"), money(Invoice.total_fen),
+        text_("due_date"), func.to_char(Invoice.due_date, "YYYY-MM-DD"), text_("items"), items,
+        text_("owner"), owner,
+        text_("timezone"), func.coalesce(func.nullif(Unit.timezone, ""), DEFAULT_TZ),
+        text_("late_fee_daily_rate"), text_(str(Decimal(late_fee_daily_rate))))
+    return (select(Invoice.site.label("site"), data.label("data"), Invoice.id.label("sort"))
+            .outerjoin(Unit, Unit.code == Invoice.unit).where(where))
+
+
 def open_invoices(session, unit_code, lock=False):
     stmt = (select(Invoice).where(Invoice.unit == unit_code, Invoice.settled == false())
             .order_by(Invoice.due_date, Invoice.id))
@@ -709,18 +745,21 @@ def late_fees_of(session, units, as_of, rate):
 
 def start_episodes(session, episodes):
     """The episodes [(unit, site, started_on)] not recorded yet, in one insert."""
-    session.execute(_insert(session)(ArrearsEpisode).values([
+    # an executemany of one cached statement (batched into multi-row INSERTs by SQLAlchemy),
+    # not a statement of this batch's VALUES compiled afresh (a third of the sweep's time)
+    session.execute(_insert(session)(ArrearsEpisode.__table__).on_conflict_do_nothing(), [
         {"unit": unit, "site": site, "started_on": started_on}
-        for unit, site, started_on in episodes]).on_conflict_do_nothing())
+        for unit, site, started_on in episodes])
 
 
 def insert_steps(session, values):
     """The steps `values` not recorded yet (by anyone), in one insert: {(unit, step, sequence)}
     of those this call recorded. ON CONFLICT DO NOTHING waits for a replica inserting the same
     step and then skips it."""
+    table = LadderStep.__table__
     return {tuple(row) for row in session.execute(
-        _insert(session)(LadderStep).values(values).on_conflict_do_nothing()
-        .returning(LadderStep.unit, LadderStep.step, LadderStep.sequence))}
+        _insert(session)(table).on_conflict_do_nothing()
+        .returning(table.c.unit, table.c.step, table.c.sequence), values)}
 
 
 def taken_steps(session, unit_code, since):
