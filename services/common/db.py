@@ -195,14 +195,15 @@ class UnitOfWork:
             self._raised = True
         return [body["id"] for body in bodies]
 
-    def add_events_selected(self, event, source):
+    def add_events_selected(self, event, source, *, occurred_at=None, breaches=()):
         """Record one `event` per row of `source` — a SELECT of `site`, `data` (the payload as
         JSON, built by the database) and `sort` (the order to publish in) — by ONE INSERT …
         SELECT, for a bulk change on PostgreSQL (`sql_events`): no payload passes through
         Python. The contract is checked once per shape of payload as the database wrote it (its
         keys, its nulls, its lists' lengths: the text left when every string, number and
         boolean is taken out), on one payload of each; a breach fails the transaction. How
-        many were recorded."""
+        many were recorded. A sweep's breaches [(site, kind, deadline)] are counted on commit,
+        as `add_events` counts those it records."""
         outbox, now = self._provider.outbox, utcnow()
         version = contracts.LATEST[event]
         given = source.subquery()
@@ -214,7 +215,8 @@ class UnitOfWork:
         body = func.json_build_object(
             typed("id"), made.c.event_id, typed("event"), typed(event), typed("version"),
             typed(version), typed("source"), typed(event.split(".", 1)[0]),
-            typed("occurred_at"), typed(now.isoformat()), typed("site"), made.c.site,
+            typed("occurred_at"), typed((occurred_at or now).isoformat()),
+            typed("site"), made.c.site,
             typed("correlation_id"), typed(self._context.correlation_id), typed("data"), made.c.data)
         written = insert(outbox).from_select(
             ["event_id", "event", "body", "created_at"],
@@ -229,6 +231,7 @@ class UnitOfWork:
             if errors:
                 raise ValueError(f"{event} v{version} payload breaks its contract: {errors}")
         count = shapes[0][1] if shapes else 0
+        self._breaches += list(breaches)
         if count:
             self._raised = True
         return count
