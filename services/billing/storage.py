@@ -6,8 +6,9 @@ Units are a local projection of registry's units (fed by `registry.unit_changed`
 monthly run is one INSERT … SELECT and the arrears sweep one aggregate query joined with the
 major-customer flag, instead of paging every unit of a site over RPC.
 """
+import json
 import secrets
-from datetime import timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 from sqlalchemy import (
@@ -745,17 +746,52 @@ def late_fees_of(session, units, as_of, rate):
 
 def start_episodes(session, episodes):
     """The episodes [(unit, site, started_on)] not recorded yet, in one insert."""
+    rows = [{"unit": unit, "site": site, "started_on": started_on}
+            for unit, site, started_on in episodes]
+    if _from_json(session, "arrears_episodes", "unit text, site text, started_on date", rows):
+        return
     # an executemany of one cached statement (batched into multi-row INSERTs by SQLAlchemy),
     # not a statement of this batch's VALUES compiled afresh (a third of the sweep's time)
-    session.execute(_insert(session)(ArrearsEpisode.__table__).on_conflict_do_nothing(), [
-        {"unit": unit, "site": site, "started_on": started_on}
-        for unit, site, started_on in episodes])
+    session.execute(_insert(session)(ArrearsEpisode.__table__).on_conflict_do_nothing(), rows)
+
+
+_STEP_COLUMNS = ("unit text, site text, since date, step text, sequence int, milestone int, "
+                 "months int, amount_due_fen bigint, late_fee_fen bigint, taken_on date, "
+                 "taken_at timestamptz")
+
+
+def _from_json(session, table, columns, rows, returning=None):
+    """On PostgreSQL, INSERT `rows` (dicts of `columns`, "name type, …") into `table` in ONE
+    statement, from `json_to_recordset` of one JSON document (psycopg parses a multi-row VALUES
+    statement anew for every page, which was most of a sweep's batch), skipping rows already
+    there; the `returning` columns of those inserted. None elsewhere (the caller's portable
+    path does it)."""
+    if session.get_bind().dialect.name != "postgresql":
+        return None
+    names = ", ".join(column.split()[0] for column in columns.split(", "))
+    sql = (f"INSERT INTO {table} ({names}) SELECT {names} FROM json_to_recordset(CAST(:rows AS json))"
+           f" AS v({columns}) ON CONFLICT DO NOTHING")
+    if returning:
+        sql += f" RETURNING {returning}"
+    result = session.execute(text(sql), {"rows": json.dumps(rows, default=_iso)})
+    return result.all() if returning else True
+
+
+def _iso(value):
+    if isinstance(value, (date, datetime)):
+        return value.isoformat()
+    if isinstance(value, Decimal):     # a fen sum: integral; a fraction keeps its digits as text
+        return int(value) if value == value.to_integral_value() else str(value)
+    raise TypeError(f"{type(value).__name__} is not JSON")
 
 
 def insert_steps(session, values):
     """The steps `values` not recorded yet (by anyone), in one insert: {(unit, step, sequence)}
     of those this call recorded. ON CONFLICT DO NOTHING waits for a replica inserting the same
     step and then skips it."""
+    inserted = _from_json(session, "ladder_steps", _STEP_COLUMNS, values, "unit, step, sequence")
+    if inserted is not None:
+        return {tuple(row) for row in inserted}
     table = LadderStep.__table__
     return {tuple(row) for row in session.execute(
         _insert(session)(table).on_conflict_do_nothing()
