@@ -445,7 +445,13 @@ def issued_payloads(where, late_fee_daily_rate):
         text_("owner"), owner,
         text_("timezone"), func.coalesce(func.nullif(Unit.timezone, ""), DEFAULT_TZ),
         text_("late_fee_daily_rate"), text_(str(Decimal(late_fee_daily_rate))))
-    return (select(Invoice.site.label("site"), data.label("data"), Invoice.id.label("sort"))
+    # what may make two bills differ in shape: which values are null, how many lines
+    lines = (select(func.json_build_array(func.count(), func.count(line.description)))
+             .where(line.invoice_id == Invoice.id, line.fee.is_not(None)).scalar_subquery())
+    shape = func.json_build_array(*(column.is_(None) for column in (
+        owner, *owner_fields, Invoice.period, Unit.timezone, Unit.code)), lines).cast(String)
+    return (select(Invoice.site.label("site"), data.label("data"), Invoice.id.label("sort"),
+                   shape.label("shape"))
             .outerjoin(Unit, Unit.code == Invoice.unit).where(where))
 
 

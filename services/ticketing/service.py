@@ -228,8 +228,9 @@ class TicketingService(entrypoints.ServiceBase):
     def _sweep_claimed(self, ids, as_of, found):
         """One claimed batch in one transaction: the columns the rules read, every breach and
         warning of the batch inserted in one statement each (the unique keys decide which this
-        replica reports), their events in one executemany per event, the tickets updated and
-        released in one more. A ticket due for its 30-day upgrade, which changes severity and
+        replica reports), their events in one write per event (on PostgreSQL an INSERT … SELECT
+        whose payloads the database builds), the tickets updated and released in one more
+        (on PostgreSQL one UPDATE … FROM json_to_recordset). A ticket due for its 30-day upgrade, which changes severity and
         history, goes through the whole Ticket."""
         session = self.uow.session
         try:

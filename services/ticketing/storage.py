@@ -326,7 +326,12 @@ def _alert_payloads(keys, fields):
     due = t.deadlines.op("->>", return_type=String)(found.c.deadline)
     data = func.json_build_object(*(part for name, value in fields(t, found.c.deadline, due)
                                     for part in (literal(name, String), value)))
-    return (select(t.site.label("site"), data.label("data"), (t.id + due).label("sort"))
+    # what may make two alerts differ in shape: which values are null, and the severity and
+    # priority (how many levels a breach escalates to)
+    shape = func.json_build_array(t.severity, t.priority == "urgent", *(column.is_(None) for column in (
+        t.unit, t.assignee, t.first_contact_owner, t.timezone, t.code, due))).cast(String)
+    return (select(t.site.label("site"), data.label("data"), (t.id + due).label("sort"),
+                   shape.label("shape"))
             .select_from(found).join(tickets, t.id == found.c.ticket_id))
 
 
