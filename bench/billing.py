@@ -9,12 +9,13 @@ twenty is in arrears from a month spread over that year, one in fifty is a major
 billing runs as its own process (`nameko run`, bench.harness.System) on a vhost of its own, and
 over RPC the bench times:
   - the monthly run of 2026-11 for every site (one INSERT … SELECT per site, and a
-    `billing.invoice_issued` per invoice written to the outbox in one executemany);
+    `billing.invoice_issued` per invoice written to the outbox by one more INSERT … SELECT,
+    the payloads built by PostgreSQL, the contract checked once per shape);
   - until billing's outbox relay has published those events (the bills), before the sweeps
     start, so that the sweeps are not timed while the relay is still publishing;
   - the first sweep at 2026-11-20, which finds the units in arrears in one aggregate query and
-    takes their ladder steps (a transaction per 100 units: their steps in one insert, their
-    events in one outbox write);
+    takes their ladder steps (a transaction per 100 units: their steps in one INSERT … SELECT
+    from json_to_recordset, their events in one outbox write);
   - the same sweep again, with nothing left to do: the set-based query alone.
 Prints the time per 10,000 units and the growth 10k → 100k; writes bench/results/billing.md.
 """

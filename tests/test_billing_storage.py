@@ -72,3 +72,42 @@ def test_the_monthly_run_bills_area_times_rate_to_the_fen_once_per_period(sessio
         [(_, amount, _)] = schedule.monthly_lines(usage, Decimal(area))
         assert domain.to_fen(amount) == totals[code]
     assert domain.from_fen(storage.ledger_balance(session, "0010101002")) == Decimal("308.63")
+
+
+def test_the_bills_postgresql_builds_for_a_run_are_the_ones_python_builds(session):
+    """A monthly run's billing.invoice_issued payloads are made by the database on PostgreSQL
+    (one INSERT … SELECT); they must be what the Python builder makes, for every shape of bill:
+    an owner known or not (or only by empty names), an email or not, no lines, several lines,
+    a one-off invoice without a period, a unit billing knows no time zone of."""
+    import json
+    from sqlalchemy import cast, select as select_, Text
+    from services.billing.service import invoice_issued
+    from services.billing.storage import InvoiceLine
+    from services.common import contracts
+    if session.get_bind().dialect.name != "postgresql":
+        pytest.skip("the payloads are built by the database on PostgreSQL only")
+    owners = [dict(owner_name="李明", owner_phone="13800000001", owner_email="li@example.com"),
+              dict(owner_name="王芳", owner_phone="13800000002"), {},
+              dict(owner_name="", owner_phone=""), dict(owner_person_id="p0000001")]
+    for n, owner in enumerate(owners):
+        code = f"00101010{n:02d}"
+        session.add(Unit(code=code, site="001", usage="residential", area_centi_m2=8950,
+                         major_customer=False, active=True, updated_at=NOW,
+                         timezone=None if n == 2 else "Asia/Shanghai", **owner))
+        session.add(Invoice(id=f"I{n}", unit=code, site="001", period=None if n == 3 else "2026-11",
+                            due_date=date(2026, 11, 15), kind="monthly", total_fen=22375 + n * 101 - 50,
+                            paid_fen=0, deposit_fen=0, settled=False, reference={}, created_at=NOW))
+        for k in range(n % 3):
+            session.add(InvoiceLine(invoice_id=f"I{n}", fee=f"fee{k}", amount_fen=5 + 10000 * k,
+                                    description="车位租赁 A-01（沪A12345）" if k else ""))
+    session.commit()
+    rate = Decimal("0.0003")
+    where = Invoice.site == "001"
+    made = storage.issued_payloads(where, rate).subquery()
+    built = {sort: json.loads(data) for sort, data in session.execute(
+        select_(made.c.sort, cast(made.c.data, Text)))}
+    by_python = {invoice.id: contracts.dump_payload("billing.invoice_issued",
+                                                    invoice_issued(invoice, lines, rate))[1]
+                 for invoice, lines in storage.issued(session, where)}
+    assert built == by_python
+    assert len(built) == len(owners)

@@ -117,3 +117,40 @@ def test_a_b_complaints_resolve_deadline_warned_an_hour_before_then_breached_eac
     assert all([b["deadline"] for b in row.breaches] == ["route", "resolve"] for row in rows)
     # B/C complaints still open are upgraded 30 days after receipt: the sweep's next instant
     assert {row.sweep_due_at for row in rows} == {datetime(2026, 12, 20, 8, 0, tzinfo=ZoneInfo("UTC"))}
+
+
+def test_the_alerts_postgresql_builds_for_a_sweep_are_the_ones_python_builds(db_url):
+    """On PostgreSQL a sweep's warnings and breaches events are made by the database (one
+    INSERT … SELECT each); their payloads must be what `domain.breach_event` and
+    `domain.warning_event` make, for every kind of ticket: A/B/C complaints, an urgent repair
+    and a plain one (no severity), with or without a unit or an assignee."""
+    import json
+    from sqlalchemy import Text, cast
+    from services.common import contracts
+    from services.ticketing import domain
+    if not db_url.startswith("postgresql"):
+        pytest.skip("the payloads are built by the database on PostgreSQL only")
+    tickets = [b_complaint(n) for n in range(3)]
+    tickets[1].severity, tickets[1].assignee, tickets[2].severity = "A", "tech-wang", "C"
+    for n, priority in enumerate(("urgent", "normal")):
+        repair = b_complaint(10 + n)
+        repair.kind, repair.severity, repair.priority, repair.unit = "repair", None, priority, "0010101001"
+        tickets.append(repair)
+    engine = make_engine(migrated("ticketing", db_url))
+    try:
+        with engine.begin() as conn:
+            storage.bulk_insert(conn, tickets)
+        keys = [(t.id, "route", datetime.fromisoformat(t.deadlines["route"])) for t in tickets]
+        with engine.connect() as conn:
+            for payloads, event, python in (
+                    (storage.breach_payloads, "ticketing.sla_breached", domain.breach_event),
+                    (storage.warning_payloads, "ticketing.sla_warning", domain.warning_event)):
+                made = payloads(keys, SATURDAY_0900).subquery()
+                built = {data["code"]: data for data in (json.loads(text) for text, in conn.execute(
+                    select(cast(made.c.data, Text))))}
+                expected = {t.code: contracts.dump_payload(event, python(
+                    t, "route", due, SATURDAY_0900.astimezone(ZoneInfo("UTC"))))[1]
+                    for t, (_, _, due) in zip(tickets, keys)}
+                assert built == expected, event
+    finally:
+        engine.dispose()

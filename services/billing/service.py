@@ -20,7 +20,7 @@ from services.common.business import BusinessGauges
 from services.common.calendar import DEFAULT_TZ, zone
 from services.common.clock import utcnow
 from services.common.db import (
-    Database, decode_cursor, encode_cursor, locking, page_size, paginate, within_sites,
+    Database, decode_cursor, encode_cursor, locking, page_size, paginate, sql_events, within_sites,
 )
 from services.common.entrypoints import command, handles, load
 from services.common.errors import Conflict, NotFound, ValidationFailed
@@ -94,7 +94,7 @@ class BillingService(entrypoints.ServiceBase):
             raise ValidationFailed.from_messages({"site": ["no fee schedule for this site"]})
         created = storage.run_monthly(session, schedule, data["period"], now)
         storage.add_parking_lines(session, schedule, data["period"], now)
-        self._announce(storage.made_by_run(data["site"], data["period"], now))
+        self._announce(storage.made_by_run(data["site"], data["period"], now), site=data["site"])
         for unit in storage.units_with_credit(session, data["site"]):
             self._allocate(unit, now)
         self.uow.commit()
@@ -285,7 +285,7 @@ class BillingService(entrypoints.ServiceBase):
         session = self.uow.session
         created = storage.post_late_fees(session, site, first, rate, self.clock())
         if created:
-            self._announce(Invoice.id.in_(list(created.values())))
+            self._announce(Invoice.id.in_(list(created.values())), site=site)
             for unit in sorted(set(created) & set(storage.units_with_credit(session, site))):
                 self._allocate(unit, self.clock())
         self.uow.commit()
@@ -469,10 +469,16 @@ class BillingService(entrypoints.ServiceBase):
         self._allocate(invoice.unit, now)
         self.uow.commit()
 
-    def _announce(self, which):
+    def _announce(self, which, site=None):
         """billing.invoice_issued for each invoice matching `which` (a whole monthly run, or one
-        invoice), written to the outbox together: the bill its owner is sent (000)."""
+        invoice), written to the outbox together: the bill its owner is sent (000). Those of
+        one `site` (a run, the late fees) on PostgreSQL by one INSERT … SELECT, the payloads
+        built by the database (`storage.issued_payloads`)."""
         session = self.uow.session
+        if site is not None and sql_events(session):
+            self.uow.add_events_selected("billing.invoice_issued", storage.issued_payloads(
+                which, storage.late_fee_rate(session, site)))
+            return
         issued = storage.issued(session, which)
         rates = storage.late_fee_rates(session, (invoice.site for invoice, _ in issued))
         self.uow.add_events("billing.invoice_issued", [

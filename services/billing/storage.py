@@ -6,12 +6,14 @@ Units are a local projection of registry's units (fed by `registry.unit_changed`
 monthly run is one INSERT … SELECT and the arrears sweep one aggregate query joined with the
 major-customer flag, instead of paging every unit of a site over RPC.
 """
+import json
 import secrets
-from datetime import timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 from sqlalchemy import (
-    JSON, BigInteger, Boolean, Column, Date, ForeignKey, Index, Integer, MetaData, String, Table,
+    JSON, BigInteger, Boolean, Column, Date, ForeignKey, Index, Integer, MetaData, Numeric, String,
+    Table,
     UniqueConstraint, and_, case, event, exists, false, func, literal, or_, select, text, true,
 )
 from sqlalchemy.dialects import postgresql, sqlite
@@ -412,6 +414,47 @@ def issued(session, where):
     return list(invoices.values())
 
 
+def issued_payloads(where, late_fee_daily_rate):
+    """(site, data, sort) of each invoice matching `where` (of one site, whose daily late-fee
+    rate is `late_fee_daily_rate`): its billing.invoice_issued payload built by PostgreSQL's
+    JSON functions exactly as `service.invoice_issued` builds it in Python (amounts as text of
+    two decimals, no owner when billing knows none, the lines in their order), for
+    `UnitOfWork.add_events_selected` — a whole monthly run in one statement."""
+    def money(fen):
+        return func.cast(func.cast(fen, Numeric) / 100, Numeric(14, 2)).cast(String)
+
+    def text_(value):
+        return literal(value, String)
+
+    line = InvoiceLine.__table__.c
+    items = (select(func.coalesce(
+        func.json_agg(postgresql.aggregate_order_by(func.json_build_object(
+            text_("fee"), line.fee, text_("amount"), money(line.amount_fen),
+            text_("description"), line.description), line.id)),
+        func.cast(text_("[]"), postgresql.JSON)))
+        .where(line.invoice_id == Invoice.id, line.fee.is_not(None)).scalar_subquery())
+    owner_fields = (Unit.owner_name, Unit.owner_phone, Unit.owner_email, Unit.owner_person_id)
+    owner = case((func.coalesce(*(func.nullif(f, "") for f in owner_fields)).is_(None), None),
+                 else_=func.json_build_object(
+                     text_("name"), Unit.owner_name, text_("phone"), Unit.owner_phone,
+                     text_("email"), Unit.owner_email, text_("person_id"), Unit.owner_person_id))
+    data = func.json_build_object(
+        text_("invoice_id"), Invoice.id, text_("unit"), Invoice.unit, text_("period"), Invoice.period,
+        text_("kind"), Invoice.kind, text_("amount"), money(Invoice.total_fen),
+        text_("due_date"), func.to_char(Invoice.due_date, "YYYY-MM-DD"), text_("items"), items,
+        text_("owner"), owner,
+        text_("timezone"), func.coalesce(func.nullif(Unit.timezone, ""), DEFAULT_TZ),
+        text_("late_fee_daily_rate"), text_(str(Decimal(late_fee_daily_rate))))
+    # what may make two bills differ in shape: which values are null, how many lines
+    lines = (select(func.json_build_array(func.count(), func.count(line.description)))
+             .where(line.invoice_id == Invoice.id, line.fee.is_not(None)).scalar_subquery())
+    shape = func.json_build_array(*(column.is_(None) for column in (
+        owner, *owner_fields, Invoice.period, Unit.timezone, Unit.code)), lines).cast(String)
+    return (select(Invoice.site.label("site"), data.label("data"), Invoice.id.label("sort"),
+                   shape.label("shape"))
+            .outerjoin(Unit, Unit.code == Invoice.unit).where(where))
+
+
 def open_invoices(session, unit_code, lock=False):
     stmt = (select(Invoice).where(Invoice.unit == unit_code, Invoice.settled == false())
             .order_by(Invoice.due_date, Invoice.id))
@@ -709,18 +752,56 @@ def late_fees_of(session, units, as_of, rate):
 
 def start_episodes(session, episodes):
     """The episodes [(unit, site, started_on)] not recorded yet, in one insert."""
-    session.execute(_insert(session)(ArrearsEpisode).values([
-        {"unit": unit, "site": site, "started_on": started_on}
-        for unit, site, started_on in episodes]).on_conflict_do_nothing())
+    rows = [{"unit": unit, "site": site, "started_on": started_on}
+            for unit, site, started_on in episodes]
+    if _from_json(session, "arrears_episodes", "unit text, site text, started_on date", rows):
+        return
+    # an executemany of one cached statement (batched into multi-row INSERTs by SQLAlchemy),
+    # not a statement of this batch's VALUES compiled afresh (a third of the sweep's time)
+    session.execute(_insert(session)(ArrearsEpisode.__table__).on_conflict_do_nothing(), rows)
+
+
+_STEP_COLUMNS = ("unit text, site text, since date, step text, sequence int, milestone int, "
+                 "months int, amount_due_fen bigint, late_fee_fen bigint, taken_on date, "
+                 "taken_at timestamptz")
+
+
+def _from_json(session, table, columns, rows, returning=None):
+    """On PostgreSQL, INSERT `rows` (dicts of `columns`, "name type, …") into `table` in ONE
+    statement, from `json_to_recordset` of one JSON document (psycopg parses a multi-row VALUES
+    statement anew for every page, which was most of a sweep's batch), skipping rows already
+    there; the `returning` columns of those inserted. None elsewhere (the caller's portable
+    path does it)."""
+    if session.get_bind().dialect.name != "postgresql":
+        return None
+    names = ", ".join(column.split()[0] for column in columns.split(", "))
+    sql = (f"INSERT INTO {table} ({names}) SELECT {names} FROM json_to_recordset(CAST(:rows AS json))"
+           f" AS v({columns}) ON CONFLICT DO NOTHING")
+    if returning:
+        sql += f" RETURNING {returning}"
+    result = session.execute(text(sql), {"rows": json.dumps(rows, default=_iso)})
+    return result.all() if returning else True
+
+
+def _iso(value):
+    if isinstance(value, (date, datetime)):
+        return value.isoformat()
+    if isinstance(value, Decimal):     # a fen sum: integral; a fraction keeps its digits as text
+        return int(value) if value == value.to_integral_value() else str(value)
+    raise TypeError(f"{type(value).__name__} is not JSON")
 
 
 def insert_steps(session, values):
     """The steps `values` not recorded yet (by anyone), in one insert: {(unit, step, sequence)}
     of those this call recorded. ON CONFLICT DO NOTHING waits for a replica inserting the same
     step and then skips it."""
+    inserted = _from_json(session, "ladder_steps", _STEP_COLUMNS, values, "unit, step, sequence")
+    if inserted is not None:
+        return {tuple(row) for row in inserted}
+    table = LadderStep.__table__
     return {tuple(row) for row in session.execute(
-        _insert(session)(LadderStep).values(values).on_conflict_do_nothing()
-        .returning(LadderStep.unit, LadderStep.step, LadderStep.sequence))}
+        _insert(session)(table).on_conflict_do_nothing()
+        .returning(table.c.unit, table.c.step, table.c.sequence), values)}
 
 
 def taken_steps(session, unit_code, since):

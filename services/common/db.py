@@ -32,8 +32,8 @@ from nameko.events import get_event_exchange
 from nameko.extensions import DependencyProvider
 from prometheus_client import Counter, Gauge
 from sqlalchemy import (
-    JSON, Column, DateTime, Index, Integer, MetaData, String, Table, Text, create_engine, delete,
-    event, func, insert, or_, select, update,
+    JSON, Column, DateTime, Index, Integer, MetaData, String, Table, Text, cast, create_engine,
+    delete, event, func, insert, literal, or_, select, update,
 )
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Session
@@ -195,6 +195,52 @@ class UnitOfWork:
             self._raised = True
         return [body["id"] for body in bodies]
 
+    def add_events_selected(self, event, source, *, occurred_at=None, breaches=()):
+        """Record one `event` per row of `source` — a SELECT of `site`, `data` (the payload as
+        JSON, built by the database), `sort` (the order to publish in) and `shape` (a text that
+        differs wherever the payloads' shapes may: which values are null, how many items a list
+        has) — by ONE INSERT … SELECT, for a bulk change on PostgreSQL (`sql_events`): no
+        payload passes through Python. The contract is checked once per shape, on one payload
+        of each (a regular expression taking each payload's values out to find its shape cost
+        a second per 10,000 in PostgreSQL); a breach fails the transaction. How many were
+        recorded. A sweep's breaches [(site, kind, deadline)] are counted on commit, as
+        `add_events` counts those it records."""
+        outbox, now = self._provider.outbox, utcnow()
+        version = contracts.LATEST[event]
+        given = source.subquery()
+        # a CTE read twice (and volatile, by gen_random_uuid()) is computed once: each row's id
+        made = select(func.gen_random_uuid().cast(String).label("event_id"), given.c.site,
+                      given.c.data, given.c.sort, given.c.shape).cte("made")
+
+        def typed(value):
+            return literal(value, String if not isinstance(value, int) else Integer)
+        body = func.json_build_object(
+            typed("id"), made.c.event_id, typed("event"), typed(event), typed("version"),
+            typed(version), typed("source"), typed(event.split(".", 1)[0]),
+            typed("occurred_at"), typed((occurred_at or now).isoformat()),
+            typed("site"), made.c.site,
+            typed("correlation_id"), typed(self._context.correlation_id), typed("data"), made.c.data)
+        written = insert(outbox).from_select(
+            ["event_id", "event", "body", "created_at"],
+            select(made.c.event_id, literal(event), body, literal(now, outbox.c.created_at.type))
+            .order_by(made.c.sort)).returning(outbox.c.id).cte("written")
+        # one payload of each shape from `made` (joining the written rows back to it was a
+        # nested loop, 10,000 × 10,000); the count of the written rows makes the insert run
+        shapes = self.session.execute(
+            select(cast(made.c.data, Text),
+                   select(func.count()).select_from(written).scalar_subquery())
+            .distinct(made.c.shape)).all()
+        schema = contracts.SCHEMAS[(event, version)]()
+        for one, _ in shapes:
+            errors = schema.validate(json.loads(one))
+            if errors:
+                raise ValueError(f"{event} v{version} payload breaks its contract: {errors}")
+        count = shapes[0][1] if shapes else 0
+        self._breaches += list(breaches)
+        if count:
+            self._raised = True
+        return count
+
     def first_time(self, event_id, handler):
         """True the first time `handler` sees `event_id` in a committed unit; False on any
         redelivery. Claims the pair inside this unit, so the claim and the effect commit together."""
@@ -284,6 +330,12 @@ class UnitOfWork:
         if failed:
             self.session.rollback()
         self.session.close()
+
+
+def sql_events(session):
+    """Whether `UnitOfWork.add_events_selected` can build events in this database (PostgreSQL's
+    JSON functions); elsewhere a bulk change builds them in Python (`add_events`)."""
+    return session.get_bind().dialect.name == "postgresql"
 
 
 class Database(DependencyProvider):

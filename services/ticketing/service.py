@@ -13,7 +13,9 @@ from sqlalchemy import select
 from services.common import calendar, entrypoints
 from services.common.business import BusinessGauges
 from services.common.clock import as_utc
-from services.common.db import Database, new_id, paginate, paginate_ordered, within_sites
+from services.common.db import (
+    Database, new_id, paginate, paginate_ordered, sql_events, within_sites,
+)
 from services.common.entrypoints import command, handles, load
 from services.common.errors import NotFound, ValidationFailed
 from services.common.metrics import OPEN_CASES
@@ -227,8 +229,9 @@ class TicketingService(entrypoints.ServiceBase):
     def _sweep_claimed(self, ids, as_of, found):
         """One claimed batch in one transaction: the columns the rules read, every breach and
         warning of the batch inserted in one statement each (the unique keys decide which this
-        replica reports), their events in one executemany per event, the tickets updated and
-        released in one more. A ticket due for its 30-day upgrade, which changes severity and
+        replica reports), their events in one write per event (on PostgreSQL an INSERT … SELECT
+        whose payloads the database builds), the tickets updated and released in one more
+        (on PostgreSQL one UPDATE … FROM json_to_recordset). A ticket due for its 30-day upgrade, which changes severity and
         history, goes through the whole Ticket."""
         session = self.uow.session
         try:
@@ -243,6 +246,9 @@ class TicketingService(entrypoints.ServiceBase):
             first_warnings = storage.record_warnings_once(session, [
                 (tid, name, at) for tid, (_, warn) in due.items() for name, at in warn], as_of)
             earlier = self._reported_elsewhere(due, first_breaches, first_warnings)
+            # on PostgreSQL the events of what this replica found first are made by the
+            # database, in one INSERT … SELECT each; elsewhere built here, row by row
+            by_database = sql_events(session)
             breached, warned, changes = [], [], []
             for row in rows:
                 breach, warn = due[row.id]
@@ -252,14 +258,17 @@ class TicketingService(entrypoints.ServiceBase):
                 new_warnings = (row.warnings or []) + [
                     domain.warning_entry(name, at, earlier.get(("w", row.id, name, at), as_of))
                     for name, at in warn]
-                breached += [(domain.breach_event(row, name, at, as_of), row.site)
-                             for name, at in breach if (row.id, name, at) in first_breaches]
-                warned += [(domain.warning_event(row, name, at, as_of), row.site)
-                           for name, at in warn if (row.id, name, at) in first_warnings]
+                if not by_database:
+                    breached += [(domain.breach_event(row, name, at, as_of), row.site)
+                                 for name, at in breach if (row.id, name, at) in first_breaches]
+                    warned += [(domain.warning_event(row, name, at, as_of), row.site)
+                               for name, at in warn if (row.id, name, at) in first_warnings]
                 changes.append({"ticket_id": row.id, "new_breaches": new_breaches,
                                 "new_warnings": new_warnings, "next_sweep_at": domain.next_sweep_at(
                                     row, new_breaches, new_warnings, upgrades[row.id])})
             # a warning goes out before any breach of the same sweep
+            if by_database:
+                self._add_alerts_by_database(rows, first_breaches, first_warnings, as_of)
             self.uow.add_events("ticketing.sla_warning", warned, occurred_at=as_of)
             self.uow.add_events("ticketing.sla_breached", breached, occurred_at=as_of)
             storage.save_swept(session, changes)
@@ -284,6 +293,21 @@ class TicketingService(entrypoints.ServiceBase):
             with session.begin():
                 storage.release(session, ids)
             raise
+
+    def _add_alerts_by_database(self, rows, first_breaches, first_warnings, as_of):
+        """The warnings, then the breaches, this replica recorded first on the plain `rows` (a
+        ticket being upgraded raises its own through the whole Ticket)."""
+        of = {row.id: row for row in rows}
+        warnings = [key for key in first_warnings if key[0] in of]
+        breaches = [key for key in first_breaches if key[0] in of]
+        if warnings:
+            self.uow.add_events_selected("ticketing.sla_warning",
+                                         storage.warning_payloads(warnings, as_of),
+                                         occurred_at=as_of)
+        if breaches:
+            self.uow.add_events_selected(
+                "ticketing.sla_breached", storage.breach_payloads(breaches, as_of), occurred_at=as_of,
+                breaches=[(of[tid].site, of[tid].kind, name) for tid, name, _ in breaches])
 
     def _reported_elsewhere(self, due, first_breaches, first_warnings):
         """When another replica recorded some of what this one found (a lease that ran out),
