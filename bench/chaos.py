@@ -30,6 +30,7 @@ with its first answer. Counts printed (target 0 each, except flows, kills and ou
     retries answered differently, messages lost, messages duplicated, events left unpublished
 """
 import eventlet
+import eventlet.tpool  # noqa: E402
 eventlet.monkey_patch()  # noqa: E402 — the BrokerLink and the clients are green threads
 
 import argparse  # noqa: E402
@@ -434,6 +435,8 @@ def main(argv=None):
     parser.add_argument("--results", help="also write the figures to bench/results/<RESULTS>")
     args = parser.parse_args(argv)
     random.seed(args.seed)
+    # a stop asked for (SIGTERM) unwinds as an error would: processes, node and databases go
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     stats, answers = Counter(), []
     for counted in (*BAD, "flows", "kills", "outages", "retries"):
         stats[counted] = 0

@@ -412,7 +412,11 @@ class RabbitNode:
             subprocess.run(["chown", "-R", "rabbitmq:rabbitmq", self.workdir], check=True)
             os.chmod(self.workdir, 0o755)
         subprocess.run(["rabbitmq-server", "-detached"], env=self.env, check=True, timeout=60)
-        self.await_startup()
+        try:
+            self.await_startup()
+        except BaseException:
+            self.stop()
+            raise
         return self
 
     def await_startup(self, timeout=120):
