@@ -247,11 +247,17 @@ FLOWS = {"repair": repair_flow, "renovation": renovation_flow, "billing": billin
          "run": run_flow}
 
 
-def flow(system, kind, n, stats, answers):
+def flow(system, kind, n, stats, answers, until):
+    if time.monotonic() > until:   # the time budget is spent: not started, counted apart
+        stats["flows not started (time budget)"] += 1
+        return None
     done = FLOWS[kind](system, n, stats, answers)
     if done:
         stats["flows"] += 1
         stats[f"flows: {kind}"] += 1
+        if stats["flows"] % 50 == 0:
+            print(f"chaos: {stats['flows']} flows, {stats['kills']} kills, {stats['outages']} broker "
+                  f"restarts, {stats['client-visible failures']} failures", file=sys.stderr, flush=True)
     return done
 
 
@@ -432,6 +438,8 @@ def main(argv=None):
     parser.add_argument("--broker", choices=("node", "link"), default="node")
     parser.add_argument("--db", choices=("sqlite", "postgres"), default="sqlite")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--minutes", type=float, default=None,
+                        help="start no flow after this many minutes of driving (the rest counted)")
     parser.add_argument("--results", help="also write the figures to bench/results/<RESULTS>")
     args = parser.parse_args(argv)
     random.seed(args.seed)
@@ -482,7 +490,8 @@ def main(argv=None):
         started = time.monotonic()
         pool = eventlet.GreenPool(args.clients)
         kinds = kinds_of(args.flows, args.mix)
-        done = [r for r in pool.imap(lambda n: flow(system, kinds[n], n, stats, answers),
+        until = started + (args.minutes * 60 if args.minutes else float("inf"))
+        done = [r for r in pool.imap(lambda n: flow(system, kinds[n], n, stats, answers, until),
                                      range(args.flows)) if r]
         stop.send(True)
         chaos[0].kill()

@@ -16,6 +16,9 @@ from typing import Callable
 
 import pytest
 
+from services.renovation.domain import REQUIRED_DOCUMENTS
+from tests.flows import eventually
+
 from services.gateway.routing import routes_of
 from services.gateway.service import GatewayService
 
@@ -88,6 +91,53 @@ def before(**made):
         for name, make in made.items():
             CONTEXT[name] = make(system)
     return run
+
+
+LATE = "0070101009"
+
+
+def sweep(system, day):
+    response = system.client("hq", ["*"], sub="hq-e2e").post(
+        "/admin/sweeps/billing", {"as_of": f"{day}T09:00:00+08:00"})
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def in_arrears(system):
+    """LATE: January 2024 unpaid, its late fee posted on 1 February."""
+    hq = system.client("hq", ["*"], sub="hq-e2e")
+    made = hq.post("/units", {"code": LATE, "usage": "residential", "area_m2": "89.50",
+                              "owner": {"name": "李四", "phone": "13900000005"}})
+    assert made.status_code == 201, made.text
+    eventually(lambda: hq.get(f"/units/{LATE}/account").status_code == 200, what="billing's unit")
+    invoice = hq.post("/invoices", {"unit": LATE, "period": "2024-01", "due_date": "2024-01-15",
+                                    "items": [{"fee": "management", "amount": "223.75"}]})
+    assert invoice.status_code == 201, invoice.text
+    sweep(system, "2024-02-01")
+
+
+def a_letter(system):
+    hq = system.client("hq", ["*"], sub="hq-e2e")
+    CONTEXT["letter"] = eventually(
+        lambda: next(iter(hq.get("/messages", unit=LATE, channel="letter").json()["items"]), None),
+        what="a letter of the arrears ladder")
+
+
+def renovation(ctx):
+    return {"renovation_id": ctx["renovation"]["id"]}
+
+
+def permitted(system):
+    """The signed renovation's invoice paid: the permit and its passes."""
+    hq = system.client("hq", ["*"], sub="hq-e2e")
+    rid = CONTEXT["renovation"]["id"]
+    invoices = eventually(lambda: hq.get(f"/units/{UNIT}/account").json()["open_invoices"],
+                          lambda found: any(i["kind"] == "renovation" for i in found),
+                          what="the renovation's invoice")  # paid with all that is owed
+    owed = sum(float(i["outstanding"]) for i in invoices)
+    assert hq.post("/payments", {"unit": UNIT, "amount": f"{owed:.2f}", "method": "cash"}).status_code == 201
+    CONTEXT["permitted"] = eventually(lambda: hq.get(f"/renovations/{rid}").json(),
+                                      lambda r: r["status"] == "permitted", what="the permit")
 
 
 HQ = dict(role="hq", sites=("*",))
@@ -254,6 +304,61 @@ ROWS = {
     "list_arrears": Row(values={"stage": "reminder", "as_of": date.today().isoformat()}, check=nothing),
     "collection_rate": Row(values={"period": "2026-01"}, check=lambda a, c: a["invoices"] >= 1),
     "sweep_billing": Row(values={"as_of": at(9)}, check=nothing),
+    # -- a unit years in arrears: its late fee waived, its lawsuit taken through every step
+    "waive_late_fee": Row(role="manager", sites=(SITE,), path=lambda c: {"invoice_id": f"L2024-01-{LATE}"},
+                          values={"reason": "业主困难，经理批准减免"}, before=in_arrears,
+                          check=lambda a, c: a["settled"] is True),
+    "list_lawsuits": Row(role="legal", sites=(SITE,), values={"status": "referred", "unit": LATE},
+                         before=lambda s: sweep(s, "2025-07-16"),
+                         check=lambda a, c: [x["unit"] for x in a["items"]] == [LATE]),
+    "act_on_lawsuit_file": Row(role="legal", sites=(SITE,), path=lambda c: {"code": LATE},
+                               values={"filed_on": "2025-08-01", "court": "北京市朝阳区人民法院",
+                                       "case_number": "(2025)京0105民初12345号"},
+                               check=lambda a, c: a["filing"]["court"] == "北京市朝阳区人民法院"),
+    "act_on_lawsuit_judge": Row(role="legal", sites=(SITE,), path=lambda c: {"code": LATE},
+                                values={"won": True, "judged_on": "2025-10-10", "amount_awarded": "225.70",
+                                        "note": "全额支持"},
+                                check=lambda a, c: a["judgement"]["amount_awarded"] == "225.70"),
+    "act_on_lawsuit_preserve": Row(role="legal", sites=(SITE,), path=lambda c: {"code": LATE},
+                                   values={"applied_on": "2025-10-20", "note": "申请财产保全"},
+                                   check=status_is("preserved")),
+    "act_on_lawsuit_close": Row(role="legal", sites=(SITE,), path=lambda c: {"code": LATE},
+                                values={"reason": "和解"}, check=status_is("closed")),
+    "get_message": Row(path=lambda c: {"message_id": c["letter"]["id"]}, before=a_letter,
+                       check=lambda a, c: a["channel"] == "letter"),
+    "letter_document": Row(path=lambda c: {"message_id": c["letter"]["id"]}, check=nothing),
+    "mark_letter_posted": Row(path=lambda c: {"message_id": c["letter"]["id"]},
+                              values={"posted_at": at(-2, date.today()), "tracking_number": "EMS1234567890"},
+                              check=lambda a, c: a["status"] == "posted"),
+    # -- renovation
+    "create_renovation": Row(status=201, keep="renovation", values={
+        "unit": UNIT, "name": "张三", "phone": "13812341234", "is_owner": True, "owner_consent": True,
+        "licence_no": "91110000MA01", "id_number": "110101199001011234",
+        "start": date.today().isoformat(), "end": (date.today() + timedelta(days=30)).isoformat(),
+        "work_items": ["flooring"], "documents": list(REQUIRED_DOCUMENTS), "debris_removal": True},
+        check=status_is("submitted")),
+    "list_renovations": Row(values={"status": "submitted", "unit": UNIT},
+                            check=lambda a, c: [r["id"] for r in a["items"]] == [c["renovation"]["id"]]),
+    "get_renovation": Row(path=renovation, check=lambda a, c: a["unit"] == UNIT),
+    "act_on_renovation_review": Row(role="manager", sites=(SITE,), path=renovation,
+                                    values={"decision": "approved", "reason": "资料齐全"},
+                                    check=status_is("approved")),
+    "act_on_renovation_sign": Row(path=renovation, values={"note": "已签约"}, check=nothing),
+    "check_pass": Row(path=lambda c: {"number": c["permitted"]["passes"][0]["number"]},
+                      before=permitted, check=lambda a, c: a["status"] == "valid"),
+    "act_on_renovation_patrol": Row(path=renovation, values={"note": "巡查正常", "ok": True},
+                                    check=lambda a, c: a["patrols"][-1]["note"] == "巡查正常"),
+    "act_on_renovation_violation": Row(path=renovation, values={"description": "未做防水", "rectify_by": at(48),
+                                                                "deduction": "100.00"},
+                                       check=status_is("rectifying")),
+    "act_on_renovation_rectified": Row(path=renovation, values={"numbers": [1], "note": "已补做防水"},
+                                       check=nothing),
+    "act_on_renovation_request_inspection": Row(path=renovation, values={"note": "申请验收"},
+                                                check=status_is("inspection_requested")),
+    "act_on_renovation_inspect": Row(path=renovation, values={"passed": True, "notes": "合格", "rectify_by": OMIT},
+                                     check=status_is("passed")),
+    "act_on_renovation_close": Row(path=renovation, values={"reference": "ARCH-1"}, check=status_is("closed")),
+    "sweep_renovation": Row(values={"as_of": at(9)}, check=nothing),
     # -- notifications
     "list_templates": Row(keep="templates", check=lambda a, c: len(a["items"]) >= 1),
     "preview_template": Row(path=lambda c: {"name": c["templates"]["items"][0]["name"],
