@@ -107,8 +107,15 @@ class Client:
                 self.stats["retries"] += 1
                 time.sleep(0.5 if in_flight else 1)
                 continue
-            self.answers.append((self.headers, path, body, key, response.status_code,
-                                 response.json()))
+            try:
+                answer = response.json()
+            except ValueError:   # not a JSON answer: what a client would notice, kept to show
+                self.stats["answers not JSON"] += 1
+                print(f"chaos: POST {path} answered {response.status_code} not JSON: "
+                      f"{response.headers.get('Content-Type')} {response.text[:300]!r}",
+                      file=sys.stderr, flush=True)
+                return None
+            self.answers.append((self.headers, path, body, key, response.status_code, answer))
             return response
         return None
 
