@@ -456,6 +456,9 @@ def main(argv=None):
     for counted in (*BAD, "flows", "kills", "outages", "retries"):
         stats[counted] = 0
     launch = launcher_module()
+    # the commit measured: the one checked out when the run starts
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
+                            capture_output=True, text=True).stdout.strip()
     with ExitStack() as stack:
         workdir = stack.enter_context(tempfile.TemporaryDirectory(prefix="propdesk-chaos-"))
         if args.broker == "node":
@@ -509,8 +512,6 @@ def main(argv=None):
         stats["restarts by the launcher"] = starts["n"] - len(system.services)
         settled(system, launcher)
         audit(system, done, answers, stats)
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
-                            capture_output=True, text=True).stdout.strip()
     report = {"db": args.db, "broker": args.broker, "commit": commit, "flows asked": args.flows,
               **dict(sorted(stats.items()))}
     text = json.dumps(report, indent=2, ensure_ascii=False) + "\n"
