@@ -18,10 +18,12 @@ import (never the other way round):
 Standard library, requests and psycopg only at import time (eventlet only once a BrokerLink is
 used), so that a bench can use it without eventlet's monkey-patching."""
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections import deque
@@ -393,6 +395,84 @@ class BrokerLink:
             _shut(sink)
             self.sockets.discard(source)
             source.close()
+
+
+class RabbitNode:
+    """A RabbitMQ node of one's own on this machine (its own name, ports, data and logs in
+    `workdir`, no plugins), so that a bench may restart a broker for real — `restart()` is
+    `rabbitmqctl stop_app`, a pause, `start_app` — without touching the RabbitMQ others share.
+    Needs the local rabbitmq-server; run as root, the scripts switch to the rabbitmq user.
+    Its default vhost "/" is the bench's alone: `amqp_uri` is the broker and the vhost."""
+
+    def __init__(self, workdir=None, name=None):
+        # its own folder, which the rabbitmq user can reach (a TemporaryDirectory is 0700)
+        self.workdir = workdir or tempfile.mkdtemp(prefix="propdesk-rabbit-")
+        self.name = name or f"propdesk-{uuid.uuid4().hex[:8]}@localhost"
+        self.port, self.dist_port = free_port(), free_port()
+        self.amqp_uri = f"pyamqp://guest:guest@127.0.0.1:{self.port}"
+        self.env = dict(os.environ, RABBITMQ_NODENAME=self.name,
+                        RABBITMQ_NODE_PORT=str(self.port), RABBITMQ_DIST_PORT=str(self.dist_port),
+                        RABBITMQ_MNESIA_BASE=os.path.join(self.workdir, "mnesia"),
+                        RABBITMQ_LOG_BASE=os.path.join(self.workdir, "log"),
+                        RABBITMQ_CONFIG_FILE=os.path.join(self.workdir, "rabbitmq.conf"),
+                        RABBITMQ_ENABLED_PLUGINS_FILE=os.path.join(self.workdir, "enabled_plugins"),
+                        RABBITMQ_CONF_ENV_FILE=os.path.join(self.workdir, "rabbitmq-env.conf"))
+
+    def ctl(self, *args, timeout=120):
+        return subprocess.run(["rabbitmqctl", "-n", self.name, *args], env=self.env,
+                              capture_output=True, text=True, timeout=timeout, check=True)
+
+    def start(self):
+        for folder in ("mnesia", "log"):
+            os.makedirs(os.path.join(self.workdir, folder), exist_ok=True)
+        with open(self.env["RABBITMQ_CONFIG_FILE"], "w") as conf:
+            conf.write(f"listeners.tcp.local = 127.0.0.1:{self.port}\n")
+        with open(self.env["RABBITMQ_ENABLED_PLUGINS_FILE"], "w") as plugins:
+            plugins.write("[].\n")
+        with open(self.env["RABBITMQ_CONF_ENV_FILE"], "w") as conf:
+            conf.write("ERL_EPMD_ADDRESS=127.0.0.1\n")
+        if os.geteuid() == 0:  # the node runs as the rabbitmq user, who must write here
+            subprocess.run(["chown", "-R", "rabbitmq:rabbitmq", self.workdir], check=True)
+            os.chmod(self.workdir, 0o755)
+        subprocess.run(["rabbitmq-server", "-detached"], env=self.env, check=True, timeout=60)
+        try:
+            self.await_startup()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def await_startup(self, timeout=120):
+        """Until the node runs its app (at first the node is not even registered yet)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                self.ctl("await_startup", timeout=timeout)
+                return
+            except subprocess.CalledProcessError as exc:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"RabbitMQ node {self.name} did not start: {exc.stderr}")
+                time.sleep(1)
+
+    def stop_app(self):
+        self.ctl("stop_app")
+
+    def start_app(self):
+        self.ctl("start_app")
+        self.await_startup()
+
+    def stop(self):
+        try:
+            self.ctl("stop", timeout=60)
+        except (subprocess.SubprocessError, OSError):
+            pass
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc_info):
+        self.stop()
 
 
 def _shut(sock):

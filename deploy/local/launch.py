@@ -52,8 +52,9 @@ def plan(services, replicas):
 
 
 class Supervisor:
-    def __init__(self, config, host, logdir):
+    def __init__(self, config, host, logdir, env=None):
         self.config, self.host, self.logdir = config, host, logdir
+        self.env = os.environ if env is None else env  # what every child is started with
         self.children = {}  # name -> Popen
         self.specs = {}     # name -> (service, port), to start it again
         self.started_at = {}
@@ -67,7 +68,7 @@ class Supervisor:
         self.started_at[name] = time.monotonic()
         nameko = os.path.join(os.path.dirname(sys.executable), "nameko")
         command = [nameko, "run", "--config", self.config, f"services.{service}.service"]
-        env = dict(os.environ, WEB_SERVER_ADDRESS=f"{self.host}:{port}", PYTHONUNBUFFERED="1")
+        env = dict(self.env, WEB_SERVER_ADDRESS=f"{self.host}:{port}", PYTHONUNBUFFERED="1")
         # Own session: a terminal's Ctrl-C reaches only us, and each child is stopped exactly once.
         options = dict(cwd=ROOT, env=env, stdin=subprocess.DEVNULL, start_new_session=True)
         if self.logdir:

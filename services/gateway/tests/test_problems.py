@@ -237,3 +237,39 @@ def test_a_surrogate_pair_is_text():
 def test_nan_and_infinity_are_not_json(constant):
     with pytest.raises(MalformedRequest):
         parse_json(b'{"amount": ' + constant + b"}", "application/json")
+
+
+def test_the_problem_schema_declares_every_extension_member_the_code_raises():
+    """Every key a ProblemError's `extra` gets in services/ (a dict literal given to a problem,
+    to `require_visible` as its ref, or as an InvalidField keyword) is a declared member of the
+    documented Problem, which allows no others: a new one must be declared to be documented."""
+    import ast
+    import pathlib
+
+    from services.common import errors
+    from services.gateway import web
+    problems = {name for name, value in {**vars(errors), **vars(web)}.items()
+                if isinstance(value, type) and issubclass(value, ProblemError)} | {"cls"}
+    raised = {}
+    for path in pathlib.Path(web.__file__).parents[1].rglob("*.py"):
+        if "tests" in path.parts or "migrations" in path.parts:
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(node, ast.Call):
+                continue
+            name = getattr(node.func, "attr", None) or getattr(node.func, "id", None)
+            given = []
+            if name in problems or (isinstance(node.func, ast.Attribute)
+                                    and getattr(node.func.value, "id", None) in problems):
+                given = node.args[1:2] + [k.value for k in node.keywords if k.arg == "extra"]
+            elif name == "require_visible":
+                given = node.args[2:3]
+            elif name == "InvalidField":
+                raised.update({k.arg: f"{path.name}:{node.lineno}" for k in node.keywords if k.arg})
+            for extra in given:
+                if isinstance(extra, ast.Dict):
+                    raised.update({k.value: f"{path.name}:{node.lineno}" for k in extra.keys
+                                   if isinstance(k, ast.Constant)})
+    declared = set(web.Problem().fields)
+    assert {key: where for key, where in raised.items() if key not in declared} == {}
+    assert web.Problem().unknown == "raise"
