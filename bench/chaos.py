@@ -116,7 +116,12 @@ class Client:
                       file=sys.stderr, flush=True)
                 return None
             self.answers.append((self.headers, path, body, key, response.status_code, answer))
+            if response.status_code >= 300:   # shown, so that a failure can be explained
+                print(f"chaos: POST {path} (key {key}) answered {response.status_code} "
+                      f"{response.text[:300]}", file=sys.stderr, flush=True)
             return response
+        print(f"chaos: POST {path} (key {key}) gave up after {GIVE_UP_SECONDS} s of retries",
+              file=sys.stderr, flush=True)
         return None
 
     def get(self, path, **params):
@@ -397,6 +402,8 @@ def audit(system, done, answers, stats):
                               headers={**headers, "Idempotency-Key": key}, timeout=30)
         if again.status_code != status or again.json() != first:
             stats["retries answered differently"] += 1
+            print(f"chaos: POST {path} (key {key}) first {status} {json.dumps(first)[:300]}, "
+                  f"again {again.status_code} {again.text[:300]}", file=sys.stderr, flush=True)
     stats["events left unpublished"] = unpublished(system)
 
 
