@@ -159,7 +159,7 @@ def load(schema, payload, **kwargs):
         raise ValidationFailed.from_messages(exc.messages) from exc
 
 
-def handles(source, event, *, handler=None, when=None, every_replica=False):
+def handles(source, event, *, handler=None, when=None, every_replica=False, batch=None):
     """`@event_handler(source, event)` for a service with a `uow`, calling the method as
     `method(self, data, envelope)` with the event's payload loaded by its versioned contract,
     once per event id.
@@ -174,7 +174,13 @@ def handles(source, event, *, handler=None, when=None, every_replica=False):
     `every_replica`: the method changes what each process holds in memory (the calendar), not
     the database: every replica gets the event (a broadcast queue of its own, gone with the
     process, which loads what it missed at start instead), nothing is claimed, and the method
-    must be idempotent."""
+    must be idempotent.
+
+    `batch=n`: the method is `method(self, envelopes)`, called with up to n of these events at
+    once: those that the process's workers received while the previous batch ran (each worker
+    is one event; `UnitOfWork.batched`), their ids claimed in one statement
+    (`uow.first_times`), only the first-time ones passed on. Each event is still acked only
+    after the commit of its batch, so a crash redelivers it and the claim keeps it once."""
     name = f"{source}.{event}"
 
     def decorate(method):
@@ -183,6 +189,10 @@ def handles(source, event, *, handler=None, when=None, every_replica=False):
             envelope = _contracted(name, body)
             if envelope is None or (when is not None and not when(envelope["data"])):
                 return None
+            if batch:
+                key = handler or f"{self.name}.{event}"
+                return self.uow.batched(key, envelope, lambda envelopes: _run_batch(
+                    self, method, key, envelopes), batch)
             if not every_replica and not self.uow.first_time(
                     envelope["id"], handler or f"{self.name}.{event}"):
                 return None
@@ -192,6 +202,14 @@ def handles(source, event, *, handler=None, when=None, every_replica=False):
                                  requeue_on_error=True)(entrypoint)
         return event_handler(source, event, requeue_on_error=True)(entrypoint)
     return decorate
+
+
+def _run_batch(service, method, key, envelopes):
+    fresh = service.uow.first_times([envelope["id"] for envelope in envelopes], key)
+    envelopes = [envelope for envelope in envelopes if envelope["id"] in fresh
+                 and not fresh.discard(envelope["id"])]     # an id twice in a batch: once
+    if envelopes:
+        method(service, envelopes)
 
 
 def _contracted(name, body):

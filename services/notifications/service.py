@@ -34,6 +34,11 @@ from services.notifications.storage import Base, CalendarYear, DeliveryAttempt, 
 log = logging.getLogger(__name__)
 
 
+# The most events of one kind made into messages in one transaction (bounded in effect by the
+# process's max_workers: each waiting event holds a worker until its batch commits).
+BATCH = 200
+
+
 class NotificationsService(entrypoints.ServiceBase):
     name = "notifications"
 
@@ -97,9 +102,10 @@ class NotificationsService(entrypoints.ServiceBase):
     def on_arrears_escalated(self, data, envelope):
         self._notify(envelope, domain.arrears_messages(envelope))
 
-    @handles("billing", "invoice_issued")
-    def on_invoice_issued(self, data, envelope):
-        self._notify(envelope, domain.bill_messages(envelope))
+    # A monthly run raises one per unit at once: they are made a batch per transaction.
+    @handles("billing", "invoice_issued", batch=BATCH)
+    def on_invoice_issued(self, envelopes):
+        self._notify_all([(envelope, domain.bill_messages(envelope)) for envelope in envelopes])
 
     @handles("billing", "invoice_paid")
     def on_invoice_paid(self, data, envelope):
@@ -334,12 +340,23 @@ class NotificationsService(entrypoints.ServiceBase):
     def _notify(self, envelope, drafts):
         """An event's messages stored with the event's claim in one transaction, then
         delivered."""
-        data, now = envelope["data"], self.clock()
-        messages = [self._new_message(draft, envelope["event"], envelope["id"], envelope["site"],
-                                      data.get("timezone"), now, data.get("ticket_id"),
-                                      data.get("unit"), opted_out)
-                    for draft, opted_out in self._with_opt_outs(drafts)]
-        self.uow.session.add_all(messages)
+        self._notify_all([(envelope, drafts)])
+
+    def _notify_all(self, made):
+        """The messages of each (envelope, drafts) of `made`, stored with the events' claims in
+        one transaction (the opt-outs read in one query, the rows written in one bulk insert),
+        then delivered."""
+        now, messages = self.clock(), []
+        opted_out = storage.opted_out(self.uow.session, {
+            draft.person_id for _, drafts in made for draft in drafts if draft.person_id})
+        for envelope, drafts in made:
+            data = envelope["data"]
+            messages += [self._new_message(draft, envelope["event"], envelope["id"],
+                                           envelope["site"], data.get("timezone"), now,
+                                           data.get("ticket_id"), data.get("unit"),
+                                           (draft.person_id, draft.channel) in opted_out)
+                         for draft in drafts]
+        storage.insert_messages(self.uow.session, messages)
         self.uow.commit()
         self._deliver_due(now, [m.id for m in messages if m.status == "pending"])
 
@@ -431,12 +448,18 @@ class NotificationsService(entrypoints.ServiceBase):
         policy = domain.RetryPolicy(self.delivery.setting("max_attempts", 5),
                                     self.delivery.setting("retry_base_seconds", 30.0))
         at_once = self.delivery.setting("sends_at_once", self.SENDS_AT_ONCE)
+        chunks = None if ids is None else [ids[i:i + self.SWEEP_BATCH]
+                                           for i in range(0, len(ids), self.SWEEP_BATCH)]
         while True:
-            claimed = storage.claim_due(self.uow.session, now, lease, self.SWEEP_BATCH, ids)
+            chunk = None if chunks is None else chunks.pop(0)
+            claimed = storage.claim_due(self.uow.session, now, lease, self.SWEEP_BATCH, chunk)
             opted_out = storage.opted_out(self.uow.session, {m.person_id for m in claimed if m.person_id})
             for status in self._attempt_batch(claimed, now, opted_out, policy, at_once):
                 counts[status] += 1
-            if ids is not None or len(claimed) < self.SWEEP_BATCH or time.monotonic() >= deadline:
+            if chunks is not None:
+                if not chunks:
+                    return counts
+            elif len(claimed) < self.SWEEP_BATCH or time.monotonic() >= deadline:
                 return counts
 
     def _attempt_batch(self, claimed, now, opted_out, policy, at_once):

@@ -10,7 +10,9 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column
 
 from services.common.calendar import DEFAULT_TZ, shift_months
-from services.common.db import UTCDateTime, declarative_base, insert_once, locking, within_sites
+from services.common.db import (
+    UTCDateTime, bulk_insert, declarative_base, insert_once, locking, within_sites,
+)
 from services.common.units import building_of_unit, site_of_unit
 
 Base = declarative_base()
@@ -147,6 +149,13 @@ def set_opt_out(session, person_id, channel, opted_out, now):
                                                    created_at=now))
     else:
         session.execute(delete(OptOut).where(OptOut.person_id == person_id, OptOut.channel == channel))
+
+
+def insert_messages(session, messages):
+    """`messages` (Message objects, not added to the session) in one bulk insert."""
+    columns = [c.key for c in Message.__table__.columns]
+    bulk_insert(session, Message.__table__,
+                [{key: getattr(message, key) for key in columns} for message in messages])
 
 
 def insert_message_once(session, message):
