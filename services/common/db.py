@@ -25,7 +25,6 @@ import uuid
 from datetime import datetime, timedelta, timezone
 
 import eventlet
-import eventlet.event
 from eventlet.queue import Empty, LightQueue
 from kombu.utils import json as wire_json
 from nameko.constants import AMQP_URI_CONFIG_KEY
@@ -228,58 +227,6 @@ class UnitOfWork:
                 .on_conflict_do_nothing().returning(table.c.event_id))
         return set(self.session.scalars(stmt).all())
 
-    def batched(self, key, item, run, limit):
-        """`run(items)` once for the items that workers of this process submit under `key` while
-        one is running (group commit): the worker that finds none running leads, takes what is
-        waiting (up to `limit`, its own first) and runs it in its unit of work; the others wait
-        for that batch's outcome and then end (so that their event is acked after the commit that
-        holds its effect). A batch that fails is run again an item at a time, so that one bad
-        item fails (and is requeued) alone. `run` commits."""
-        group = self._provider.__dict__.setdefault("batches", {}).setdefault(key, _Group())
-        entry = (item, eventlet.event.Event())
-        group.waiting.append(entry)
-        if group.leading:
-            if entry[1].wait() is not _LEAD:
-                return None
-        group.leading = True
-        try:
-            eventlet.sleep(0)      # the workers spawned with this one join its batch
-            batch = group.waiting[:limit]
-            del group.waiting[:limit]
-            try:
-                run([item for item, _ in batch])
-            except Exception:
-                self.session.rollback()
-                if len(batch) == 1:
-                    raise
-                self._one_at_a_time(batch, run, entry)
-                return None
-            for _, done in batch:
-                if done is not entry[1]:
-                    done.send(None)
-            return None
-        finally:
-            group.leading = bool(group.waiting)
-            if group.waiting:       # the next waiting worker leads the next batch
-                group.waiting[0][1].send(_LEAD)
-
-    def _one_at_a_time(self, batch, run, own):
-        failed = None
-        for item, done in batch:
-            try:
-                run([item])
-            except Exception as exc:
-                self.session.rollback()
-                if done is own[1]:
-                    failed = exc
-                else:
-                    done.send_exception(exc)
-            else:
-                if done is not own[1]:
-                    done.send(None)
-        if failed is not None:
-            raise failed
-
     def once(self, run):
         """`run()` once per (caller, Idempotency-Key, command): its answer is written in the
         transaction of its effect, so both commit or neither does, and every later call with the
@@ -357,14 +304,6 @@ class UnitOfWork:
         if failed:
             self.session.rollback()
         self.session.close()
-
-
-_LEAD = object()   # what a waiting worker is told when the next batch is its to run
-
-
-class _Group:
-    def __init__(self):
-        self.waiting, self.leading = [], False
 
 
 class Database(DependencyProvider):

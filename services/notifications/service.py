@@ -36,7 +36,7 @@ log = logging.getLogger(__name__)
 
 # The most events of one kind made into messages in one transaction (bounded in effect by the
 # process's max_workers: each waiting event holds a worker until its batch commits).
-BATCH = 200
+BATCH = 100
 
 
 class NotificationsService(entrypoints.ServiceBase):
