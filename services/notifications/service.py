@@ -29,7 +29,7 @@ from services.notifications.rendering import render
 from services.notifications.schemas import (
     AttemptOut, CalendarIn, CalendarOut, MessageFilters, MessageOut, PostedIn, PreviewIn,
 )
-from services.notifications.storage import Base, CalendarYear, DeliveryAttempt, Message
+from services.notifications.storage import Base, CalendarYear, Message
 
 log = logging.getLogger(__name__)
 
@@ -467,25 +467,47 @@ class NotificationsService(entrypoints.ServiceBase):
         record each attempt as its send ends: what has ended is committed before this waits
         for the next, so a crash loses the record of no more than the sends then in flight
         (their claim lapses and they are tried again, under the same message id)."""
-        ended = eventlet.queue.LightQueue()
-        statuses = [domain.skip(m) for m in claimed if (m.person_id, m.channel) in opted_out]
+        ended, session = eventlet.queue.LightQueue(), self.uow.session
+        for message in claimed:     # written below by statement, a batch of them at a time
+            session.expunge(message)
+        skipped = [m for m in claimed if (m.person_id, m.channel) in opted_out]
+        statuses = [domain.skip(m) for m in skipped]
+        storage.record_attempts(session, [], skipped)
         to_send = iter([m for m in claimed if (m.person_id, m.channel) not in opted_out])
         in_flight = 0
         for message in itertools.islice(to_send, at_once):
             eventlet.spawn_n(lambda m: ended.put((m, self._send(m))), message)
             in_flight += 1
         while in_flight:
-            results = [ended.get()]
-            while not ended.empty():
-                results.append(ended.get())
-            statuses += [self._record(message, now, error, policy) for message, error in results]
-            self.uow.session.commit()
+            results = self._ended(ended, in_flight, at_once)
+            attempts = [self._record(message, now, error, policy, statuses)
+                        for message, error in results]
+            storage.record_attempts(session, attempts, [message for message, _ in results])
+            session.commit()
             in_flight -= len(results)
             for message in itertools.islice(to_send, len(results)):
                 eventlet.spawn_n(lambda m: ended.put((m, self._send(m))), message)
                 in_flight += 1
-        self.uow.session.commit()     # the skipped, when nothing was sent
+        session.commit()     # the skipped, when nothing was sent
         return statuses
+
+    RECORD_WINDOW_SECONDS = 0.01
+
+    def _ended(self, ended, in_flight, at_once):
+        """The sends that have ended: at least one, and those that end within a short window
+        after it (until half the pool has), so that their attempts commit together rather than
+        one commit each; none in flight is left unrecorded for longer than the window."""
+        results = [ended.get()]
+        deadline = time.monotonic() + self.RECORD_WINDOW_SECONDS
+        while len(results) < in_flight:
+            if ended.empty() and (len(results) >= max(1, at_once // 2)
+                                  or time.monotonic() >= deadline):
+                break
+            try:
+                results.append(ended.get(timeout=max(0.0, deadline - time.monotonic())))
+            except eventlet.queue.Empty:
+                break
+        return results
 
     def _send(self, message):
         """None if the provider took the message, else why not (retried later). It touches
@@ -499,12 +521,13 @@ class NotificationsService(entrypoints.ServiceBase):
                         extra={"message_id": message.id, "channel": message.channel})
             return error
 
-    def _record(self, message, now, error, policy):
-        self.uow.session.add(DeliveryAttempt(id=new_id(), message_id=message.id, at=now,
-                                             ok=error is None, error=error))
+    def _record(self, message, now, error, policy, statuses):
+        """The attempt's row; the message's new state set on it (written by the caller)."""
         status = domain.record_attempt(message, now, error, policy)
         self._deliveries.labels(message.channel, status).inc()
-        return status
+        statuses.append(status)
+        return {"id": new_id(), "message_id": message.id, "at": now, "ok": error is None,
+                "error": error}
 
     @property
     def _deliveries(self):

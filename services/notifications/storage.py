@@ -254,6 +254,20 @@ def claim_due(session, now, lease, batch, ids=None):
     return [claimed[message_id] for message_id in candidates if message_id in claimed]
 
 
+def record_attempts(session, attempts, messages):
+    """Delivery attempts (rows) in one insert, and the new state of the `messages` they (or an
+    opt-out) changed in one UPDATE per outcome (most of a batch: sent on the first try)."""
+    bulk_insert(session, DeliveryAttempt.__table__, attempts)
+    outcomes = {}
+    for message in messages:
+        outcomes.setdefault((message.status, message.attempts, message.last_error,
+                             message.next_attempt_at), []).append(message.id)
+    for (status, attempts_made, error, next_attempt_at), ids in outcomes.items():
+        session.execute(update(Message).where(Message.id.in_(ids)).values(
+            status=status, attempts=attempts_made, last_error=error,
+            next_attempt_at=next_attempt_at), execution_options={"synchronize_session": False})
+
+
 def messages_by_status(conn):
     """propdesk_messages: every message by channel and status (SPEC §9)."""
     rows = conn.execute(select(Message.channel, Message.status, func.count())
