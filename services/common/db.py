@@ -35,6 +35,8 @@ from sqlalchemy import (
     JSON, Column, DateTime, Index, Integer, MetaData, String, Table, Text, cast, create_engine,
     delete, event, func, insert, literal, or_, select, update,
 )
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Session
 from sqlalchemy.types import TypeDecorator
@@ -252,6 +254,24 @@ class UnitOfWork:
         self.session.execute(insert(table).values(
             event_id=event_id, handler=handler, processed_at=utcnow()))
         return True
+
+    def first_times(self, event_ids, handler):
+        """The ids of `event_ids` that `handler` sees for the first time, claimed in this unit in
+        one statement (INSERT … ON CONFLICT DO NOTHING RETURNING): a batch's de-duplication. A
+        replica claiming the same id at the same moment waits for this unit's end (PostgreSQL's
+        unique index), then finds it taken; so the effect of an event commits once."""
+        table, now = self._provider.processed, utcnow()
+        event_ids = list(dict.fromkeys(event_ids))
+        if not event_ids:
+            return set()
+        dialect = self.session.get_bind().dialect.name
+        if dialect not in ("postgresql", "sqlite"):
+            return {event_id for event_id in event_ids if self.first_time(event_id, handler)}
+        insert_of = postgresql_insert if dialect == "postgresql" else sqlite_insert
+        stmt = (insert_of(table).values([{"event_id": event_id, "handler": handler,
+                                          "processed_at": now} for event_id in event_ids])
+                .on_conflict_do_nothing().returning(table.c.event_id))
+        return set(self.session.scalars(stmt).all())
 
     def once(self, run):
         """`run()` once per (caller, Idempotency-Key, command): its answer is written in the

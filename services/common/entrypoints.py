@@ -8,7 +8,9 @@ import functools
 import logging
 
 from marshmallow import ValidationError
-from nameko.events import BROADCAST, event_handler
+import eventlet
+from nameko.events import BROADCAST, EventHandler, event_handler
+from nameko.exceptions import ContainerBeingKilled
 from nameko.exceptions import deserialize_to_instance
 from nameko.extensions import DependencyProvider
 from nameko.amqp.publish import Publisher
@@ -16,6 +18,7 @@ from nameko.constants import (
     AMQP_SSL_CONFIG_KEY, AMQP_URI_CONFIG_KEY, DEFAULT_SERIALIZER, DEFAULT_TRANSPORT_OPTIONS,
     LOGIN_METHOD_CONFIG_KEY, SERIALIZER_CONFIG_KEY,
 )
+from nameko.messaging import QueueConsumer
 from nameko.rpc import Responder, Rpc, RpcConsumer, get_rpc_exchange
 from nameko.web.handlers import HttpRequestHandler
 from nameko.web.server import WebServer, WsgiApp
@@ -159,7 +162,7 @@ def load(schema, payload, **kwargs):
         raise ValidationFailed.from_messages(exc.messages) from exc
 
 
-def handles(source, event, *, handler=None, when=None, every_replica=False):
+def handles(source, event, *, handler=None, when=None, every_replica=False, batch=None):
     """`@event_handler(source, event)` for a service with a `uow`, calling the method as
     `method(self, data, envelope)` with the event's payload loaded by its versioned contract,
     once per event id.
@@ -174,10 +177,20 @@ def handles(source, event, *, handler=None, when=None, every_replica=False):
     `every_replica`: the method changes what each process holds in memory (the calendar), not
     the database: every replica gets the event (a broadcast queue of its own, gone with the
     process, which loads what it missed at start instead), nothing is claimed, and the method
-    must be idempotent."""
+    must be idempotent.
+
+    `batch=n`: the method is `method(self, envelopes)`, called with up to n of these events at
+    once (`BatchEventHandler`: one worker for what the broker delivered together), their ids
+    claimed in one statement (`uow.first_times`) and only the first-time ones passed on. Each
+    event is acked only after the commit of its batch, so a crash redelivers it and the claim
+    keeps it once; a batch that fails is run again an event at a time in the same worker, so
+    that only the event that fails on its own is requeued."""
     name = f"{source}.{event}"
 
     def decorate(method):
+        if batch:
+            return _batched(name, method, handler, when, event, source, batch)
+
         @functools.wraps(method)
         def entrypoint(self, body):
             envelope = _contracted(name, body)
@@ -192,6 +205,104 @@ def handles(source, event, *, handler=None, when=None, every_replica=False):
                                  requeue_on_error=True)(entrypoint)
         return event_handler(source, event, requeue_on_error=True)(entrypoint)
     return decorate
+
+
+def _batched(name, method, handler, when, event, source, batch):
+    @functools.wraps(method)
+    def entrypoint(self, bodies):
+        """The positions in `bodies` (a list, or one body when called directly) that failed and
+        go back to the queue."""
+        bodies = bodies if isinstance(bodies, list) else [bodies]
+        key = handler or f"{self.name}.{event}"
+        envelopes = [_contracted(name, body) for body in bodies]
+        kept = [(i, e) for i, e in enumerate(envelopes)
+                if e is not None and (when is None or when(e["data"]))]
+        try:
+            _run_batch(self, method, key, [e for _, e in kept])
+            return []
+        except Exception:
+            self.uow.session.rollback()
+            if len(kept) <= 1:
+                raise
+        failed = []
+        for i, envelope in kept:
+            try:
+                _run_batch(self, method, key, [envelope])
+            except Exception:
+                log.exception("a %s event failed in its batch and alone; requeued", name,
+                              extra={"event": name, "event_id": envelope["id"]})
+                self.uow.session.rollback()
+                failed.append(i)
+        return failed
+    return BatchEventHandler.decorator(source, event, batch=batch, requeue_on_error=True)(entrypoint)
+
+
+def _run_batch(service, method, key, envelopes):
+    if not envelopes:
+        return
+    fresh = service.uow.first_times([envelope["id"] for envelope in envelopes], key)
+    envelopes = [envelope for envelope in envelopes if envelope["id"] in fresh
+                 and not fresh.discard(envelope["id"])]     # an id twice in a batch: once
+    if envelopes:
+        method(service, envelopes)
+
+
+class BatchQueueConsumer(QueueConsumer):
+    """The queue consumer of batch handlers: its own channel, whose prefetch is two batches of
+    its largest handler's (one being made while the next arrives), not the process's
+    max_workers (each batch is one worker)."""
+
+    @property
+    def prefetch_count(self):
+        return 2 * max([provider.batch for provider in self._providers] or [1])
+
+
+class BatchEventHandler(EventHandler):
+    """`@event_handler` whose worker gets a list of bodies: what arrived together, up to
+    `batch`, after waiting at most LINGER_SECONDS for more; each message acked (or requeued,
+    the positions the worker returns, or all when it fails) when that worker ends."""
+    queue_consumer = BatchQueueConsumer()
+    LINGER_SECONDS = 0.01
+
+    def __init__(self, *args, batch=100, **kwargs):
+        self.batch = batch
+        self._pending, self._flusher = [], None
+        super().__init__(*args, **kwargs)
+
+    def handle_message(self, body, message):
+        self._pending.append((body, message))
+        if len(self._pending) >= self.batch:
+            self._flush()
+        elif self._flusher is None:
+            self._flusher = self.container.spawn_managed_thread(self._linger)
+
+    def _linger(self):
+        eventlet.sleep(self.LINGER_SECONDS)
+        self._flusher = None
+        self._flush()
+
+    def _flush(self):
+        batch, self._pending = self._pending[:self.batch], self._pending[self.batch:]
+        if not batch:
+            return
+        messages = [message for _, message in batch]
+        context_data = self.unpack_message_headers(messages[0])
+        try:
+            self.container.spawn_worker(
+                self, ([body for body, _ in batch],), {}, context_data=context_data,
+                handle_result=functools.partial(self.handle_batch_result, messages))
+        except ContainerBeingKilled:
+            for message in messages:
+                self.queue_consumer.requeue_message(message)
+
+    def handle_batch_result(self, messages, worker_ctx, result=None, exc_info=None):
+        failed = set(range(len(messages))) if exc_info is not None else set(result or ())
+        for i, message in enumerate(messages):
+            if i in failed:
+                self.queue_consumer.requeue_message(message)
+            else:
+                self.queue_consumer.ack_message(message)
+        return result, exc_info
 
 
 def _contracted(name, body):

@@ -29,9 +29,14 @@ from services.notifications.rendering import render
 from services.notifications.schemas import (
     AttemptOut, CalendarIn, CalendarOut, MessageFilters, MessageOut, PostedIn, PreviewIn,
 )
-from services.notifications.storage import Base, CalendarYear, DeliveryAttempt, Message
+from services.notifications.storage import Base, CalendarYear, Message
 
 log = logging.getLogger(__name__)
+
+
+# The most events of one kind made into messages in one transaction (bounded in effect by the
+# process's max_workers: each waiting event holds a worker until its batch commits).
+BATCH = 100
 
 
 class NotificationsService(entrypoints.ServiceBase):
@@ -122,9 +127,10 @@ class NotificationsService(entrypoints.ServiceBase):
     def on_arrears_escalated(self, data, envelope):
         self._notify(envelope, domain.arrears_messages(envelope))
 
-    @handles("billing", "invoice_issued")
-    def on_invoice_issued(self, data, envelope):
-        self._notify(envelope, domain.bill_messages(envelope))
+    # A monthly run raises one per unit at once: they are made a batch per transaction.
+    @handles("billing", "invoice_issued", batch=BATCH)
+    def on_invoice_issued(self, envelopes):
+        self._notify_all([(envelope, domain.bill_messages(envelope)) for envelope in envelopes])
 
     @handles("billing", "invoice_paid")
     def on_invoice_paid(self, data, envelope):
@@ -359,12 +365,23 @@ class NotificationsService(entrypoints.ServiceBase):
     def _notify(self, envelope, drafts):
         """An event's messages stored with the event's claim in one transaction, then
         delivered."""
-        data, now = envelope["data"], self.clock()
-        messages = [self._new_message(draft, envelope["event"], envelope["id"], envelope["site"],
-                                      data.get("timezone"), now, data.get("ticket_id"),
-                                      data.get("unit"), opted_out)
-                    for draft, opted_out in self._with_opt_outs(drafts)]
-        self.uow.session.add_all(messages)
+        self._notify_all([(envelope, drafts)])
+
+    def _notify_all(self, made):
+        """The messages of each (envelope, drafts) of `made`, stored with the events' claims in
+        one transaction (the opt-outs read in one query, the rows written in one bulk insert),
+        then delivered."""
+        now, messages = self.clock(), []
+        opted_out = storage.opted_out(self.uow.session, {
+            draft.person_id for _, drafts in made for draft in drafts if draft.person_id})
+        for envelope, drafts in made:
+            data = envelope["data"]
+            messages += [self._new_message(draft, envelope["event"], envelope["id"],
+                                           envelope["site"], data.get("timezone"), now,
+                                           data.get("ticket_id"), data.get("unit"),
+                                           (draft.person_id, draft.channel) in opted_out)
+                         for draft in drafts]
+        storage.insert_messages(self.uow.session, messages)
         self.uow.commit()
         self._deliver_due(now, [m.id for m in messages if m.status == "pending"])
 
@@ -456,12 +473,18 @@ class NotificationsService(entrypoints.ServiceBase):
         policy = domain.RetryPolicy(self.delivery.setting("max_attempts", 5),
                                     self.delivery.setting("retry_base_seconds", 30.0))
         at_once = self.delivery.setting("sends_at_once", self.SENDS_AT_ONCE)
+        chunks = None if ids is None else [ids[i:i + self.SWEEP_BATCH]
+                                           for i in range(0, len(ids), self.SWEEP_BATCH)]
         while True:
-            claimed = storage.claim_due(self.uow.session, now, lease, self.SWEEP_BATCH, ids)
+            chunk = None if chunks is None else chunks.pop(0)
+            claimed = storage.claim_due(self.uow.session, now, lease, self.SWEEP_BATCH, chunk)
             opted_out = storage.opted_out(self.uow.session, {m.person_id for m in claimed if m.person_id})
             for status in self._attempt_batch(claimed, now, opted_out, policy, at_once):
                 counts[status] += 1
-            if ids is not None or len(claimed) < self.SWEEP_BATCH or time.monotonic() >= deadline:
+            if chunks is not None:
+                if not chunks:
+                    return counts
+            elif len(claimed) < self.SWEEP_BATCH or time.monotonic() >= deadline:
                 return counts
 
     def _attempt_batch(self, claimed, now, opted_out, policy, at_once):
@@ -469,25 +492,47 @@ class NotificationsService(entrypoints.ServiceBase):
         record each attempt as its send ends: what has ended is committed before this waits
         for the next, so a crash loses the record of no more than the sends then in flight
         (their claim lapses and they are tried again, under the same message id)."""
-        ended = eventlet.queue.LightQueue()
-        statuses = [domain.skip(m) for m in claimed if (m.person_id, m.channel) in opted_out]
+        ended, session = eventlet.queue.LightQueue(), self.uow.session
+        for message in claimed:     # written below by statement, a batch of them at a time
+            session.expunge(message)
+        skipped = [m for m in claimed if (m.person_id, m.channel) in opted_out]
+        statuses = [domain.skip(m) for m in skipped]
+        storage.record_attempts(session, [], skipped)
         to_send = iter([m for m in claimed if (m.person_id, m.channel) not in opted_out])
         in_flight = 0
         for message in itertools.islice(to_send, at_once):
             eventlet.spawn_n(lambda m: ended.put((m, self._send(m))), message)
             in_flight += 1
         while in_flight:
-            results = [ended.get()]
-            while not ended.empty():
-                results.append(ended.get())
-            statuses += [self._record(message, now, error, policy) for message, error in results]
-            self.uow.session.commit()
+            results = self._ended(ended, in_flight, at_once)
+            attempts = [self._record(message, now, error, policy, statuses)
+                        for message, error in results]
+            storage.record_attempts(session, attempts, [message for message, _ in results])
+            session.commit()
             in_flight -= len(results)
             for message in itertools.islice(to_send, len(results)):
                 eventlet.spawn_n(lambda m: ended.put((m, self._send(m))), message)
                 in_flight += 1
-        self.uow.session.commit()     # the skipped, when nothing was sent
+        session.commit()     # the skipped, when nothing was sent
         return statuses
+
+    RECORD_WINDOW_SECONDS = 0.01
+
+    def _ended(self, ended, in_flight, at_once):
+        """The sends that have ended: at least one, and those that end within a short window
+        after it (until half the pool has), so that their attempts commit together rather than
+        one commit each; none in flight is left unrecorded for longer than the window."""
+        results = [ended.get()]
+        deadline = time.monotonic() + self.RECORD_WINDOW_SECONDS
+        while len(results) < in_flight:
+            if ended.empty() and (len(results) >= max(1, at_once // 2)
+                                  or time.monotonic() >= deadline):
+                break
+            try:
+                results.append(ended.get(timeout=max(0.0, deadline - time.monotonic())))
+            except eventlet.queue.Empty:
+                break
+        return results
 
     def _send(self, message):
         """None if the provider took the message, else why not (retried later). It touches
@@ -501,12 +546,13 @@ class NotificationsService(entrypoints.ServiceBase):
                         extra={"message_id": message.id, "channel": message.channel})
             return error
 
-    def _record(self, message, now, error, policy):
-        self.uow.session.add(DeliveryAttempt(id=new_id(), message_id=message.id, at=now,
-                                             ok=error is None, error=error))
+    def _record(self, message, now, error, policy, statuses):
+        """The attempt's row; the message's new state set on it (written by the caller)."""
         status = domain.record_attempt(message, now, error, policy)
         self._deliveries.labels(message.channel, status).inc()
-        return status
+        statuses.append(status)
+        return {"id": new_id(), "message_id": message.id, "at": now, "ok": error is None,
+                "error": error}
 
     @property
     def _deliveries(self):

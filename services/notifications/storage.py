@@ -10,7 +10,9 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column
 
 from services.common.calendar import DEFAULT_TZ, shift_months
-from services.common.db import UTCDateTime, declarative_base, insert_once, locking, within_sites
+from services.common.db import (
+    UTCDateTime, bulk_insert, declarative_base, insert_once, locking, within_sites,
+)
 from services.common.units import building_of_unit, site_of_unit
 
 Base = declarative_base()
@@ -149,6 +151,13 @@ def set_opt_out(session, person_id, channel, opted_out, now):
         session.execute(delete(OptOut).where(OptOut.person_id == person_id, OptOut.channel == channel))
 
 
+def insert_messages(session, messages):
+    """`messages` (Message objects, not added to the session) in one bulk insert."""
+    columns = [c.key for c in Message.__table__.columns]
+    bulk_insert(session, Message.__table__,
+                [{key: getattr(message, key) for key in columns} for message in messages])
+
+
 def insert_message_once(session, message):
     """False when the message's event already made it for this recipient and channel."""
     values = {c.key: getattr(message, c.key) for c in Message.__table__.columns}
@@ -247,6 +256,20 @@ def claim_due(session, now, lease, batch, ids=None):
         select(Message).where(Message.id.in_(ours)).execution_options(populate_existing=True))}
     session.commit()
     return [claimed[message_id] for message_id in candidates if message_id in claimed]
+
+
+def record_attempts(session, attempts, messages):
+    """Delivery attempts (rows) in one insert, and the new state of the `messages` they (or an
+    opt-out) changed in one UPDATE per outcome (most of a batch: sent on the first try)."""
+    bulk_insert(session, DeliveryAttempt.__table__, attempts)
+    outcomes = {}
+    for message in messages:
+        outcomes.setdefault((message.status, message.attempts, message.last_error,
+                             message.next_attempt_at), []).append(message.id)
+    for (status, attempts_made, error, next_attempt_at), ids in outcomes.items():
+        session.execute(update(Message).where(Message.id.in_(ids)).values(
+            status=status, attempts=attempts_made, last_error=error,
+            next_attempt_at=next_attempt_at), execution_options={"synchronize_session": False})
 
 
 def messages_by_status(conn):

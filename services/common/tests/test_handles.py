@@ -131,3 +131,74 @@ def test_it_is_a_nameko_event_handler_requeued_on_error():
     [entrypoint] = Probe.on_callback_due.nameko_entrypoints
     assert (entrypoint.source_service, entrypoint.event_type, entrypoint.requeue_on_error) == (
         "ticketing", "callback_due", True)
+
+
+# -- batch=n: a monthly run's thousands of events, a batch per transaction --------------------
+
+class BatchProbe:
+    name = "probe"
+
+    def __init__(self, uow, fail_on=None):
+        self.uow, self.fail_on, self.batches = uow, fail_on, []
+
+    @handles("ticketing", "callback_due", batch=10)
+    def on_callback_due(self, envelopes):
+        self.batches.append([e["id"] for e in envelopes])
+        self.uow.session.execute(effects.insert(), [
+            {"event_id": e["id"], "ticket_id": e["data"]["ticket_id"]} for e in envelopes])
+        if any(e["id"] == self.fail_on for e in envelopes):
+            raise ConnectionError("this event cannot be stored")
+        self.uow.commit()
+
+
+@pytest.fixture
+def batch_worker(worker):
+    units = []
+
+    def make(fail_on=None):
+        units.append(worker().uow)
+        return BatchProbe(units[-1], fail_on)
+    make.count = worker.count
+    return make
+
+
+def test_a_batch_has_each_event_once_however_often_it_came(batch_worker):
+    batch_worker().on_callback_due([callback_due("ev-1")])
+    probe = batch_worker()
+    failed = probe.on_callback_due([callback_due("ev-1"), callback_due("ev-2"), callback_due("ev-2"),
+                                    callback_due("ev-3")])
+    assert failed == [] and probe.batches == [["ev-2", "ev-3"]]     # one claim statement, ev-1 seen
+    assert batch_worker.count(effects) == 3
+    assert batch_worker.count(Base.metadata.tables["processed_events"]) == 3
+
+
+def test_an_event_that_fails_in_its_batch_goes_back_alone(batch_worker):
+    probe = batch_worker(fail_on="ev-2")
+    failed = probe.on_callback_due([callback_due("ev-1"), callback_due("ev-2"), callback_due("ev-3")])
+    assert failed == [1]           # its position: requeued; the others committed, one at a time
+    assert probe.batches == [["ev-1", "ev-2", "ev-3"], ["ev-1"], ["ev-2"], ["ev-3"]]
+    assert batch_worker.count(effects) == 2
+    redelivered = batch_worker()
+    assert redelivered.on_callback_due([callback_due("ev-2")]) == [] and batch_worker.count(effects) == 3
+
+
+def test_a_batch_breach_of_the_contract_is_dropped_the_rest_handled(batch_worker):
+    broken = callback_due("ev-2")
+    del broken["data"]["first_contact_owner"]
+    probe = batch_worker()
+    assert probe.on_callback_due([callback_due("ev-1"), broken]) == []
+    assert probe.batches == [["ev-1"]]
+
+
+def test_each_message_of_a_batch_is_acked_or_requeued_when_its_worker_ends():
+    [entrypoint] = BatchProbe.on_callback_due.nameko_entrypoints
+    assert (entrypoint.batch, entrypoint.requeue_on_error) == (10, True)
+    handler = type(entrypoint)("ticketing", "callback_due", batch=3)
+    outcome = []
+    handler.queue_consumer = SimpleNamespace(ack_message=lambda m: outcome.append(("ack", m)),
+                                             requeue_message=lambda m: outcome.append(("requeue", m)))
+    handler.handle_batch_result(["a", "b", "c"], None, result=[1])
+    assert outcome == [("ack", "a"), ("requeue", "b"), ("ack", "c")]
+    outcome.clear()
+    handler.handle_batch_result(["a", "b"], None, exc_info=(ConnectionError, None, None))
+    assert outcome == [("requeue", "a"), ("requeue", "b")]
