@@ -576,7 +576,7 @@ class GatewayService(console.ConsoleRoutes, entrypoints.ServiceBase):  # the con
         return self.rpc.billing.set_fee_schedule(call.payload)
 
     @route("POST", "/billing/runs", body=billing_schemas.BillingRunIn, tag="billing",
-           scope=site_in("body", "site"), roles=DESK,
+           scope=site_in("body", "site"), roles=MANAGERS,
            summary="The monthly run of a site and period: one invoice per unit, once")
     def run_billing(self, call):
         return self.rpc.billing.run_billing(call.payload)
