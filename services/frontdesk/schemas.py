@@ -151,7 +151,7 @@ class ParkingRentalIn(Schema):
     arrived_at = Instant(load_default=None)
 
 
-class RejectIn(Schema):
+class ReasonIn(Schema):
     reason = fields.String(required=True, validate=TEXT)
 
 
@@ -159,7 +159,7 @@ class EndIn(Schema):
     on = Day(required=True, metadata={"description": "the last day rented; billing stops from the next period"})
 
 
-PARKING_ACTIONS = {"approve": Empty, "reject": RejectIn, "end": EndIn}
+PARKING_ACTIONS = {"approve": Empty, "reject": ReasonIn, "end": EndIn}
 
 
 class ParkingRentalOut(CaseOut):
@@ -207,7 +207,7 @@ class ConfirmIn(Schema):
                        metadata={"description": "resident: the owner in the app; phone: staff record the owner's call"})
 
 
-PASS_ACTIONS = {"confirm": ConfirmIn, "refuse": RejectIn}
+PASS_ACTIONS = {"confirm": ConfirmIn, "refuse": ReasonIn}
 
 
 class UseIn(Schema):
@@ -270,7 +270,7 @@ class RevisitIn(Schema):
 
 
 ACTIVITY_ACTIONS = {"publish": Empty, "register": RegistrationIn, "complete": SummaryIn,
-                    "revisit": RevisitIn, "cancel": RejectIn}
+                    "revisit": RevisitIn, "cancel": ReasonIn}
 
 
 class ActivityOut(CaseOut):
