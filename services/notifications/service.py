@@ -91,7 +91,7 @@ class NotificationsService(entrypoints.ServiceBase):
         """An activity published with `notify_sms`: every owner of the site with a phone gets one
         SMS (opted-out ones skipped), once per phone and activity (event id
         `activity:<id>`, whatever redelivers it); not urgent, so quiet hours hold it."""
-        session, now, made = self.uow.session, self.clock(), 0
+        session, now = self.uow.session, self.clock()
         owners = storage.owners_of_site(session, envelope["site"])
         opted_out = storage.opted_out(session, {o.person_id for o in owners if o.person_id})
         tz = owners[0].timezone if owners else DEFAULT_TZ
@@ -101,9 +101,8 @@ class NotificationsService(entrypoints.ServiceBase):
                                         owner.site, owner.timezone, now, None, owner.unit, skipped)
             if storage.insert_message_once(session, message):
                 ids.append(message.id)
-                made += 1
         self.uow.commit()
-        self._deliver_due(now, [i for i in ids])
+        self._deliver_due(now, ids)
 
     @handles("billing", "sla_breached", handler="notifications.billing_sla_breached")
     def on_billing_sla_breached(self, data, envelope):
