@@ -91,16 +91,12 @@ class NotificationsService(entrypoints.ServiceBase):
         """An activity published with `notify_sms`: every owner of the site with a phone gets one
         SMS (opted-out ones skipped), once per phone and activity (event id
         `activity:<id>`, whatever redelivers it); not urgent, so quiet hours hold it."""
-        session, now = self.uow.session, self.clock()
-        owners = storage.owners_of_site(session, envelope["site"])
-        opted_out = storage.opted_out(session, {o.person_id for o in owners if o.person_id})
+        now = self.clock()
+        owners = storage.owners_of_site(self.uow.session, envelope["site"])
         tz = owners[0].timezone if owners else DEFAULT_TZ
-        ids = []
-        for draft, owner, skipped in domain.activity_sms_drafts(data, owners, opted_out, tz):
-            message = self._new_message(draft, envelope["event"], f"activity:{data['activity_id']}",
-                                        owner.site, owner.timezone, now, None, owner.unit, skipped)
-            if storage.insert_message_once(session, message):
-                ids.append(message.id)
+        ids = self._store_owner_sms(
+            owners, lambda owners, opted_out: domain.activity_sms_drafts(data, owners, opted_out, tz),
+            envelope["event"], f"activity:{data['activity_id']}", now)
         self.uow.commit()
         self._deliver_due(now, ids)
 
@@ -446,15 +442,25 @@ class NotificationsService(entrypoints.ServiceBase):
         for tz in storage.owner_time_zones(session):
             today = now.astimezone(zone(tz)).date()
             for holiday in domain.greetings_due(today, calendar.holiday_first_day):
-                owners = storage.owners_in(session, tz)
-                opted_out = storage.opted_out(session, {o.person_id for o in owners if o.person_id})
-                for draft, owner, skipped in domain.greeting_drafts(holiday, owners, opted_out):
-                    message = self._new_message(
-                        draft, self.GREETING_EVENT, f"greeting:{holiday}:{today.year}",
-                        owner.site, tz, now, None, owner.unit, skipped)
-                    made += storage.insert_message_once(session, message)
+                made += len(self._store_owner_sms(
+                    storage.owners_in(session, tz),
+                    lambda owners, opted_out: domain.greeting_drafts(holiday, owners, opted_out),
+                    self.GREETING_EVENT, f"greeting:{holiday}:{today.year}", now, tz))
         session.commit()
         return made
+
+    def _store_owner_sms(self, owners, drafts_of, event, event_id, now, tz=None):
+        """The SMS `drafts_of(owners, opted_out)` makes for `owners`, each stored once per phone
+        and `event_id` (the unique key, whatever replays it), in the owner's time zone unless
+        `tz` is given: the ids of those stored now."""
+        session, ids = self.uow.session, []
+        opted_out = storage.opted_out(session, {o.person_id for o in owners if o.person_id})
+        for draft, owner, skipped in drafts_of(owners, opted_out):
+            message = self._new_message(draft, event, event_id, owner.site, tz or owner.timezone,
+                                        now, None, owner.unit, skipped)
+            if storage.insert_message_once(session, message):
+                ids.append(message.id)
+        return ids
 
     SWEEP_BATCH = 100
     SWEEP_BUDGET_SECONDS = 10.0
