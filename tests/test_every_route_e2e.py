@@ -11,7 +11,7 @@ One System for the module; the rows run in order, each on what the earlier ones 
 CONTEXT)."""
 import re
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Callable
 
 import pytest
@@ -25,8 +25,11 @@ from services.gateway.service import GatewayService
 pytestmark = pytest.mark.e2e
 
 SITE, UNIT, OTHER_UNIT = "007", "0070101001", "0070101002"
-TOMORROW = date.today() + timedelta(days=1)
 CST = timezone(timedelta(hours=8))
+# The site's day (UTC+8), not the machine's: from 16:00 UTC they differ, and the services
+# judge "today" and "after the day of approval" at the site.
+TODAY = datetime.now(CST).date()
+TOMORROW = TODAY + timedelta(days=1)
 
 
 def at(hours, day=TOMORROW):
@@ -39,9 +42,9 @@ VALUES = {
     "site": SITE, "unit": UNIT, "code": SITE, "timezone": "Asia/Shanghai",
     "phone": "13812345678", "id_number": "110101199001011234", "email": "li.wei@example.com",
     "area_m2": "89.50", "amount": "100.00", "fee": "50.00", "period": "2026-01", "month": "2026-01",
-    "due_date": "2026-01-15", "assignee": "tech1", "received_at": at(-20, date.today()),
+    "due_date": "2026-01-15", "assignee": "tech1", "received_at": at(-20, TODAY),
     "start": at(9), "end": at(11), "from": at(0), "until": at(24),
-    "collected_at": at(-30, date.today()), "plate": "京A12345", "limit": 50, "description": "厨房水龙头漏水",
+    "collected_at": at(-30, TODAY), "plate": "京A12345", "limit": 50, "description": "厨房水龙头漏水",
 }
 OMIT = object()   # a row's value for a field it must leave out (says why)
 # Query parameters not filled: a cursor is only valid as the server issued it.
@@ -164,15 +167,17 @@ def activity(key):
 
 def rental_values():
     return {"space": lambda c: c["space"]["id"], "person_id": owner, "plate": "粤B12345",
-            "licence_no": "440300123456", "start": date.today().isoformat(),
-            "end": (date.today() + timedelta(days=365)).isoformat(), "arrived_at": at(-1, date.today())}
+            "licence_no": "440300123456", "start": TODAY.isoformat(),
+            "end": (TODAY + timedelta(days=365)).isoformat(), "arrived_at": at(-1, TODAY)}
 
 
 def release_values():
     # asked by the tenant, not the owner (whose own request needs no confirmation)
     return {"name": "搬家公司", "phone": "13700000000", "person_id": lambda c: c["person"]["id"],
             "description": "沙发",
-            "quantity": 1, "move_on": datetime.now(CST).date().isoformat()}
+            "quantity": 1,
+            # the gate's day when the row runs (a run may cross the site's midnight)
+            "move_on": lambda c: datetime.now(CST).date().isoformat()}
 
 
 def activity_values():
@@ -216,7 +221,7 @@ ROWS = {
     "get_unit": Row(path=lambda c: {"code": UNIT}, check=lambda a, c: a["code"] == UNIT),
     "list_units": Row(check=lambda a, c: UNIT in [u["code"] for u in a["items"]]),
     "record_move_in": Row(path=lambda c: {"code": UNIT},
-                          values={"moved_in_on": date.today().isoformat(), "name": "管家王",
+                          values={"moved_in_on": TODAY.isoformat(), "name": "管家王",
                                   "phone": "13900000001"},
                           check=lambda a, c: a["assistant"]["name"] == "管家王"),
     "assign_assistant": Row(path=lambda c: {"code": UNIT},
@@ -224,8 +229,8 @@ ROWS = {
                             check=lambda a, c: a["assistant"]["name"] == "管家李"),
     "add_person": Row(path=lambda c: {"code": UNIT}, status=201, keep="person",
                       values={"name": "租客陈", "relation": "tenant", "phone": "13700000001",
-                              "contract_no": "HT-2026-001", "start": date.today().isoformat(),
-                              "end": (date.today() + timedelta(days=365)).isoformat(),
+                              "contract_no": "HT-2026-001", "start": TODAY.isoformat(),
+                              "end": (TODAY + timedelta(days=365)).isoformat(),
                               "owner_consent": True, "id_number": "11010119920202123X",
                               "major_customer": False},
                       check=lambda a, c: (a["relation"], a["lease"]["contract_no"]) == ("tenant", "HT-2026-001")),
@@ -266,7 +271,7 @@ ROWS = {
                                  "reason": "测绘更正", "documents": ["survey.pdf"],
                                  "effective_on": TOMORROW.isoformat()}).json())),
     "unit_history": Row(path=lambda c: {"code": UNIT}, check=lambda a, c: len(a["items"]) >= 1),
-    "registry_kpis": Row(path=lambda c: {"code": SITE}, values={"month": date.today().strftime("%Y-%m")},
+    "registry_kpis": Row(path=lambda c: {"code": SITE}, values={"month": TODAY.strftime("%Y-%m")},
                          check=nothing),
     "sweep_registry": Row(values={"as_of": at(9)}, check=nothing),
     # -- ticketing: a repair with every field, then every step of it
@@ -341,7 +346,7 @@ ROWS = {
                                 check=status_is("decided")),
     "handover": Row(path=lambda c: {"code": SITE}, check=nothing),
     "callback_worklist": Row(path=lambda c: {"code": SITE}, check=nothing),
-    "kpis": Row(path=lambda c: {"code": SITE}, values={"month": date.today().strftime("%Y-%m"),
+    "kpis": Row(path=lambda c: {"code": SITE}, values={"month": TODAY.strftime("%Y-%m"),
                                                       "format": "json"}, check=nothing),
     "sweep_ticketing": Row(values={"as_of": at(9)}, check=nothing),
     # -- billing
@@ -355,9 +360,9 @@ ROWS = {
                        check=lambda a, c: a["invoices"] >= 1),
     "record_payment": Row(status=201, values={"amount": "100.00", "method": "wechat", "reference": "WX-1"},
                           check=lambda a, c: a["receipt_number"]),
-    "get_account": Row(path=lambda c: {"code": UNIT}, values={"as_of": date.today().isoformat()},
+    "get_account": Row(path=lambda c: {"code": UNIT}, values={"as_of": TODAY.isoformat()},
                        check=lambda a, c: a["unit"] == UNIT),
-    "list_arrears": Row(values={"stage": "reminder", "as_of": date.today().isoformat()}, check=nothing),
+    "list_arrears": Row(values={"stage": "reminder", "as_of": TODAY.isoformat()}, check=nothing),
     "collection_rate": Row(values={"period": "2026-01"}, check=lambda a, c: a["invoices"] >= 1),
     "sweep_billing": Row(values={"as_of": at(9)}, check=nothing),
     # -- a unit years in arrears: its late fee waived, its lawsuit taken through every step
@@ -385,15 +390,15 @@ ROWS = {
     "letter_document": Row(path=lambda c: {"message_id": c["letter"]["id"]},
                            check=lambda a, c: "李四" in a),
     "mark_letter_posted": Row(path=lambda c: {"message_id": c["letter"]["id"]},
-                              values={"posted_at": at(-2, date.today()), "tracking_number": "EMS1234567890"},
+                              values={"posted_at": at(-2, TODAY), "tracking_number": "EMS1234567890"},
                               check=lambda a, c: a["status"] == "sent" and "EMS1234567890" in str(a)),
     # -- renovation
     "create_renovation": Row(status=201, keep="renovation", values={
         "unit": UNIT, "name": "张三", "phone": "13812341234", "is_owner": True, "owner_consent": True,
         "licence_no": "91110000MA01", "id_number": "110101199001011234",
-        "start": date.today().isoformat(), "end": (date.today() + timedelta(days=30)).isoformat(),
+        "start": TODAY.isoformat(), "end": (TODAY + timedelta(days=30)).isoformat(),
         "work_items": ["flooring"], "documents": list(REQUIRED_DOCUMENTS), "debris_removal": True,
-        "submitted_at": at(-2, date.today())},
+        "submitted_at": at(-2, TODAY)},
         check=status_is("submitted")),
     "list_renovations": Row(values={"status": "submitted", "unit": UNIT},
                             check=lambda a, c: [r["id"] for r in a["items"]] == [c["renovation"]["id"]]),
@@ -423,7 +428,7 @@ ROWS = {
                             check=nothing),
     # -- the front desk: a move-in, its defect, a parking rental, a release pass, an activity
     "create_move_in": Row(status=201, keep="move_in",
-                          values={"person_id": owner, "arrived_at": at(-1, date.today())},
+                          values={"person_id": owner, "arrived_at": at(-1, TODAY)},
                           check=lambda a, c: a["status"] == "waiting" and "start" in a["deadlines"]),
     "get_move_in": Row(path=move_in, check=lambda a, c: a["unit"] == UNIT),
     "act_on_move_in_start": Row(path=move_in, values={"note": "业主到场"}, check=status_is("in_progress")),
@@ -485,7 +490,7 @@ ROWS = {
         path=activity("activity2"), values={"reason": "天气原因"},
         before=before(activity2=lambda s: made(s, "/activities", fill_values(activity_values()))),
         check=status_is("cancelled")),
-    "frontdesk_kpis": Row(path=lambda c: {"code": SITE}, values={"month": date.today().strftime("%Y-%m")},
+    "frontdesk_kpis": Row(path=lambda c: {"code": SITE}, values={"month": TODAY.strftime("%Y-%m")},
                           check=nothing),
     "sweep_frontdesk": Row(values={"as_of": at(9)}, check=nothing),
     "review_answer": Row(path=lambda c: {"answer_id": c["answer"]["id"]},
@@ -495,14 +500,14 @@ ROWS = {
     # -- customer care: contacts, the not-moved-in list, the committee report
     "record_contact": Row(path=lambda c: {"person_id": c["person"]["id"]}, status=201,
                           values={"channel": "phone", "note": "询问入住时间",
-                                  "at": at(-1, date.today())},
+                                  "at": at(-1, TODAY)},
                           check=lambda a, c: (a["channel"], a["note"]) == ("phone", "询问入住时间")),
     "list_contacts": Row(path=lambda c: {"person_id": c["person"]["id"]},
                          check=lambda a, c: [x["note"] for x in a["items"]] == ["询问入住时间"]),
     "not_moved_in": Row(path=lambda c: {"code": SITE},
                         check=lambda a, c: UNIT not in [u.get("unit") for u in a["items"]]),
     "committee_report": Row(path=lambda c: {"code": SITE},
-                            values={"month": date.today().strftime("%Y-%m")},
+                            values={"month": TODAY.strftime("%Y-%m")},
                             check=lambda a, c: "size: A4" in a and "<svg" in a),
     # -- notifications
     "list_templates": Row(keep="templates", check=lambda a, c: len(a["items"]) >= 1),
