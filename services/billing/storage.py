@@ -63,6 +63,10 @@ class Invoice(Base):
         UniqueConstraint("unit", "period"),
         Index("ix_invoices_open_unit_due", "unit", "settled", "due_date"),
         Index("ix_invoices_site_period", "site", "period"),
+        # the open invoices only: the arrears aggregate (sweep, arrears list, gauge) reads
+        # those of a site, not a year of settled history (a scan of every invoice per site)
+        Index("ix_invoices_open_site_due", "site", "due_date",
+              postgresql_where=text("NOT settled"), sqlite_where=text("NOT settled")),
     )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
@@ -426,13 +430,15 @@ def issued_payloads(where, late_fee_daily_rate):
     def text_(value):
         return literal(value, String)
 
+    # each invoice's lines read once (a lateral subquery: its items and their count), not by
+    # two correlated subqueries; always by the index, however few rows the planner expects
     line = InvoiceLine.__table__.c
-    items = (select(func.coalesce(
-        func.json_agg(postgresql.aggregate_order_by(func.json_build_object(
-            text_("fee"), line.fee, text_("amount"), money(line.amount_fen),
-            text_("description"), line.description), line.id)),
-        func.cast(text_("[]"), postgresql.JSON)))
-        .where(line.invoice_id == Invoice.id, line.fee.is_not(None)).scalar_subquery())
+    lines = (select(func.json_agg(postgresql.aggregate_order_by(func.json_build_object(
+                        text_("fee"), line.fee, text_("amount"), money(line.amount_fen),
+                        text_("description"), line.description), line.id)).label("json"),
+                    func.count().label("lines"), func.count(line.description).label("described"))
+             .where(line.invoice_id == Invoice.id, line.fee.is_not(None)).lateral())
+    items = func.coalesce(lines.c.json, func.cast(text_("[]"), postgresql.JSON))
     owner_fields = (Unit.owner_name, Unit.owner_phone, Unit.owner_email, Unit.owner_person_id)
     owner = case((func.coalesce(*(func.nullif(f, "") for f in owner_fields)).is_(None), None),
                  else_=func.json_build_object(
@@ -446,13 +452,13 @@ def issued_payloads(where, late_fee_daily_rate):
         text_("timezone"), func.coalesce(func.nullif(Unit.timezone, ""), DEFAULT_TZ),
         text_("late_fee_daily_rate"), text_(str(Decimal(late_fee_daily_rate))))
     # what may make two bills differ in shape: which values are null, how many lines
-    lines = (select(func.json_build_array(func.count(), func.count(line.description)))
-             .where(line.invoice_id == Invoice.id, line.fee.is_not(None)).scalar_subquery())
+    counted = func.json_build_array(lines.c.lines, lines.c.described)
     shape = func.json_build_array(*(column.is_(None) for column in (
-        owner, *owner_fields, Invoice.period, Unit.timezone, Unit.code)), lines).cast(String)
+        owner, *owner_fields, Invoice.period, Unit.timezone, Unit.code)), counted).cast(String)
     return (select(Invoice.site.label("site"), data.label("data"), Invoice.id.label("sort"),
                    shape.label("shape"))
-            .outerjoin(Unit, Unit.code == Invoice.unit).where(where))
+            .outerjoin(Unit, Unit.code == Invoice.unit)
+            .join(lines, true()).where(where))
 
 
 def open_invoices(session, unit_code, lock=False):
@@ -691,14 +697,13 @@ def posted_late_fees(session, unit_code):
 
 # -- lawsuits ----------------------------------------------------------------------------------
 
-def refer_to_sue(session, lawsuit):
-    """The lawsuit of a referral, once per unit and episode; False if it exists already."""
-    if session.scalar(select(Lawsuit.id).where(Lawsuit.unit == lawsuit.unit,
-                                                Lawsuit.since == lawsuit.since)):
-        return False
-    session.add(lawsuit)
-    session.flush()
-    return True
+def refer_to_sue(session, referred):
+    """The lawsuits of `referred` (new domain Lawsuits), once per unit and episode, in one
+    insert: one that exists already (unique unit and since) is kept, the new one dropped."""
+    if referred:
+        session.execute(_insert(session)(lawsuits).on_conflict_do_nothing(),
+                        [{column.name: getattr(case, column.name) for column in lawsuits.columns}
+                         for case in referred])
 
 
 def open_lawsuits(session, unit_code, lock=False):
