@@ -440,7 +440,8 @@ def issued_payloads(where, late_fee_daily_rate):
              .where(line.invoice_id == Invoice.id, line.fee.is_not(None)).lateral())
     items = func.coalesce(lines.c.json, func.cast(text_("[]"), postgresql.JSON))
     owner_fields = (Unit.owner_name, Unit.owner_phone, Unit.owner_email, Unit.owner_person_id)
-    owner = case((func.coalesce(*(func.nullif(f, "") for f in owner_fields)).is_(None), None),
+    no_owner = func.coalesce(*(func.nullif(f, "") for f in owner_fields)).is_(None)
+    owner = case((no_owner, None),
                  else_=func.json_build_object(
                      text_("name"), Unit.owner_name, text_("phone"), Unit.owner_phone,
                      text_("email"), Unit.owner_email, text_("person_id"), Unit.owner_person_id))
@@ -451,10 +452,14 @@ def issued_payloads(where, late_fee_daily_rate):
         text_("owner"), owner,
         text_("timezone"), func.coalesce(func.nullif(Unit.timezone, ""), DEFAULT_TZ),
         text_("late_fee_daily_rate"), text_(str(Decimal(late_fee_daily_rate))))
-    # what may make two bills differ in shape: which values are null, how many lines
-    counted = func.json_build_array(lines.c.lines, lines.c.described)
-    shape = func.json_build_array(*(column.is_(None) for column in (
-        owner, *owner_fields, Invoice.period, Unit.timezone, Unit.code)), counted).cast(String)
+    # what may make two bills differ in shape: which values are null (one bit each, in
+    # integer arithmetic: building a JSON array of them per bill cost as much as the bill),
+    # how many lines, how many of them described
+    nulls = sum(func.cast(condition, Integer) * 2 ** bit for bit, condition in enumerate((
+        no_owner, *(column.is_(None) for column in (
+            *owner_fields, Invoice.period, Unit.timezone, Unit.code)))))
+    shape = (func.cast(nulls, String) + text_(",") + func.cast(lines.c.lines, String)
+             + text_(",") + func.cast(lines.c.described, String))
     return (select(Invoice.site.label("site"), data.label("data"), Invoice.id.label("sort"),
                    shape.label("shape"))
             .outerjoin(Unit, Unit.code == Invoice.unit)
