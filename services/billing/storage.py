@@ -577,9 +577,14 @@ def arrears(as_of, site=None):
     overdue = overdue.subquery()
     major = func.coalesce(Unit.major_customer, false())
     milestone = _milestone_case(overdue.c.since, major, as_of)
+    # of one site, only its units are joined (a unit's site is its code's): hashing every
+    # site's units for each site made the sweep grow with the square of the sites
+    of_unit = Unit.code == overdue.c.unit
+    if site:
+        of_unit = and_(of_unit, Unit.site == site)
     return (select(overdue.c.unit, overdue.c.site, overdue.c.since, overdue.c.overdue_fen,
                    major.label("major"), milestone.label("milestone"))
-            .select_from(overdue).outerjoin(Unit, Unit.code == overdue.c.unit))
+            .select_from(overdue).outerjoin(Unit, of_unit))
 
 
 def site_timezones(session):

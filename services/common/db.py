@@ -33,7 +33,7 @@ from nameko.extensions import DependencyProvider
 from prometheus_client import Counter, Gauge
 from sqlalchemy import (
     JSON, Column, DateTime, Index, Integer, MetaData, String, Table, Text, cast, create_engine,
-    delete, event, func, insert, literal, or_, select, update,
+    delete, event, func, insert, literal, or_, select, text, update,
 )
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -539,6 +539,12 @@ class OutboxRelay:
         # the claimed rows come back from the claim itself (RETURNING): reading them again by
         # their claim, which no index has, scanned the whole outbox for every batch
         with self.engine.begin() as conn:
+            if self.engine.dialect.name == "postgresql":
+                # Walk ix_outbox_unpublished in id order: every relayed row leaves a dead
+                # entry there until vacuum, and the bitmap scan the planner picks (its
+                # statistics lag the churn) visited each of them in the heap for every batch
+                # (0.4 s a batch at 100,000 events); an index scan marks them dead once.
+                conn.execute(text("SET LOCAL enable_bitmapscan = off"))
             rows = conn.execute(update(table).where(table.c.id.in_(claimable.scalar_subquery()))
                                 .values(claim=claim, claimed_at=now)
                                 .returning(table.c.id, table.c.event, table.c.body)).all()
