@@ -481,6 +481,7 @@ class BillingService(entrypoints.ServiceBase):
         built by the database (`storage.issued_payloads`)."""
         session = self.uow.session
         if site is not None and sql_events(session):
+            storage.sort_in_memory(session)
             self.uow.add_events_selected("billing.invoice_issued", storage.issued_payloads(
                 which, storage.late_fee_rate(session, site)))
             return

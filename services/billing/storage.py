@@ -466,6 +466,13 @@ def issued_payloads(where, late_fee_daily_rate):
             .join(lines, true()).where(where))
 
 
+def sort_in_memory(session):
+    """For the rest of this transaction (PostgreSQL), room for the outbox statement of a
+    whole run to sort its bills in memory: at the default 4 MB its 10,000 payloads went
+    through temporary files twice (in publishing order, and by shape), a fifth of its time."""
+    session.execute(text("SET LOCAL work_mem = '64MB'"))
+
+
 def open_invoices(session, unit_code, lock=False):
     stmt = (select(Invoice).where(Invoice.unit == unit_code, Invoice.settled == false())
             .order_by(Invoice.due_date, Invoice.id))
