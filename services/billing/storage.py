@@ -279,9 +279,11 @@ _monthly_charges = Table(
 
 def _charges_of(session, schedule):
     """`_monthly_charges` filled for the site's active units (dropped by the caller)."""
-    kinds = session.execute(select(Unit.usage, Unit.area_centi_m2).where(
-        Unit.site == schedule.site, Unit.active == true()).distinct()).all()
+    # plain rows from the table, not through the ORM's loading (a tenth of a run in Python)
+    units = Unit.__table__.c
     connection = session.connection()
+    kinds = connection.execute(select(units.usage, units.area_centi_m2).where(
+        units.site == schedule.site, units.active == true()).distinct()).all()
     _monthly_charges.create(connection)
     rows = [{"usage": usage, "area_centi_m2": area, "fee": fee, "amount_fen": to_fen(amount),
              "description": description}
