@@ -33,7 +33,7 @@ from nameko.extensions import DependencyProvider
 from prometheus_client import Counter, Gauge
 from sqlalchemy import (
     JSON, Column, DateTime, Index, Integer, MetaData, String, Table, Text, cast, create_engine,
-    delete, event, func, insert, literal, or_, select, update,
+    delete, event, func, insert, literal, or_, select, text, update,
 )
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -521,7 +521,7 @@ class OutboxRelay:
             raise
         finally:
             if rows:
-                self._settle(claim, sent)
+                self._settle(claim, rows, sent)
             self.published.inc(len(sent))
         return len(sent)
 
@@ -563,25 +563,37 @@ class OutboxRelay:
                 table.c.published_at.is_(None),
                 or_(table.c.claimed_at.is_(None), table.c.claimed_at < now - self.lease))
             .order_by(table.c.id).limit(self.BATCH), self.engine)
+        # the claimed rows come back from the claim itself (RETURNING): reading them again by
+        # their claim, which no index has, scanned the whole outbox for every batch
         with self.engine.begin() as conn:
-            claimed = conn.execute(update(table).where(table.c.id.in_(claimable.scalar_subquery()))
-                                   .values(claim=claim, claimed_at=now)).rowcount
-            if not claimed:
+            if self.engine.dialect.name == "postgresql":
+                # Walk ix_outbox_unpublished in id order: every relayed row leaves a dead
+                # entry there until vacuum, and the bitmap scan the planner picks (its
+                # statistics lag the churn) visited each of them in the heap for every batch
+                # (0.4 s a batch at 100,000 events); an index scan marks them dead once.
+                conn.execute(text("SET LOCAL enable_bitmapscan = off"))
+            rows = conn.execute(update(table).where(table.c.id.in_(claimable.scalar_subquery()))
+                                .values(claim=claim, claimed_at=now)
+                                .returning(table.c.id, table.c.event, table.c.body)).all()
+            if not rows:
                 self.pending.set(conn.execute(select(func.count()).select_from(table)
                                               .where(table.c.published_at.is_(None))).scalar())
                 return claim, []
-            rows = conn.execute(select(table.c.id, table.c.event, table.c.body)
-                                .where(table.c.claim == claim).order_by(table.c.id)).all()
-        return claim, rows
+        return claim, sorted(rows, key=lambda row: row.id)
 
-    def _settle(self, claim, sent):
+    def _settle(self, claim, rows, sent):
+        """The `sent` of the claimed `rows` published, the others' claim released (each
+        reached by its id)."""
         table = self.table
         with self.engine.begin() as conn:
             if sent:
                 conn.execute(update(table).where(table.c.id.in_(sent))
                              .values(published_at=utcnow()))
-            conn.execute(update(table).where(table.c.claim == claim, table.c.published_at.is_(None))
-                         .values(claim=None, claimed_at=None))
+            unsent = sorted({row.id for row in rows} - set(sent))
+            if unsent:
+                conn.execute(update(table).where(table.c.id.in_(unsent), table.c.claim == claim,
+                                                 table.c.published_at.is_(None))
+                             .values(claim=None, claimed_at=None))
 
 
 def encode_cursor(value):
