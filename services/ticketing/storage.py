@@ -12,12 +12,14 @@ from sqlalchemy import (
     event, func, insert, literal, or_, select, text, update,
 )
 
-from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.postgresql import ARRAY, insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from services.common.clock import as_utc
 from services.common.db import UTCDateTime, declarative_base, insert_once, locking
-from services.ticketing.domain import ESCALATION, OPEN_STATUSES, SWEPT_LIMITS, Ticket
+from services.ticketing.domain import (
+    DROPPED_STATUSES, ESCALATION, OPEN_STATUSES, SWEPT_LIMITS, SlaPolicy, Ticket,
+)
 
 Base = declarative_base()
 
@@ -75,6 +77,9 @@ tickets = Table(
     Column("sweep_due_at", UTCDateTime),
     Column("sweep_claim", String(32)),
     Column("sweep_claimed_at", UTCDateTime),
+    # When a valid B/C complaint still open is upgraded to A (None: never), kept by the domain
+    # so that the PostgreSQL sweep reads it rather than computing it with the calendar.
+    Column("upgrade_at", UTCDateTime),
     Index("ix_tickets_site_status", "site", "status"),
     Index("ix_tickets_sweep_due_at", "sweep_due_at"),
     Index("ix_tickets_site_received_at", "site", "received_at"),
@@ -321,8 +326,9 @@ def _found(keys):
         column("ticket_id", String), column("deadline", String)).render_derived("found", with_types=True)
 
 
-def _alert_payloads(keys, fields):
-    found, t = _found(keys), tickets.c
+def _alert_payloads(found, fields):
+    """(site, data, sort, shape) of an alert on each (ticket_id, deadline) of `found`."""
+    t = tickets.c
     due = t.deadlines.op("->>", return_type=String)(found.c.deadline)
     data = func.json_build_object(*(part for name, value in fields(t, found.c.deadline, due)
                                     for part in (literal(name, String), value)))
@@ -335,10 +341,8 @@ def _alert_payloads(keys, fields):
             .select_from(found).join(tickets, t.id == found.c.ticket_id))
 
 
-def breach_payloads(keys, detected_at):
-    """(site, data, sort) of the ticketing.sla_breached of each of `keys` [(ticket_id, deadline,
-    due_at)], built by PostgreSQL as `domain.breach_event` builds it, for
-    `UnitOfWork.add_events_selected`: a sweep's thousands of events in one statement."""
+def _breach_fields(detected_at):
+    """The fields of `domain.breach_event`, as SQL."""
     def fields(t, deadline, due):
         level = func.coalesce(t.severity, case((t.priority == "urgent", "B"), else_="C"))
         escalate = case({level_: cast(literal(json.dumps(list(to)), Text), JSON)
@@ -349,19 +353,151 @@ def breach_payloads(keys, detected_at):
                 ("severity", t.severity), ("unit", t.unit),
                 ("first_contact_owner", t.first_contact_owner), ("escalate_to", escalate),
                 ("timezone", t.timezone))
-    return _alert_payloads(keys, fields)
+    return fields
 
 
-def warning_payloads(keys, warned_at):
-    """(site, data, sort) of the ticketing.sla_warning of each of `keys`, as
-    `domain.warning_event` builds it."""
+def _warning_fields(warned_at):
+    """The fields of `domain.warning_event`, as SQL."""
     def fields(t, deadline, due):
         return (("ticket_id", t.id), ("code", t.code), ("kind", t.kind), ("deadline", deadline),
                 ("due_at", due), ("warned_at", literal(as_utc(warned_at).isoformat(), String)),
                 ("severity", t.severity), ("unit", t.unit),
                 ("first_contact_owner", t.first_contact_owner), ("assignee", t.assignee),
                 ("timezone", t.timezone))
-    return _alert_payloads(keys, fields)
+    return fields
+
+
+def breach_payloads(keys, detected_at):
+    """(site, data, sort, shape) of the ticketing.sla_breached of each of `keys` [(ticket_id,
+    deadline, due_at)], built by PostgreSQL as `domain.breach_event` builds it, for
+    `UnitOfWork.add_events_selected`: a sweep's thousands of events in one statement."""
+    return _alert_payloads(_found(keys), _breach_fields(detected_at))
+
+
+def warning_payloads(keys, warned_at):
+    """(site, data, sort, shape) of the ticketing.sla_warning of each of `keys`, as
+    `domain.warning_event` builds it."""
+    return _alert_payloads(_found(keys), _warning_fields(warned_at))
+
+
+# -- the sweep done by PostgreSQL ------------------------------------------------------------
+# The rules of `domain.alerts_due` and `domain.next_sweep_at` over the JSON columns, for a
+# batch of locked tickets at once (a test checks them against the domain's on the same
+# tickets): a deadline is open while unmet and the ticket not dropped; it is breached once past
+# due, and warned of once within its lead time before (not when first seen past due); the
+# ticket's next instant is its earliest open deadline's warning or, once warned, its due
+# instant, or its upgrade. The upgrade itself, which changes severity and history, stays with
+# the whole Ticket.
+
+def lock_due(session, as_of, batch):
+    """PostgreSQL: lock up to `batch` tickets the sweep has work on at `as_of`, most overdue
+    first, for this transaction (one a replica or a desk action holds is skipped; a replica
+    that dies lets go with its connection). [(ticket_id, upgrade due)], from the index."""
+    t = tickets.c
+    return session.execute(
+        select(t.id, func.coalesce(t.upgrade_at <= as_of, False))
+        .where(t.sweep_due_at <= as_of).order_by(t.sweep_due_at).limit(batch)
+        .with_for_update(skip_locked=True, key_share=True)).all()
+
+
+_OPEN_DEADLINES = """
+    SELECT t.id AS ticket_id, d.key AS deadline, d.value AS due_text,
+           CAST(d.value AS timestamptz) AS due_at, d.ordinality AS ord,
+           CAST(d.value AS timestamptz) - make_interval(mins => CASE WHEN d.key = 'dispatch'
+               THEN coalesce(CAST(t.policy ->> 'warn_dispatch_minutes' AS integer), :warn_dispatch_minutes)
+               ELSE coalesce(CAST(t.policy ->> 'warn_minutes' AS integer), :warn_minutes) END) AS warn_at,
+           EXISTS (SELECT FROM json_array_elements(t.breaches) AS x
+                   WHERE x ->> 'deadline' = d.key AND x ->> 'due_at' = d.value) AS listed_breached,
+           EXISTS (SELECT FROM json_array_elements(t.warnings) AS x
+                   WHERE x ->> 'deadline' = d.key AND x ->> 'due_at' = d.value) AS listed_warned
+    FROM tickets AS t, json_each_text(t.deadlines) WITH ORDINALITY AS d
+    WHERE t.id = ANY(:ids) AND t.status <> ALL(:dropped)
+      AND json_extract_path_text(t.deadlines_met, d.key) IS NULL"""
+
+
+def _open_deadline_params(ids):
+    defaults = SlaPolicy()
+    return dict(ids=list(ids), dropped=list(DROPPED_STATUSES), warn_minutes=defaults.warn_minutes,
+                warn_dispatch_minutes=defaults.warn_dispatch_minutes)
+
+
+def _first_recorded(table, at_column, where, ids, at):
+    """INSERT … SELECT of the open deadlines of `ids` matching `where` into `table` (breaches
+    or warnings), ON CONFLICT DO NOTHING: a CTE of the (ticket_id, deadline) this replica is
+    the first to record."""
+    found = text(f"SELECT ticket_id, deadline, due_at, CAST(:at AS timestamptz) AS at"
+                 f" FROM ({_OPEN_DEADLINES}) AS o WHERE {where}").bindparams(
+        bindparam("at", value=at, type_=UTCDateTime()), bindparam("as_of", value=at, type_=UTCDateTime()),
+        bindparam("ids", type_=ARRAY(String)), bindparam("dropped", type_=ARRAY(String)),
+        **_open_deadline_params(ids)).columns(
+        column("ticket_id", String), column("deadline", String), column("due_at", UTCDateTime),
+        column("at", UTCDateTime))
+    return (pg_insert(table).from_select(["ticket_id", "deadline", "due_at", at_column], found)
+            .on_conflict_do_nothing().returning(table.c.ticket_id, table.c.deadline)
+            .cte(f"first_{table.name}"))
+
+
+def first_breach_payloads(ids, as_of):
+    """(site, data, sort, shape) of the ticketing.sla_breached of every deadline of the locked
+    tickets `ids` past due at `as_of` and not yet reported, recorded in `breaches` by the same
+    statement (only those this replica records first), for `UnitOfWork.add_events_selected`."""
+    first = _first_recorded(breaches, "detected_at", "NOT listed_breached AND due_at <= :as_of",
+                            ids, as_of)
+    return _alert_payloads(first, _breach_fields(as_of))
+
+
+def first_warning_payloads(ids, as_of):
+    """The same for the warnings (超时预警) due at `as_of`: within the lead time, not yet due."""
+    first = _first_recorded(
+        warnings, "warned_at",
+        "NOT listed_breached AND NOT listed_warned AND due_at > :as_of AND warn_at <= :as_of",
+        ids, as_of)
+    return _alert_payloads(first, _warning_fields(as_of))
+
+
+def _iso_sql(column):
+    """`column` (timestamptz) as Python's isoformat() writes it in UTC."""
+    return (f"to_char({column} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS')"
+            f" || CASE WHEN {column} = date_trunc('second', {column}) THEN ''"
+            f" ELSE to_char({column} AT TIME ZONE 'UTC', '.US') END || '+00:00'")
+
+
+def _appended(column, new):
+    """The JSON list `tickets.column` with the list `new` after it (each element kept as is)."""
+    return (f"CASE WHEN {new} IS NULL THEN tickets.{column} ELSE (SELECT json_agg(e ORDER BY part, n) FROM ("
+            f"SELECT e, 1 AS part, n FROM json_array_elements(tickets.{column}) WITH ORDINALITY AS a(e, n)"
+            f" UNION ALL SELECT e, 2, n FROM json_array_elements({new}) WITH ORDINALITY AS b(e, n)) AS listed) END")
+
+
+_SWEPT_IN_DATABASE = text(f"""
+    WITH o AS (
+        SELECT o.*, b.detected_at, w.warned_at FROM ({_OPEN_DEADLINES}) AS o
+        LEFT JOIN breaches AS b ON b.ticket_id = o.ticket_id AND b.deadline = o.deadline AND b.due_at = o.due_at
+        LEFT JOIN warnings AS w ON w.ticket_id = o.ticket_id AND w.deadline = o.deadline AND w.due_at = o.due_at),
+    v AS (
+        SELECT ticket_id,
+               json_agg(json_build_object('deadline', deadline, 'due_at', due_text,
+                                          'detected_at', {_iso_sql('detected_at')}) ORDER BY due_at, ord)
+                   FILTER (WHERE detected_at IS NOT NULL AND NOT listed_breached) AS new_breaches,
+               json_agg(json_build_object('deadline', deadline, 'due_at', due_text,
+                                          'warned_at', {_iso_sql('warned_at')}) ORDER BY due_at, ord)
+                   FILTER (WHERE warned_at IS NOT NULL AND NOT listed_warned) AS new_warnings,
+               min(CASE WHEN warned_at IS NOT NULL OR listed_warned THEN due_at ELSE warn_at END)
+                   FILTER (WHERE detected_at IS NULL AND NOT listed_breached) AS next_at
+        FROM o GROUP BY ticket_id)
+    UPDATE tickets SET breaches = {_appended('breaches', 'v.new_breaches')},
+                       warnings = {_appended('warnings', 'v.new_warnings')},
+                       sweep_due_at = LEAST(v.next_at, tickets.upgrade_at)
+    FROM unnest(CAST(:ids AS text[])) AS i(id) LEFT JOIN v ON v.ticket_id = i.id
+    WHERE tickets.id = i.id""").bindparams(
+    bindparam("ids", type_=ARRAY(String)), bindparam("dropped", type_=ARRAY(String)))
+
+
+def save_swept_in_database(session, ids):
+    """After `first_*_payloads`: each locked ticket of `ids` lists what is recorded of its open
+    deadlines (by this replica or one before it, with the instant recorded), and its next
+    instant is computed anew: ONE UPDATE for the batch, no row through Python."""
+    session.execute(_SWEPT_IN_DATABASE, _open_deadline_params(ids))
 
 
 def on_call_at(session, site, instant):
