@@ -427,17 +427,18 @@ def _open_deadline_params(ids):
 def _first_recorded(table, at_column, where, ids, at):
     """INSERT … SELECT of the open deadlines of `ids` matching `where` into `table` (breaches
     or warnings), ON CONFLICT DO NOTHING: a CTE of the (ticket_id, deadline) this replica is
-    the first to record."""
-    found = text(f"SELECT ticket_id, deadline, due_at, CAST(:at AS timestamptz) AS at"
-                 f" FROM ({_OPEN_DEADLINES}) AS o WHERE {where}").bindparams(
-        bindparam("at", value=at, type_=UTCDateTime()), bindparam("as_of", value=at, type_=UTCDateTime()),
+    the first to record. Written as text so that SQLAlchemy caches the statement's compiled
+    form (its ON CONFLICT construct has no cache key: compiling it anew was most of the
+    sweep's Python)."""
+    return text(
+        f"INSERT INTO {table.name} (ticket_id, deadline, due_at, {at_column})"
+        f" SELECT ticket_id, deadline, due_at, CAST(:as_of AS timestamptz)"
+        f" FROM ({_OPEN_DEADLINES}) AS o WHERE {where}"
+        f" ON CONFLICT DO NOTHING RETURNING ticket_id, deadline").bindparams(
+        bindparam("as_of", value=at, type_=UTCDateTime()),
         bindparam("ids", type_=ARRAY(String)), bindparam("dropped", type_=ARRAY(String)),
         **_open_deadline_params(ids)).columns(
-        column("ticket_id", String), column("deadline", String), column("due_at", UTCDateTime),
-        column("at", UTCDateTime))
-    return (pg_insert(table).from_select(["ticket_id", "deadline", "due_at", at_column], found)
-            .on_conflict_do_nothing().returning(table.c.ticket_id, table.c.deadline)
-            .cte(f"first_{table.name}"))
+        column("ticket_id", String), column("deadline", String)).cte(f"first_{table.name}")
 
 
 def first_breach_payloads(ids, as_of):
