@@ -278,10 +278,7 @@ class TicketingService(entrypoints.ServiceBase):
             upgrading = [tid for tid, at in upgrades.items() if at is not None and at <= as_of]
             rows = [row for row in rows if row.id not in set(upgrading)]
             due = {row.id: domain.alerts_due(row, as_of) for row in rows}
-            first_breaches = storage.record_breaches_once(session, [
-                (tid, name, at) for tid, (breach, _) in due.items() for name, at in breach], as_of)
-            first_warnings = storage.record_warnings_once(session, [
-                (tid, name, at) for tid, (_, warn) in due.items() for name, at in warn], as_of)
+            first_breaches, first_warnings = self._record_first(due, as_of)
             earlier = self._reported_elsewhere(due, first_breaches, first_warnings)
             breached, warned, changes = [], [], []
             for row in rows:
@@ -320,12 +317,8 @@ class TicketingService(entrypoints.ServiceBase):
     def _sweep_whole(self, tickets, as_of, found):
         """Tickets swept through the whole Ticket (their 30-day upgrade due): each warning and
         breach recorded once (the unique keys), then upgraded if its instant has come."""
-        session = self.uow.session
         due = {t.id: domain.alerts_due(t, as_of) for t in tickets}
-        first_breaches = storage.record_breaches_once(session, [
-            (tid, name, at) for tid, (breach, _) in due.items() for name, at in breach], as_of)
-        first_warnings = storage.record_warnings_once(session, [
-            (tid, name, at) for tid, (_, warn) in due.items() for name, at in warn], as_of)
+        first_breaches, first_warnings = self._record_first(due, as_of)
         for ticket in tickets:
             breach, warn = due[ticket.id]
             for name, at in warn:
@@ -340,6 +333,15 @@ class TicketingService(entrypoints.ServiceBase):
             self._publish(ticket)
         found["breaches"] += len(first_breaches)
         found["warnings"] += len(first_warnings)
+
+    def _record_first(self, due, as_of):
+        """Record the breaches and warnings `due` {ticket_id: (breaches, warnings)}, one
+        statement each; the keys of those this replica is the first to record."""
+        session = self.uow.session
+        return (storage.record_breaches_once(session, [
+                    (tid, name, at) for tid, (breach, _) in due.items() for name, at in breach], as_of),
+                storage.record_warnings_once(session, [
+                    (tid, name, at) for tid, (_, warn) in due.items() for name, at in warn], as_of))
 
     def _reported_elsewhere(self, due, first_breaches, first_warnings):
         """When another replica recorded some of what this one found (a lease that ran out),
