@@ -1,6 +1,7 @@
 """Ticketing schema. The domain's Ticket is mapped imperatively onto `tickets`, so the domain
 stays plain Python; deadlines, breaches and history are JSON columns, with the two instants the
-views filter on (`next_due_at`, `callback_due_at`) as indexed columns.
+views filter on (`next_due_at`, `callback_due_at`) as indexed columns, and the sweep's own
+(`sweep_due_at`, indexed; `upgrade_at`, read by the sweep PostgreSQL does in SQL).
 
 `units` is ticketing's own copy of registry's units and their owners (fed by
 `registry.unit_changed`, SPEC §6), so that opening a ticket does not ask registry every time."""
@@ -197,10 +198,11 @@ def save_site_policy(session, site, limits, now, by):
 
 
 def claim_due(engine, as_of, now, lease, batch):
-    """Claim up to `batch` tickets the sweep has work on at `as_of`, most overdue first, in a
-    short transaction of its own; another replica skips them (SKIP LOCKED on PostgreSQL, the
-    writer lock on SQLite) until this claim is released or its lease runs out. The selection
-    uses the index on `sweep_due_at`, never a scan of every ticket. The claimed ids."""
+    """SQLite (PostgreSQL locks rows instead: `lock_due`): claim up to `batch` tickets the
+    sweep has work on at `as_of`, most overdue first, in a short transaction of its own;
+    another replica skips them (the writer lock serialises the claims) until this claim is
+    released or its lease runs out. The selection uses the index on `sweep_due_at`, never a
+    scan of every ticket. The claimed ids."""
     claim = uuid.uuid4().hex
     due = locking(
         select(tickets.c.id).where(
