@@ -14,8 +14,8 @@ over RPC the bench times:
   - until billing's outbox relay has published those events (the bills), before the sweeps
     start, so that the sweeps are not timed while the relay is still publishing;
   - the first sweep at 2026-11-20, which finds the units in arrears in one aggregate query and
-    takes their ladder steps (a transaction per 100 units: their steps in one INSERT … SELECT
-    from json_to_recordset, their events in one outbox write);
+    takes their ladder steps (a transaction per 500 units: their steps in one INSERT … SELECT
+    from json_to_recordset, their lawsuits in one insert, their events in one outbox write);
   - the same sweep again, with nothing left to do: the set-based query alone.
 Prints the time per 10,000 units and the growth 10k → 100k; writes bench/results/billing.md.
 """

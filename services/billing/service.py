@@ -32,8 +32,9 @@ from services.common.units import site_of_unit
 
 log = logging.getLogger(__name__)
 
-# Units stepped per transaction by the sweep: fewer commits, short enough locks.
-STEP_BATCH = 100
+# Units stepped per transaction by the sweep: fewer commits (each batch is a few set-based
+# statements, whatever its size), short enough locks.
+STEP_BATCH = 500
 
 
 def today(now, tz=DEFAULT_TZ):
@@ -297,7 +298,8 @@ class BillingService(entrypoints.ServiceBase):
         session, now = self.uow.session, self.clock()
         units = [row.unit for row in rows]
         taken = storage.steps_taken(session, units)
-        owners = {code: owner_contact(unit) for code, unit in storage.units_by_code(session, units).items()}
+        projected = storage.units_by_code(session, units)
+        owners = {code: owner_contact(unit) for code, unit in projected.items()}
         late_fees = storage.late_fees_of(session, units, as_of, rate)
         planned = []
         for row in rows:
@@ -313,12 +315,12 @@ class BillingService(entrypoints.ServiceBase):
             milestone=milestone.number, months=domain.months_overdue(row.since, as_of),
             amount_due_fen=row.overdue_fen, late_fee_fen=to_fen(late_fees.get(row.unit, 0)),
             taken_on=as_of, taken_at=now) for row, step, sequence, milestone in planned])
-        events = []
+        events, referrals = [], []
         for row, step, sequence, milestone in planned:
             if (row.unit, step, sequence) not in inserted:
                 continue
             if step == "lawsuit_referral":
-                self._refer_to_sue(row, as_of)
+                referrals.append(self._referral(row, as_of, projected.get(row.unit)))
             events.append(({
                 "unit": row.unit, "step": step, "stage": milestone.stage,
                 "months": domain.months_overdue(row.since, as_of),
@@ -326,17 +328,20 @@ class BillingService(entrypoints.ServiceBase):
                 "major_customer": bool(row.major), "taken_on": as_of, "owner": owners.get(row.unit),
                 "late_fee_daily_rate": rate,
             }, row.site))
+        storage.refer_to_sue(session, referrals)
         self.uow.add_events("billing.arrears_escalated", events)
         return len(events)
 
-    def _refer_to_sue(self, row, as_of):
-        storage.refer_to_sue(self.uow.session, domain.Lawsuit(
+    def _referral(self, row, as_of, unit):
+        """The lawsuit a referral to sue opens, in the time zone of the unit's site."""
+        return domain.Lawsuit(
             id=storage.new_id(), unit=row.unit, site=row.site,
-            timezone=storage.timezone_of(self.uow.session, row.unit), since=row.episode,
-            referred_on=as_of, amount_referred=money_text(from_fen(row.overdue_fen)),
+            timezone=(unit.timezone if unit is not None else None) or DEFAULT_TZ,
+            since=row.episode, referred_on=as_of,
+            amount_referred=money_text(from_fen(row.overdue_fen)),
             history=[{"at": self.clock().isoformat(), "by": "billing", "role": "system",
                       "action": "refer", "note": "arrears ladder: referral to sue",
-                      "data": {"months": domain.months_overdue(row.since, as_of)}}]))
+                      "data": {"months": domain.months_overdue(row.since, as_of)}}])
 
     def _lawsuit_breaches(self, as_of):
         """Each won lawsuit without preservation past its deadline is alerted once: its row is
@@ -476,6 +481,7 @@ class BillingService(entrypoints.ServiceBase):
         built by the database (`storage.issued_payloads`)."""
         session = self.uow.session
         if site is not None and sql_events(session):
+            storage.sort_in_memory(session)
             self.uow.add_events_selected("billing.invoice_issued", storage.issued_payloads(
                 which, storage.late_fee_rate(session, site)))
             return

@@ -16,7 +16,7 @@ from nameko.extensions import DependencyProvider
 from nameko.amqp.publish import Publisher
 from nameko.constants import (
     AMQP_SSL_CONFIG_KEY, AMQP_URI_CONFIG_KEY, DEFAULT_SERIALIZER, DEFAULT_TRANSPORT_OPTIONS,
-    LOGIN_METHOD_CONFIG_KEY, SERIALIZER_CONFIG_KEY,
+    LOGIN_METHOD_CONFIG_KEY, NON_PERSISTENT, SERIALIZER_CONFIG_KEY,
 )
 from nameko.messaging import QueueConsumer
 from nameko.rpc import Responder, Rpc, RpcConsumer, get_rpc_exchange
@@ -51,8 +51,18 @@ class PatientPublisher(Publisher):
     transport_options = {**DEFAULT_TRANSPORT_OPTIONS, **OUTAGE_RETRY_POLICY}
 
 
+class ReplyPublisher(PatientPublisher):
+    """A reply goes to its caller's exclusive, non-durable reply queue: a publisher confirm
+    would prove only that the broker took it, not that the caller gets it (a broker restart
+    loses the queue, confirmed or not), and it cost a broker round trip on every RPC. A reply
+    that never arrives is the caller's timeout (503), and a command retried with its
+    Idempotency-Key replays the recorded answer. Transient for the same reason."""
+    use_confirms = False
+    delivery_mode = NON_PERSISTENT
+
+
 class PatientResponder(Responder):
-    publisher_cls = PatientPublisher
+    publisher_cls = ReplyPublisher
 
 
 class PatientRpcConsumer(RpcConsumer):

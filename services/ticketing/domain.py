@@ -720,6 +720,10 @@ def warning_event(t, deadline, due_at, warned_at):
             "timezone": t.timezone}
 
 
+# The per-site number series of each kind (a complaint's code carries no letter of its own).
+SERIES = {"repair": "R", "complaint": "C", "inquiry": "Q", "suggestion": "S"}
+
+
 def repair_code(site, serial):
     return f"{site}-R-{serial:05d}"
 

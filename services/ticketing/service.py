@@ -28,7 +28,7 @@ from services.ticketing.schemas import (
     ACTION_SCHEMAS, CommitteeReportOut, CommitteeReportQuery, KpiQuery, OnCallIn, OnCallOut, SlaPolicyIn, TicketFilters, TicketIn,
     TicketOut,
 )
-from services.ticketing.storage import Base, Ticket, next_serial
+from services.ticketing.storage import Base, Ticket
 
 SWEEP_SECONDS = 60
 SWEEP_BATCH = 2000
@@ -60,33 +60,32 @@ class TicketingService(entrypoints.ServiceBase):
         identity.require_site(data["site"])
         now = self.clock()
         site, kind = data["site"], data["kind"]
-        place = self._place(site, data["unit"])
         session = self.uow.session
+        known, limits, serial = storage.opening(session, site, data["unit"], domain.SERIES[kind])
+        place = self._place(site, data["unit"], known)
         common = dict(
             id=new_id(), site=site, timezone=place["timezone"], channel=data["channel"],
             description=data["description"], received_at=data["received_at"] or now, now=now,
             first_contact_owner=identity.sub if not identity.is_resident else f"front-desk@{site}",
-            by_role=identity.role, policy=self._policy(site), unit=data["unit"],
+            by_role=identity.role, policy=domain.SlaPolicy.from_dict(limits), unit=data["unit"],
             reporter=self._reporter(data, place, identity))
         try:
             if kind == "repair":
                 ticket = Ticket.open_repair(
-                    code=domain.repair_code(site, next_serial(session, site, "R")), **common,
+                    code=domain.repair_code(site, serial), **common,
                     priority=data["priority"], scope=data["scope"], important=data["important"],
                     appointment=_window(data["appointment"]), fee=data["fee"])
             elif kind == "complaint":
                 # one series per site (not per severity/category), so no number ever repeats
                 ticket = Ticket.open_complaint(
-                    serial=next_serial(session, site, "C"), **common,
+                    serial=serial, **common,
                     severity=data["severity"], category=data["category"],
                     complainants=data["complainants"], requested_deadline=data["requested_deadline"])
             elif kind == "inquiry":
                 ticket = Ticket.open_inquiry(
-                    code=domain.inquiry_code(site, next_serial(session, site, "Q")), **common,
-                    reply_by=data["reply_by"])
+                    code=domain.inquiry_code(site, serial), **common, reply_by=data["reply_by"])
             else:
-                ticket = Ticket.open_suggestion(
-                    code=domain.suggestion_code(site, next_serial(session, site, "S")), **common)
+                ticket = Ticket.open_suggestion(code=domain.suggestion_code(site, serial), **common)
         except ValueError as exc:
             raise ValidationFailed.from_messages({"received_at": [str(exc)]}) from exc
         if ticket.kind == "repair" and ticket.priority == "urgent":
@@ -467,15 +466,13 @@ class TicketingService(entrypoints.ServiceBase):
             ticket, f"ticket {ticket_id}", {"ticket_id": ticket_id},
             owned=lambda t: (t.reporter or {}).get("person_id") == identity.person_id)
 
-    def _place(self, site, unit):
-        """Site time zone and the unit's owner: from ticketing's copy of the unit when it has
-        one the caller may see, else from registry (a unit created a moment ago whose event
+    def _place(self, site, unit, known):
+        """Site time zone and the unit's owner: from ticketing's copy of the unit (`known`,
+        None if it has none) when the caller may see it, else from registry (a unit created a moment ago whose event
         is still on its way, a tenant, a common-area ticket). An unknown site or unit (or one
         the caller may not see) is the caller's mistake, named by its field."""
-        if unit:
-            known = storage.known_unit(self.uow.session, unit)
-            if known is not None and self._may_see(known):
-                return known
+        if known is not None and self._may_see(known):
+            return known
         try:
             if unit:
                 return self.rpc.registry.unit_contact(unit)

@@ -155,16 +155,41 @@ def _fresh_event_list(ticket, _context):
     ticket.events = []
 
 
-def next_serial(session, site, series):
-    """The next number of a per-site series. The increment is one UPDATE, so concurrent
-    creators (threads or replicas) each get their own number and none repeats."""
-    bump = update(serials).where(serials.c.site == site, serials.c.series == series) \
-        .values(last=serials.c.last + 1).returning(serials.c.last)
-    value = session.execute(bump).scalar()
-    if value is None:
-        insert_once(session, insert(serials).values(site=site, series=series, last=0))
-        value = session.execute(bump).scalar()
-    return value
+# Opening a ticket reads the unit's copy and the site's limits and takes the next number of the
+# kind's series. The statements are written out once, not built per call: building them (and
+# their cache keys) cost as much as running them, and SQLAlchemy does not cache the compiled
+# form of an upsert in a CTE. The number is one upsert, so concurrent creators (threads or
+# replicas) each get their own and none repeats; its row lock is held to the commit, and a
+# rollback gives the number back.
+_BUMP = "INSERT INTO serials (site, series, last) VALUES (:site, :series, 1) " \
+        "ON CONFLICT (site, series) DO UPDATE SET last = serials.last + 1 RETURNING last"
+_COPY_AND_LIMITS = """
+    SELECT {last} (SELECT limits FROM sla_policies WHERE site = :site) AS limits,
+           units.site, units.timezone, units.owner
+    FROM {source} LEFT JOIN units ON units.code = :unit"""
+_COLUMNS = (column("limits", JSON), column("site", String), column("timezone", String),
+            column("owner", JSON))
+# PostgreSQL: one round trip, the upsert in a CTE. SQLite (no DML in a CTE): two statements.
+_OPENING_POSTGRESQL = text(f"WITH bump AS ({_BUMP}) " + _COPY_AND_LIMITS.format(
+    last="bump.last,", source="bump")).columns(column("last", Integer), *_COLUMNS)
+_BUMP_SQLITE = text(_BUMP).columns(column("last", Integer))
+_COPY_AND_LIMITS_SQLITE = text(_COPY_AND_LIMITS.format(last="", source="(SELECT 1) AS one")) \
+    .columns(*_COLUMNS)
+
+
+def opening(session, site, unit, series):
+    """(ticketing's copy of `unit`: {site, timezone, owner}, or None if it has none or no unit
+    is given; the limits site `site` tightened, {} if none; the next number of its `series`)."""
+    values = {"site": site, "series": series, "unit": unit or ""}
+    if session.get_bind().dialect.name == "postgresql":
+        row = session.execute(_OPENING_POSTGRESQL, values).one()
+        serial = row.last
+    else:
+        serial = session.execute(_BUMP_SQLITE, values).scalar_one()
+        row = session.execute(_COPY_AND_LIMITS_SQLITE, values).one()
+    known = None if row.site is None else \
+        {"site": row.site, "timezone": row.timezone, "owner": row.owner}
+    return known, dict(row.limits or {}), serial
 
 
 def known_unit(session, code):
