@@ -154,3 +154,84 @@ def test_the_alerts_postgresql_builds_for_a_sweep_are_the_ones_python_builds(db_
                 assert built == expected, event
     finally:
         engine.dispose()
+
+
+def _mixed_tickets():
+    """Tickets of every shape the sweep meets: complaints A (written, four deadlines), B, C (with
+    the complainant's own deadline) and B under a site policy that warns two hours ahead; an
+    urgent repair (3-minute dispatch, warned a minute before); a suggestion; a complaint whose
+    route deadline was met, and dropped tickets (a cancelled repair, an invalid complaint)."""
+    from services.ticketing.domain import SlaPolicy, Ticket
+    common = dict(site="001", timezone="Asia/Shanghai", description="测试", received_at=FRIDAY_1600,
+                  now=FRIDAY_1600, first_contact_owner="agent-li", by_role="agent")
+    tickets = [
+        Ticket.open_complaint(id="mixA", serial=1, channel="email", policy=SlaPolicy(), severity="A",
+                              category="KF", **common),
+        Ticket.open_complaint(id="mixB", serial=2, channel="phone", policy=SlaPolicy(), severity="B",
+                              category="GC", **common),
+        Ticket.open_complaint(id="mixC", serial=3, channel="phone", policy=SlaPolicy(), severity="C",
+                              category="BJ", requested_deadline=FRIDAY_1600 + timedelta(days=1), **common),
+        Ticket.open_complaint(id="mixW", serial=4, channel="phone", policy=SlaPolicy(warn_minutes=120),
+                              severity="B", category="YY", **common),
+        Ticket.open_repair(id="mixR", code="001-R-00001", channel="phone", policy=SlaPolicy(),
+                           priority="urgent", unit="0010101001", **common),
+        Ticket.open_suggestion(id="mixS", code="001-S-00001", channel="app", policy=SlaPolicy(), **common),
+        Ticket.open_complaint(id="mixM", serial=5, channel="phone", policy=SlaPolicy(), severity="B",
+                              category="QT", **common),
+        Ticket.open_repair(id="mixX", code="001-R-00002", channel="phone", policy=SlaPolicy(),
+                           priority="urgent", **common),
+        Ticket.open_complaint(id="mixI", serial=6, channel="phone", policy=SlaPolicy(), severity="C",
+                              category="QT", **common),
+    ]
+    by_id = {t.id: t for t in tickets}
+    soon = FRIDAY_1600 + timedelta(minutes=20)
+    by_id["mixM"].apply("route", {"assignee": "sup-wang"}, now=soon, by="agent-li", role="agent")
+    by_id["mixX"].apply("cancel", {"reason": "duplicate"}, now=soon, by="agent-li", role="agent")
+    by_id["mixI"].apply("assess", {"valid": False, "reason": "not ours"}, now=soon, by="sup-wang",
+                        role="supervisor")
+    for ticket in tickets:
+        ticket.pull_events()
+    return tickets
+
+
+def test_what_postgresql_finds_and_records_is_what_the_domain_does(db_url):
+    """On PostgreSQL the sweep finds, records and lists warnings and breaches, and each ticket's
+    next instant, in SQL; swept at the same instants, every kind of ticket must end as the
+    domain's rules (`alerts_due`, `record_*`, `next_sweep_at`) leave it."""
+    import copy
+    from services.ticketing import domain
+    from sqlalchemy.orm import Session
+    if not db_url.startswith("postgresql"):
+        pytest.skip("the sweep is done by the database on PostgreSQL only")
+    tickets = _mixed_tickets()
+    expected = copy.deepcopy(tickets)
+    ids = [t.id for t in tickets]
+    instants = [FRIDAY_1600 + timedelta(minutes=m) for m in (1, 3, 30, 61, 70, 130)] + [
+        FRIDAY_1600 + timedelta(hours=h) for h in (17, 23, 24, 47, 71, 72, 200)]
+    engine = make_engine(migrated("ticketing", db_url))
+    try:
+        with engine.begin() as conn:
+            storage.bulk_insert(conn, tickets)
+        for as_of in instants:
+            as_of = as_of.astimezone(ZoneInfo("UTC"))
+            for ticket in expected:
+                breach, warn = domain.alerts_due(ticket, as_of)
+                for name, at in warn:
+                    ticket.record_warning(name, at, as_of)
+                for name, at in breach:
+                    ticket.record_breach(name, at, as_of)
+            with Session(engine) as session, session.begin():
+                for payloads in (storage.first_warning_payloads, storage.first_breach_payloads):
+                    session.execute(select(func.count()).select_from(payloads(ids, as_of).subquery()))
+                storage.save_swept_in_database(session, ids)
+            with engine.connect() as conn:
+                rows = {row.id: row for row in conn.execute(select(
+                    storage.tickets.c.id, storage.tickets.c.breaches, storage.tickets.c.warnings,
+                    storage.tickets.c.sweep_due_at))}
+            for ticket in expected:
+                row = rows[ticket.id]
+                assert (row.breaches, row.warnings) == (ticket.breaches, ticket.warnings), (ticket.id, as_of)
+                assert row.sweep_due_at == domain.next_sweep_at(ticket), (ticket.id, as_of)
+        assert sum(len(t.breaches) for t in expected) > 10 and sum(len(t.warnings) for t in expected) > 5
+    finally:
+        engine.dispose()

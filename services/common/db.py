@@ -202,7 +202,7 @@ class UnitOfWork:
         self._deferred = False   # and whether that command asked for one
         self.session = Session(provider.engine, expire_on_commit=False)
         self._raised = False
-        self._breaches = []   # counted once they commit
+        self._breaches = []   # (site, kind, deadline, how many), counted once they commit
 
     def add_event(self, event, data, *, site=None, occurred_at=None):
         """Record `event` (e.g. 'ticketing.callback_due') to publish once this unit commits."""
@@ -216,7 +216,7 @@ class UnitOfWork:
         bodies = contracts.envelopes(event, items, occurred_at=occurred_at or now,
                                      correlation_id=self._context.correlation_id)
         if event.endswith(".sla_breached"):
-            self._breaches += [(site, data["kind"], data["deadline"]) for data, site in items]
+            self._breaches += [(site, data["kind"], data["deadline"], 1) for data, site in items]
         if bodies:
             bulk_insert(self.session, self._provider.outbox, [
                 {"event_id": body["id"], "event": event, "body": body, "created_at": now}
@@ -224,7 +224,7 @@ class UnitOfWork:
             self._raised = True
         return [body["id"] for body in bodies]
 
-    def add_events_selected(self, event, source, *, occurred_at=None, breaches=()):
+    def add_events_selected(self, event, source, *, occurred_at=None):
         """Record one `event` per row of `source` — a SELECT of `site`, `data` (the payload as
         JSON, built by the database), `sort` (the order to publish in) and `shape` (a text that
         differs wherever the payloads' shapes may: which values are null, how many items a list
@@ -232,8 +232,8 @@ class UnitOfWork:
         payload passes through Python. The contract is checked once per shape, on one payload
         of each (a regular expression taking each payload's values out to find its shape cost
         a second per 10,000 in PostgreSQL); a breach fails the transaction. How many were
-        recorded. A sweep's breaches [(site, kind, deadline)] are counted on commit, as
-        `add_events` counts those it records."""
+        recorded. The breaches of an `….sla_breached` are counted on commit by (site, kind,
+        deadline), as `add_events` counts those it records; the same statement groups them."""
         outbox, now = self._provider.outbox, utcnow()
         version = contracts.LATEST[event]
         given = source.subquery()
@@ -255,17 +255,25 @@ class UnitOfWork:
             .order_by(made.c.sort)).returning(outbox.c.id).cte("written")
         # one payload of each shape from `made` (joining the written rows back to it was a
         # nested loop, 10,000 × 10,000); the count of the written rows makes the insert run
+        counted = literal(None, JSON)
+        if event.endswith(".sla_breached"):
+            kind, deadline = (made.c.data.op("->>", return_type=String)(name) for name in ("kind", "deadline"))
+            groups = select(made.c.site, kind.label("kind"), deadline.label("deadline"),
+                            func.count().label("n")).group_by(made.c.site, kind, deadline).subquery()
+            counted = select(func.json_agg(func.json_build_array(
+                groups.c.site, groups.c.kind, groups.c.deadline, groups.c.n))).scalar_subquery()
         shapes = self.session.execute(
             select(cast(made.c.data, Text),
-                   select(func.count()).select_from(written).scalar_subquery())
+                   select(func.count()).select_from(written).scalar_subquery(), counted)
             .distinct(made.c.shape)).all()
         schema = contracts.SCHEMAS[(event, version)]()
-        for one, _ in shapes:
+        for one, _, _ in shapes:
             errors = schema.validate(json.loads(one))
             if errors:
                 raise ValueError(f"{event} v{version} payload breaks its contract: {errors}")
         count = shapes[0][1] if shapes else 0
-        self._breaches += list(breaches)
+        if shapes:
+            self._breaches += [tuple(group) for group in shapes[0][2] or ()]
         if count:
             self._raised = True
         return count
@@ -369,9 +377,9 @@ class UnitOfWork:
             self._raised = False
             self._provider.relay.kick()
         breaches, self._breaches = self._breaches, []
-        for site, kind, deadline in breaches:
+        for site, kind, deadline, count in breaches:
             service = self._provider.service
-            breaches_counter(service).labels(service, site or "", kind, deadline).inc()
+            breaches_counter(service).labels(service, site or "", kind, deadline).inc(count)
 
     def close(self, failed):
         if failed:

@@ -221,6 +221,7 @@ class Ticket(CaseFile):
     next_due_at: datetime | None = None
     callback_due_at: datetime | None = None
     sweep_due_at: datetime | None = None     # next instant the sweep has something to do
+    upgrade_at: datetime | None = None       # when the 30-day upgrade is due (None: never)
     events: list = field(default_factory=list, repr=False, compare=False)
 
     # -- creation ------------------------------------------------------------------------
@@ -613,7 +614,8 @@ class Ticket(CaseFile):
         open_ = self.open_deadlines() if self.status not in DROPPED_STATUSES else {}
         self.next_due_at = min(open_.values(), default=None)
         self.callback_due_at = open_.get("callback")
-        self.sweep_due_at = next_sweep_at(self)
+        self.upgrade_at = upgrade_due_at(self)
+        self.sweep_due_at = next_sweep_at(self, upgrade_at=self.upgrade_at)
 
 
 # -- the sweep on plain rows ---------------------------------------------------------------

@@ -216,38 +216,69 @@ class TicketingService(entrypoints.ServiceBase):
         as_of = as_utc(as_of)
         found = {"as_of": as_of.isoformat(), "tickets": 0, "breaches": 0, "warnings": 0,
                  "upgrades": 0}
-        engine = self.uow.session.get_bind()
+        session = self.uow.session
         batch = int(self.config.get("TICKETING_SWEEP_BATCH", SWEEP_BATCH))
+        in_database = sql_events(session)
         while True:
-            claimed = storage.claim_due(engine, as_of, self.clock(), SWEEP_LEASE, batch)
-            if not claimed:
-                return found
-            self._sweep_claimed(claimed, as_of, found)
+            if in_database:
+                if not self._sweep_in_database(as_of, batch, found):
+                    return found
+            else:
+                claimed = storage.claim_due(session.get_bind(), as_of, self.clock(), SWEEP_LEASE, batch)
+                if not claimed:
+                    return found
+                self._sweep_claimed(claimed, as_of, found)
             eventlet.sleep(0)   # the database drivers block: let this replica's other workers run
 
+    def _sweep_in_database(self, as_of, batch, found):
+        """PostgreSQL: one batch of due tickets, locked for one transaction, swept by the
+        database — the warnings, then the breaches, each recorded and their events written by
+        ONE INSERT … SELECT (the unique keys decide what this replica reports; the contract
+        checked once per shape), the tickets' lists and next instants by ONE UPDATE; no row
+        through Python. A ticket due for its 30-day upgrade goes through the whole Ticket.
+        False once nothing is due."""
+        session = self.uow.session
+        try:
+            locked = storage.lock_due(session, as_of, batch)
+            if not locked:
+                session.rollback()
+                return False
+            upgrading = [ticket_id for ticket_id, upgrade_due in locked if upgrade_due]
+            plain = [ticket_id for ticket_id, upgrade_due in locked if not upgrade_due]
+            if plain:
+                # a warning goes out before any breach of the same sweep
+                found["warnings"] += self.uow.add_events_selected(
+                    "ticketing.sla_warning", storage.first_warning_payloads(plain, as_of),
+                    occurred_at=as_of)
+                found["breaches"] += self.uow.add_events_selected(
+                    "ticketing.sla_breached", storage.first_breach_payloads(plain, as_of),
+                    occurred_at=as_of)
+                storage.save_swept_in_database(session, plain)
+            if upgrading:
+                self._sweep_whole(storage.claimed_tickets(session, upgrading), as_of, found)
+                session.flush()
+            found["tickets"] += len(locked)
+            self.uow.commit()
+        except Exception:
+            session.rollback()
+            raise
+        return True
+
     def _sweep_claimed(self, ids, as_of, found):
-        """One claimed batch in one transaction: the columns the rules read, every breach and
-        warning of the batch inserted in one statement each (the unique keys decide which this
-        replica reports), their events in one write per event (on PostgreSQL an INSERT … SELECT
-        whose payloads the database builds), the tickets updated and released in one more
-        (on PostgreSQL one UPDATE … FROM json_to_recordset). A ticket due for its 30-day upgrade, which changes severity and
-        history, goes through the whole Ticket."""
+        """SQLite: one claimed batch in one transaction: the columns the rules read, every
+        breach and warning of the batch inserted in one statement each (the unique keys decide
+        which this replica reports), their events in one write per event, the tickets updated
+        and released in one more. A ticket due for its 30-day upgrade, which changes severity
+        and history, goes through the whole Ticket."""
         session = self.uow.session
         try:
             rows = storage.claimed_rows(session, ids)
             upgrades = {row.id: domain.upgrade_due_at(row) for row in rows}
             upgrading = [tid for tid, at in upgrades.items() if at is not None and at <= as_of]
             rows = [row for row in rows if row.id not in set(upgrading)]
-            tickets = storage.claimed_tickets(session, upgrading) if upgrading else []
-            due = {t.id: domain.alerts_due(t, as_of) for t in (*rows, *tickets)}
-            first_breaches = storage.record_breaches_once(session, [
-                (tid, name, at) for tid, (breach, _) in due.items() for name, at in breach], as_of)
-            first_warnings = storage.record_warnings_once(session, [
-                (tid, name, at) for tid, (_, warn) in due.items() for name, at in warn], as_of)
+            due = {row.id: domain.alerts_due(row, as_of) for row in rows}
+            first_breaches, first_warnings = self._record_first(due, as_of)
             earlier = self._reported_elsewhere(due, first_breaches, first_warnings)
-            # on PostgreSQL the events of what this replica found first are made by the
-            # database, in one INSERT … SELECT each; elsewhere built here, row by row
-            by_database = sql_events(session)
             breached, warned, changes = [], [], []
             for row in rows:
                 breach, warn = due[row.id]
@@ -257,33 +288,22 @@ class TicketingService(entrypoints.ServiceBase):
                 new_warnings = (row.warnings or []) + [
                     domain.warning_entry(name, at, earlier.get(("w", row.id, name, at), as_of))
                     for name, at in warn]
-                if not by_database:
-                    breached += [(domain.breach_event(row, name, at, as_of), row.site)
-                                 for name, at in breach if (row.id, name, at) in first_breaches]
-                    warned += [(domain.warning_event(row, name, at, as_of), row.site)
-                               for name, at in warn if (row.id, name, at) in first_warnings]
+                breached += [(domain.breach_event(row, name, at, as_of), row.site)
+                             for name, at in breach if (row.id, name, at) in first_breaches]
+                warned += [(domain.warning_event(row, name, at, as_of), row.site)
+                           for name, at in warn if (row.id, name, at) in first_warnings]
                 changes.append({"ticket_id": row.id, "new_breaches": new_breaches,
                                 "new_warnings": new_warnings, "next_sweep_at": domain.next_sweep_at(
                                     row, new_breaches, new_warnings, upgrades[row.id])})
             # a warning goes out before any breach of the same sweep
-            if by_database:
-                self._add_alerts_by_database(rows, first_breaches, first_warnings, as_of)
             self.uow.add_events("ticketing.sla_warning", warned, occurred_at=as_of)
             self.uow.add_events("ticketing.sla_breached", breached, occurred_at=as_of)
             storage.save_swept(session, changes)
-            for ticket in tickets:
-                breach, warn = due[ticket.id]
-                for name, at in warn:
-                    ticket.record_warning(name, at, as_of, first=(ticket.id, name, at) in first_warnings)
-                for name, at in breach:
-                    ticket.record_breach(name, at, as_of, first=(ticket.id, name, at) in first_breaches)
-                ticket.upgrade(as_of)
-                ticket.refresh_due()
-                self._publish(ticket)
             found["tickets"] += len(ids)
             found["breaches"] += len(first_breaches)
             found["warnings"] += len(first_warnings)
-            found["upgrades"] += len(tickets)
+            self._sweep_whole(storage.claimed_tickets(session, upgrading) if upgrading else [],
+                              as_of, found)
             session.flush()
             storage.release(session, upgrading)
             self.uow.commit()
@@ -293,20 +313,34 @@ class TicketingService(entrypoints.ServiceBase):
                 storage.release(session, ids)
             raise
 
-    def _add_alerts_by_database(self, rows, first_breaches, first_warnings, as_of):
-        """The warnings, then the breaches, this replica recorded first on the plain `rows` (a
-        ticket being upgraded raises its own through the whole Ticket)."""
-        of = {row.id: row for row in rows}
-        warnings = [key for key in first_warnings if key[0] in of]
-        breaches = [key for key in first_breaches if key[0] in of]
-        if warnings:
-            self.uow.add_events_selected("ticketing.sla_warning",
-                                         storage.warning_payloads(warnings, as_of),
-                                         occurred_at=as_of)
-        if breaches:
-            self.uow.add_events_selected(
-                "ticketing.sla_breached", storage.breach_payloads(breaches, as_of), occurred_at=as_of,
-                breaches=[(of[tid].site, of[tid].kind, name) for tid, name, _ in breaches])
+    def _sweep_whole(self, tickets, as_of, found):
+        """Tickets swept through the whole Ticket (their 30-day upgrade due): each warning and
+        breach recorded once (the unique keys), then upgraded if its instant has come."""
+        due = {t.id: domain.alerts_due(t, as_of) for t in tickets}
+        first_breaches, first_warnings = self._record_first(due, as_of)
+        for ticket in tickets:
+            breach, warn = due[ticket.id]
+            for name, at in warn:
+                ticket.record_warning(name, at, as_of, first=(ticket.id, name, at) in first_warnings)
+            for name, at in breach:
+                ticket.record_breach(name, at, as_of, first=(ticket.id, name, at) in first_breaches)
+            upgrade_at = ticket.upgrade_due_at()
+            if upgrade_at is not None and upgrade_at <= as_of:
+                ticket.upgrade(as_of)
+                found["upgrades"] += 1
+            ticket.refresh_due()
+            self._publish(ticket)
+        found["breaches"] += len(first_breaches)
+        found["warnings"] += len(first_warnings)
+
+    def _record_first(self, due, as_of):
+        """Record the breaches and warnings `due` {ticket_id: (breaches, warnings)}, one
+        statement each; the keys of those this replica is the first to record."""
+        session = self.uow.session
+        return (storage.record_breaches_once(session, [
+                    (tid, name, at) for tid, (breach, _) in due.items() for name, at in breach], as_of),
+                storage.record_warnings_once(session, [
+                    (tid, name, at) for tid, (_, warn) in due.items() for name, at in warn], as_of))
 
     def _reported_elsewhere(self, due, first_breaches, first_warnings):
         """When another replica recorded some of what this one found (a lease that ran out),
