@@ -61,8 +61,9 @@ class TicketingService(entrypoints.ServiceBase):
         now = self.clock()
         site, kind = data["site"], data["kind"]
         session = self.uow.session
-        known, limits, serial = storage.opening(session, site, data["unit"], domain.SERIES[kind])
+        known, limits = storage.opening(session, site, data["unit"])
         place = self._place(site, data["unit"], known)
+        serial = storage.next_serial(session, site, domain.SERIES[kind])
         common = dict(
             id=new_id(), site=site, timezone=place["timezone"], channel=data["channel"],
             description=data["description"], received_at=data["received_at"] or now, now=now,

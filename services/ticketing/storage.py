@@ -155,41 +155,38 @@ def _fresh_event_list(ticket, _context):
     ticket.events = []
 
 
-# Opening a ticket reads the unit's copy and the site's limits and takes the next number of the
-# kind's series. The statements are written out once, not built per call: building them (and
-# their cache keys) cost as much as running them, and SQLAlchemy does not cache the compiled
-# form of an upsert in a CTE. The number is one upsert, so concurrent creators (threads or
+# Opening a ticket reads the unit's copy and the site's limits in one statement, then (after
+# registry was asked, if the copy could not answer) takes the next number of the kind's series.
+# The statements are written out once, not built per call: building them and their cache keys
+# cost as much as running them. The number is one upsert, so concurrent creators (threads or
 # replicas) each get their own and none repeats; its row lock is held to the commit, and a
-# rollback gives the number back.
-_BUMP = "INSERT INTO serials (site, series, last) VALUES (:site, :series, 1) " \
-        "ON CONFLICT (site, series) DO UPDATE SET last = serials.last + 1 RETURNING last"
-_COPY_AND_LIMITS = """
-    SELECT {last} (SELECT limits FROM sla_policies WHERE site = :site) AS limits,
+# rollback gives the number back. It is taken last, so that the lock is never held across an
+# RPC: on SQLite a writer waiting for that lock blocks the whole process (its busy wait is not
+# green), the RPC's reply with it.
+_COPY_AND_LIMITS = text("""
+    SELECT (SELECT limits FROM sla_policies WHERE site = :site) AS limits,
            units.site, units.timezone, units.owner
-    FROM {source} LEFT JOIN units ON units.code = :unit"""
-_COLUMNS = (column("limits", JSON), column("site", String), column("timezone", String),
-            column("owner", JSON))
-# PostgreSQL: one round trip, the upsert in a CTE. SQLite (no DML in a CTE): two statements.
-_OPENING_POSTGRESQL = text(f"WITH bump AS ({_BUMP}) " + _COPY_AND_LIMITS.format(
-    last="bump.last,", source="bump")).columns(column("last", Integer), *_COLUMNS)
-_BUMP_SQLITE = text(_BUMP).columns(column("last", Integer))
-_COPY_AND_LIMITS_SQLITE = text(_COPY_AND_LIMITS.format(last="", source="(SELECT 1) AS one")) \
-    .columns(*_COLUMNS)
+    FROM (SELECT 1) AS one LEFT JOIN units ON units.code = :unit
+""").columns(column("limits", JSON), column("site", String), column("timezone", String),
+             column("owner", JSON))
+_NEXT_SERIAL = text(
+    "INSERT INTO serials (site, series, last) VALUES (:site, :series, 1) "
+    "ON CONFLICT (site, series) DO UPDATE SET last = serials.last + 1 RETURNING last",
+).columns(column("last", Integer))
 
 
-def opening(session, site, unit, series):
+def opening(session, site, unit):
     """(ticketing's copy of `unit`: {site, timezone, owner}, or None if it has none or no unit
-    is given; the limits site `site` tightened, {} if none; the next number of its `series`)."""
-    values = {"site": site, "series": series, "unit": unit or ""}
-    if session.get_bind().dialect.name == "postgresql":
-        row = session.execute(_OPENING_POSTGRESQL, values).one()
-        serial = row.last
-    else:
-        serial = session.execute(_BUMP_SQLITE, values).scalar_one()
-        row = session.execute(_COPY_AND_LIMITS_SQLITE, values).one()
+    is given; the limits site `site` tightened, {} if none)."""
+    row = session.execute(_COPY_AND_LIMITS, {"site": site, "unit": unit or ""}).one()
     known = None if row.site is None else \
         {"site": row.site, "timezone": row.timezone, "owner": row.owner}
-    return known, dict(row.limits or {}), serial
+    return known, dict(row.limits or {})
+
+
+def next_serial(session, site, series):
+    """The next number of a per-site series (see above)."""
+    return session.execute(_NEXT_SERIAL, {"site": site, "series": series}).scalar_one()
 
 
 def known_unit(session, code):
