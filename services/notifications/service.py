@@ -226,6 +226,7 @@ class NotificationsService(entrypoints.ServiceBase):
         domain.retry(message, now)
         self.uow.commit()
         self._deliver_due(now, [message.id])
+        self.uow.session.expire(message)     # the delivery wrote its new state by statement
         return self.get_message(message.id)
 
     @command
@@ -493,33 +494,39 @@ class NotificationsService(entrypoints.ServiceBase):
                 return counts
 
     def _attempt_batch(self, claimed, now, opted_out, policy, at_once):
-        """Send the batch `at_once` at a time (a provider mostly waits on the network), and
-        record each attempt as its send ends: what has ended is committed before this waits
-        for the next, so a crash loses the record of no more than the sends then in flight
-        (their claim lapses and they are tried again, under the same message id)."""
-        ended, session = eventlet.queue.LightQueue(), self.uow.session
-        for message in claimed:     # written below by statement, a batch of them at a time
-            session.expunge(message)
+        """The batch's opted-out messages skipped and those whose provider only stores them
+        delivered at once, recorded together in one commit; the rest sent `at_once` at a time
+        (a provider mostly waits on the network), each attempt recorded as its send ends: what
+        has ended is committed before this waits for the next, so a crash loses the record of
+        no more than the sends then in flight (their claim lapses and they are tried again,
+        under the same message id)."""
+        ended, session, statuses = eventlet.queue.LightQueue(), self.uow.session, []
         skipped = [m for m in claimed if (m.person_id, m.channel) in opted_out]
-        statuses = [domain.skip(m) for m in skipped]
-        storage.record_attempts(session, [], skipped)
-        to_send = iter([m for m in claimed if (m.person_id, m.channel) not in opted_out])
+        statuses += [domain.skip(m) for m in skipped]
+        to_try = [m for m in claimed if (m.person_id, m.channel) not in opted_out]
+        stored = [m for m in to_try if not self.delivery.sends_out(m.channel)]
+        self._record_ended(session, [(m, self._send(m)) for m in stored], now, policy, statuses,
+                           skipped)
+        to_send = iter([m for m in to_try if self.delivery.sends_out(m.channel)])
         in_flight = 0
         for message in itertools.islice(to_send, at_once):
             eventlet.spawn_n(lambda m: ended.put((m, self._send(m))), message)
             in_flight += 1
         while in_flight:
             results = self._ended(ended, in_flight, at_once)
-            attempts = [self._record(message, now, error, policy, statuses)
-                        for message, error in results]
-            storage.record_attempts(session, attempts, [message for message, _ in results])
-            session.commit()
+            self._record_ended(session, results, now, policy, statuses)
             in_flight -= len(results)
             for message in itertools.islice(to_send, len(results)):
                 eventlet.spawn_n(lambda m: ended.put((m, self._send(m))), message)
                 in_flight += 1
-        session.commit()     # the skipped, when nothing was sent
         return statuses
+
+    def _record_ended(self, session, results, now, policy, statuses, skipped=()):
+        """The attempts of `results` [(message, error)] and the messages' new states (with the
+        `skipped` ones'), written by statement and committed."""
+        attempts = [self._record(message, now, error, policy, statuses) for message, error in results]
+        storage.record_attempts(session, attempts, [message for message, _ in results] + list(skipped))
+        session.commit()
 
     RECORD_WINDOW_SECONDS = 0.01
 

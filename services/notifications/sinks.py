@@ -47,14 +47,18 @@ class SmsEndpoint(_Served):
         endpoint = self
 
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"     # keep-alive, as a real gateway answers
+
             def do_POST(self):
                 body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
                 if endpoint.delay:
                     time.sleep(endpoint.delay)
                 ok = endpoint.take(body)
+                answer = b"ok" if ok else b"busy"
                 self.send_response(200 if ok else 503)
+                self.send_header("Content-Length", str(len(answer)))
                 self.end_headers()
-                self.wfile.write(b"ok" if ok else b"busy")
+                self.wfile.write(answer)
 
             def log_message(self, *args):
                 pass
