@@ -12,6 +12,7 @@ delivery sweep has to ride out.
 import argparse
 import json
 import os
+import socket
 import socketserver
 import threading
 import time
@@ -36,6 +37,28 @@ class _HttpServer(ThreadingHTTPServer):
     # A delivery sweep has up to `sends_at_once` connections opening together; the default
     # backlog of 5 resets the rest.
     request_queue_size = 128
+
+    def __init__(self, *args, **kwargs):
+        self.connections = set()
+        super().__init__(*args, **kwargs)
+
+    def process_request(self, request, client_address):
+        self.connections.add(request)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request):
+        self.connections.discard(request)
+        super().shutdown_request(request)
+
+    def server_close(self):
+        """The kept-open connections closed too, as a gateway that goes down closes them: a
+        stopped endpoint answers nobody."""
+        for connection in list(self.connections):
+            try:
+                connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        super().server_close()
 
 
 class SmsEndpoint(_Served):
