@@ -18,7 +18,7 @@ from services.notifications.domain import first_attempt_at
 from services.notifications.providers import delivery_from
 from services.notifications.service import NotificationsService
 from services.notifications.sinks import SmsEndpoint, SmtpMailbox
-from services.notifications.storage import DeliveryAttempt, Message
+from services.notifications.storage import DeliveryAttempt, Message, OptOut
 from services.notifications.tests.support import NEIGHBOUR, NOW, REPORTER, ZHANG, callback_due_body
 from bench.harness import free_port
 
@@ -328,15 +328,15 @@ class SlowGateway:
     """An SMS gateway that takes a while to answer, counting the sends in flight at once."""
     sends_out = True
 
-    def __init__(self, failing=()):
+    def __init__(self, failing=(), seconds=0.01):
         self.in_flight = self.most_at_once = 0
-        self.failing, self.sent = set(failing), []
+        self.failing, self.sent, self.seconds = set(failing), [], seconds
 
     def deliver(self, message):
         self.in_flight += 1
         self.most_at_once = max(self.most_at_once, self.in_flight)
         try:
-            eventlet.sleep(0.01)
+            eventlet.sleep(self.seconds)
             if message.recipient in self.failing:
                 raise ConnectionError("gateway hung up")
             self.sent.append(message.id)
@@ -363,3 +363,32 @@ def test_a_sweep_sends_at_once_no_more_than_its_bound_and_logs_every_attempt(
         assert sorted(gateway.sent) == sorted(m.id for m in messages if m.status == "sent")
         for m in messages:
             assert attempts_of(notifications_db, m.id) == [(m.status == "sent", m.status == "sent")]
+
+
+def test_a_backlog_claimed_in_small_batches_keeps_its_sends_overlapping_and_sends_each_once(
+        notifications, notifications_db, monkeypatch):
+    """Nine SMS held overnight, one of their people opted out since, claimed three at a time
+    and sent four at a time: the sends overlap across batches (four at once, though no batch
+    holds four), the opted-out one is skipped, and each of the others is sent once with its
+    one attempt on record."""
+    monkeypatch.setattr(NotificationsService, "SWEEP_BATCH", 3)
+    # slow enough that the next batch is claimed while the first sends are still out
+    gateway, delivery = SlowGateway(seconds=0.3), delivery_from({"sends_at_once": 4})
+    delivery.by_channel["sms"] = gateway
+    for n in range(9):
+        reporter = {**REPORTER, "phone": f"139000000{n:02d}", "person_id": f"p-{n}"}
+        notifications(now=SH_2300, delivery=delivery).on_callback_due(
+            callback_due_body(reporter=reporter, ticket_id=f"t-{n}"))
+    with Session(notifications_db) as session:
+        session.add(OptOut(person_id="p-4", channel="sms", created_at=SH_2300))
+        session.commit()
+    assert notifications(delivery=delivery).deliver(as_of=SH_0800_NEXT) == {
+        "sent": 8, "failed": 0, "dead": 0, "skipped": 1}
+    assert gateway.most_at_once == 4
+    with Session(notifications_db) as session:
+        messages = session.scalars(select(Message).where(Message.channel == "sms")).all()
+    assert sorted(gateway.sent) == sorted(m.id for m in messages if m.status == "sent")
+    assert [m.recipient for m in messages if m.status == "skipped"] == ["13900000004"]
+    for m in messages:
+        assert attempts_of(notifications_db, m.id) == ([] if m.status == "skipped" else [(True, True)])
+    assert notifications(delivery=delivery).deliver(as_of=SH_0800_NEXT)["sent"] == 0

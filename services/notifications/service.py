@@ -226,6 +226,7 @@ class NotificationsService(entrypoints.ServiceBase):
         domain.retry(message, now)
         self.uow.commit()
         self._deliver_due(now, [message.id])
+        self.uow.session.expire(message)     # the delivery wrote its new state by statement
         return self.get_message(message.id)
 
     @command
@@ -469,57 +470,77 @@ class NotificationsService(entrypoints.ServiceBase):
     def _deliver_due(self, now, ids=None):
         """Try the messages due at `now` (only `ids`, when given), a batch at a time; batches
         follow each other while full ones are claimed and the budget lasts, so that the backlog
-        of an outage drains in one sweep rather than a batch per timer tick."""
+        of an outage drains in one sweep rather than a batch per timer tick. Sends go
+        `sends_at_once` at a time across batches: the next batch is claimed when the last one
+        has nothing left to start, not when all of its sends have ended."""
         counts = {"sent": 0, "failed": 0, "dead": 0, "skipped": 0}
         if ids is not None and not ids:
             return counts
-        deadline = time.monotonic() + self.SWEEP_BUDGET_SECONDS
-        lease = timedelta(seconds=self.delivery.setting("claim_lease_seconds", 120.0))
         policy = domain.RetryPolicy(self.delivery.setting("max_attempts", 5),
                                     self.delivery.setting("retry_base_seconds", 30.0))
-        at_once = self.delivery.setting("sends_at_once", self.SENDS_AT_ONCE)
+        statuses = []
+        to_send = self._to_send(self._claimed_batches(now, ids), now, policy, statuses)
+        self._send_all(to_send, now, policy, statuses,
+                       self.delivery.setting("sends_at_once", self.SENDS_AT_ONCE))
+        for status in statuses:
+            counts[status] += 1
+        return counts
+
+    def _claimed_batches(self, now, ids):
+        """Each batch claimed in turn (of `ids` only, when given), while the last was full and
+        the sweep's budget lasts."""
+        deadline = time.monotonic() + self.SWEEP_BUDGET_SECONDS
+        lease = timedelta(seconds=self.delivery.setting("claim_lease_seconds", 120.0))
         chunks = None if ids is None else [ids[i:i + self.SWEEP_BATCH]
                                            for i in range(0, len(ids), self.SWEEP_BATCH)]
         while True:
             chunk = None if chunks is None else chunks.pop(0)
             claimed = storage.claim_due(self.uow.session, now, lease, self.SWEEP_BATCH, chunk)
-            opted_out = storage.opted_out(self.uow.session, {m.person_id for m in claimed if m.person_id})
-            for status in self._attempt_batch(claimed, now, opted_out, policy, at_once):
-                counts[status] += 1
+            yield claimed
             if chunks is not None:
                 if not chunks:
-                    return counts
+                    return
             elif len(claimed) < self.SWEEP_BATCH or time.monotonic() >= deadline:
-                return counts
+                return
 
-    def _attempt_batch(self, claimed, now, opted_out, policy, at_once):
-        """Send the batch `at_once` at a time (a provider mostly waits on the network), and
-        record each attempt as its send ends: what has ended is committed before this waits
-        for the next, so a crash loses the record of no more than the sends then in flight
-        (their claim lapses and they are tried again, under the same message id)."""
-        ended, session = eventlet.queue.LightQueue(), self.uow.session
-        for message in claimed:     # written below by statement, a batch of them at a time
-            session.expunge(message)
-        skipped = [m for m in claimed if (m.person_id, m.channel) in opted_out]
-        statuses = [domain.skip(m) for m in skipped]
-        storage.record_attempts(session, [], skipped)
-        to_send = iter([m for m in claimed if (m.person_id, m.channel) not in opted_out])
-        in_flight = 0
+    def _to_send(self, batches, now, policy, statuses):
+        """The messages of each claimed batch that go to a provider that sends them out. Before
+        them, the batch's opted-out messages skipped and those whose provider only stores them
+        delivered at once, recorded together in one commit."""
+        session = self.uow.session
+        for claimed in batches:
+            opted_out = storage.opted_out(session, {m.person_id for m in claimed if m.person_id})
+            skipped = [m for m in claimed if (m.person_id, m.channel) in opted_out]
+            statuses += [domain.skip(m) for m in skipped]
+            to_try = [m for m in claimed if (m.person_id, m.channel) not in opted_out]
+            stored = [m for m in to_try if not self.delivery.sends_out(m.channel)]
+            self._record_ended(session, [(m, self._send(m)) for m in stored], now, policy,
+                               statuses, skipped)
+            yield from (m for m in to_try if self.delivery.sends_out(m.channel))
+
+    def _send_all(self, to_send, now, policy, statuses, at_once):
+        """Send `to_send` `at_once` at a time (a provider mostly waits on the network), each
+        attempt recorded as its send ends: what has ended is committed before its slot is
+        given to the next message, so a crash loses the record of no more than the sends then
+        in flight (their claim lapses and they are tried again, under the same message id)."""
+        ended, in_flight = eventlet.queue.LightQueue(), 0
         for message in itertools.islice(to_send, at_once):
             eventlet.spawn_n(lambda m: ended.put((m, self._send(m))), message)
             in_flight += 1
         while in_flight:
             results = self._ended(ended, in_flight, at_once)
-            attempts = [self._record(message, now, error, policy, statuses)
-                        for message, error in results]
-            storage.record_attempts(session, attempts, [message for message, _ in results])
-            session.commit()
+            self._record_ended(self.uow.session, results, now, policy, statuses)
             in_flight -= len(results)
             for message in itertools.islice(to_send, len(results)):
                 eventlet.spawn_n(lambda m: ended.put((m, self._send(m))), message)
                 in_flight += 1
-        session.commit()     # the skipped, when nothing was sent
-        return statuses
+
+    def _record_ended(self, session, results, now, policy, statuses, skipped=()):
+        """The attempts of `results` [(message, error)] and the messages' new states (with the
+        `skipped` ones'), written by statement and committed."""
+        attempts = [self._record(message, now, error, policy, statuses) for message, error in results]
+        storage.record_attempts(session, attempts, [message for message, _ in results] + list(skipped))
+        session.commit()
 
     RECORD_WINDOW_SECONDS = 0.01
 

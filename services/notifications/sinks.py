@@ -12,6 +12,7 @@ delivery sweep has to ride out.
 import argparse
 import json
 import os
+import socket
 import socketserver
 import threading
 import time
@@ -37,6 +38,28 @@ class _HttpServer(ThreadingHTTPServer):
     # backlog of 5 resets the rest.
     request_queue_size = 128
 
+    def __init__(self, *args, **kwargs):
+        self.connections = set()
+        super().__init__(*args, **kwargs)
+
+    def process_request(self, request, client_address):
+        self.connections.add(request)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request):
+        self.connections.discard(request)
+        super().shutdown_request(request)
+
+    def server_close(self):
+        """The kept-open connections closed too, as a gateway that goes down closes them: a
+        stopped endpoint answers nobody."""
+        for connection in list(self.connections):
+            try:
+                connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        super().server_close()
+
 
 class SmsEndpoint(_Served):
     """An HTTP server on `port` (0: any free one); `received` holds every request's JSON.
@@ -47,14 +70,21 @@ class SmsEndpoint(_Served):
         endpoint = self
 
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"     # keep-alive, as a real gateway answers
+            # the headers and the body go out in two writes: with Nagle's algorithm on a kept
+            # connection the second waited for the client's delayed ACK (~40 ms a request)
+            disable_nagle_algorithm = True
+
             def do_POST(self):
                 body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
                 if endpoint.delay:
                     time.sleep(endpoint.delay)
                 ok = endpoint.take(body)
+                answer = b"ok" if ok else b"busy"
                 self.send_response(200 if ok else 503)
+                self.send_header("Content-Length", str(len(answer)))
                 self.end_headers()
-                self.wfile.write(b"ok" if ok else b"busy")
+                self.wfile.write(answer)
 
             def log_message(self, *args):
                 pass

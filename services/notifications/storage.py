@@ -2,6 +2,7 @@
 channel — and its queries: the delivery sweep's batch claim, opt-outs, the warranty and owner
 copies, and the working-day calendar's entered years (notifications owns them)."""
 from datetime import timedelta
+from types import SimpleNamespace
 
 from sqlalchemy import (
     JSON, Boolean, Date, Index, Integer, String, Text, UniqueConstraint, delete, false, func,
@@ -237,23 +238,23 @@ def claim_due(session, now, lease, batch, ids=None):
     """Claim up to `batch` messages due at `now`, in due order (only `ids`, when given): a lease
     (`next_attempt_at` moved `lease` past now, in one short transaction), so that replicas never
     try the same message at once and one that dies mid-delivery lets it lapse. A claimed
-    message is not due again in this sweep. The claimed messages, loaded."""
-    claimable = (Message.status.in_(CLAIMABLE), Message.next_attempt_at <= now)
-    due = select(Message.id).where(*claimable).order_by(Message.next_attempt_at, Message.id).limit(batch)
+    message is not due again in this sweep. The claimed messages as plain objects with the
+    message's fields (the sweep writes them back by statement, never through the session)."""
+    messages = Message.__table__
+    claimable = (messages.c.status.in_(CLAIMABLE), messages.c.next_attempt_at <= now)
+    due = select(messages.c.id).where(*claimable).order_by(
+        messages.c.next_attempt_at, messages.c.id).limit(batch)
     if ids is not None:
-        due = due.where(Message.id.in_(ids))
+        due = due.where(messages.c.id.in_(ids))
     candidates = session.scalars(locking(due, session.get_bind())).all()
     if not candidates:
         session.commit()
         return []
     # Another replica may have claimed some since they were read (SQLite takes no row lock):
     # only what this UPDATE moved is ours.
-    ours = set(session.scalars(
-        update(Message).where(Message.id.in_(candidates), *claimable)
-        .values(next_attempt_at=now + lease).returning(Message.id),
-        execution_options={"synchronize_session": False}).all())
-    claimed = {m.id: m for m in session.scalars(
-        select(Message).where(Message.id.in_(ours)).execution_options(populate_existing=True))}
+    claimed = {row.id: SimpleNamespace(**row._mapping) for row in session.execute(
+        update(messages).where(messages.c.id.in_(candidates), *claimable)
+        .values(next_attempt_at=now + lease).returning(*messages.c))}
     session.commit()
     return [claimed[message_id] for message_id in candidates if message_id in claimed]
 
@@ -266,10 +267,11 @@ def record_attempts(session, attempts, messages):
     for message in messages:
         outcomes.setdefault((message.status, message.attempts, message.last_error,
                              message.next_attempt_at), []).append(message.id)
+    table = Message.__table__
     for (status, attempts_made, error, next_attempt_at), ids in outcomes.items():
-        session.execute(update(Message).where(Message.id.in_(ids)).values(
+        session.execute(update(table).where(table.c.id.in_(ids)).values(
             status=status, attempts=attempts_made, last_error=error,
-            next_attempt_at=next_attempt_at), execution_options={"synchronize_session": False})
+            next_attempt_at=next_attempt_at))
 
 
 def messages_by_status(conn):
