@@ -17,12 +17,12 @@ def test_the_latest_change_of_a_unit_is_kept_whatever_order_its_events_arrive_in
     engine = make_engine(migrated("ticketing", db_url))
     try:
         with Session(engine) as session:
-            assert storage.known_unit(session, "0010101001") is None
+            assert storage.opening(session, "001", "0010101001")[0] is None
             storage.copy_unit(session, "0010101001", "001", "Asia/Shanghai", LI, MOVED_IN)
             storage.copy_unit(session, "0010101001", "001", "Asia/Shanghai", ZHANG,
                               MOVED_IN - timedelta(days=30))     # the earlier owner, late
             session.commit()
-            assert storage.known_unit(session, "0010101001") == {
+            assert storage.opening(session, "001", "0010101001")[0] == {
                 "site": "001", "timezone": "Asia/Shanghai", "owner": LI}
     finally:
         engine.dispose()

@@ -431,9 +431,6 @@ class TicketingService(entrypoints.ServiceBase):
         for event, event_data in ticket.pull_events():
             self.uow.add_event(event, event_data, site=ticket.site)
 
-    def _policy(self, site):
-        return domain.SlaPolicy.from_dict(storage.site_policy(self.uow.session, site))
-
     def _viewer(self):
         identity = self.caller.identity
         identity.require_role("see the front-desk views", *SITE_STAFF)

@@ -189,13 +189,6 @@ def next_serial(session, site, series):
     return session.execute(_NEXT_SERIAL, {"site": site, "series": series}).scalar_one()
 
 
-def known_unit(session, code):
-    """The copy of unit `code` ({site, timezone, owner}), or None if no event told us of it."""
-    row = session.execute(select(units.c.site, units.c.timezone, units.c.owner)
-                          .where(units.c.code == code)).first()
-    return None if row is None else {"site": row.site, "timezone": row.timezone, "owner": row.owner}
-
-
 def copy_unit(session, code, site, timezone, owner, changed_at):
     """Keep the copy of unit `code` as of `changed_at`, unless a later change is already kept
     (events of one unit may arrive out of order)."""
