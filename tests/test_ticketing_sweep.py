@@ -140,17 +140,20 @@ def test_the_alerts_postgresql_builds_for_a_sweep_are_the_ones_python_builds(db_
     try:
         with engine.begin() as conn:
             storage.bulk_insert(conn, tickets)
-        keys = [(t.id, "route", datetime.fromisoformat(t.deadlines["route"])) for t in tickets]
-        with engine.connect() as conn:
-            for payloads, event, python in (
-                    (storage.breach_payloads, "ticketing.sla_breached", domain.breach_event),
-                    (storage.warning_payloads, "ticketing.sla_warning", domain.warning_event)):
-                made = payloads(keys, SATURDAY_0900).subquery()
+        ids = [t.id for t in tickets]
+        # the route deadline (Friday 17:00) warned of at 16:30, breached by Saturday 09:00
+        with engine.connect() as conn:     # rolled back: the first-recorded rows go with it
+            for payloads, event, python, as_of in (
+                    (storage.first_breach_payloads, "ticketing.sla_breached", domain.breach_event,
+                     SATURDAY_0900),
+                    (storage.first_warning_payloads, "ticketing.sla_warning", domain.warning_event,
+                     FRIDAY_1600 + timedelta(minutes=30))):
+                made = payloads(ids, as_of).subquery()
                 built = {data["code"]: data for data in (json.loads(text) for text, in conn.execute(
                     select(cast(made.c.data, Text))))}
                 expected = {t.code: contracts.dump_payload(event, python(
-                    t, "route", due, SATURDAY_0900.astimezone(ZoneInfo("UTC"))))[1]
-                    for t, (_, _, due) in zip(tickets, keys)}
+                    t, "route", datetime.fromisoformat(t.deadlines["route"]),
+                    as_of.astimezone(ZoneInfo("UTC"))))[1] for t in tickets}
                 assert built == expected, event
     finally:
         engine.dispose()

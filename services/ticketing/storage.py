@@ -336,13 +336,6 @@ def _record_once(session, table, at_column, found, at):
     return {(row.ticket_id, row.deadline, as_utc(row.due_at)) for row in rows}
 
 
-def _found(keys):
-    """The (ticket_id, deadline) of `keys` [(ticket_id, deadline, due_at)] as a table."""
-    return func.json_to_recordset(cast(literal(json.dumps(
-        [{"ticket_id": t, "deadline": d} for t, d, _ in keys]), Text), JSON)).table_valued(
-        column("ticket_id", String), column("deadline", String)).render_derived("found", with_types=True)
-
-
 def _alert_payloads(found, fields):
     """(site, data, sort, shape) of an alert on each (ticket_id, deadline) of `found`."""
     t = tickets.c
@@ -382,19 +375,6 @@ def _warning_fields(warned_at):
                 ("first_contact_owner", t.first_contact_owner), ("assignee", t.assignee),
                 ("timezone", t.timezone))
     return fields
-
-
-def breach_payloads(keys, detected_at):
-    """(site, data, sort, shape) of the ticketing.sla_breached of each of `keys` [(ticket_id,
-    deadline, due_at)], built by PostgreSQL as `domain.breach_event` builds it, for
-    `UnitOfWork.add_events_selected`: a sweep's thousands of events in one statement."""
-    return _alert_payloads(_found(keys), _breach_fields(detected_at))
-
-
-def warning_payloads(keys, warned_at):
-    """(site, data, sort, shape) of the ticketing.sla_warning of each of `keys`, as
-    `domain.warning_event` builds it."""
-    return _alert_payloads(_found(keys), _warning_fields(warned_at))
 
 
 # -- the sweep done by PostgreSQL ------------------------------------------------------------
