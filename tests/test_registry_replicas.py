@@ -45,31 +45,41 @@ def ping(config):
         return None
 
 
-def test_sweeps_of_two_processes_at_once_apply_each_change_once(two_registry_processes, event_tap):
-    config = two_registry_processes
+def approved_changes(config, units, change_of):
+    """Registry up, the site made, each of `units` made and a change request asked for it
+    (`change_of(code, unit)`: its body, from the unit made), all approved by the manager."""
     eventually(lambda: ping(config), timeout=60, what="registry up")
-    tomorrow = date.today() + timedelta(days=2)
     with rpc(config, MANAGER) as proxy:
         proxy.registry.create_site(site_payload(SITE))
-    units = [f"{SITE}10101{n:02d}" for n in range(CHANGES)]
     with rpc(config, AGENT) as proxy:
-        requests = []
-        for code in units:
-            proxy.registry.create_unit(unit_payload(code, "13900000001"))
-            requests.append(proxy.registry.create_change_request({
-                "unit": code, "kind": "unit", "changes": {"area_m2": "95.00"},
-                "reason": "实测面积更正", "effective_on": tomorrow.isoformat()})["id"])
+        requests = [proxy.registry.create_change_request(change_of(
+            code, proxy.registry.create_unit(unit_payload(code, "13900000001"))))["id"]
+            for code in units]
     with rpc(config, MANAGER) as proxy:
         for request_id in requests:
             proxy.registry.decide_change_request(request_id, "approve", {})
-    tap = event_tap("registry", "unit_changed")
-    as_of = f"{tomorrow.isoformat()}T09:00:00+08:00"
 
+
+def swept_at_once(config, as_of, counted):
+    """SWEEPS sweeps at `as_of` at the same moment, spread over both processes: each one's
+    `counted` figure."""
     def sweep(_):
         with rpc(config, OPS) as proxy:
-            return proxy.registry.sweep({"as_of": as_of})["applied"]
+            return proxy.registry.sweep({"as_of": as_of})[counted]
 
-    applied = list(eventlet.GreenPool(SWEEPS).imap(sweep, range(SWEEPS)))
+    return list(eventlet.GreenPool(SWEEPS).imap(sweep, range(SWEEPS)))
+
+
+def test_sweeps_of_two_processes_at_once_apply_each_change_once(two_registry_processes, event_tap):
+    config = two_registry_processes
+    tomorrow = date.today() + timedelta(days=2)
+    units = [f"{SITE}10101{n:02d}" for n in range(CHANGES)]
+    approved_changes(config, units, lambda code, _unit: {
+        "unit": code, "kind": "unit", "changes": {"area_m2": "95.00"},
+        "reason": "实测面积更正", "effective_on": tomorrow.isoformat()})
+    tap = event_tap("registry", "unit_changed")
+
+    applied = swept_at_once(config, f"{tomorrow.isoformat()}T09:00:00+08:00", "applied")
 
     assert sum(applied) == CHANGES
     changed = tap.collect(expected=CHANGES)
@@ -83,31 +93,16 @@ def test_sweeps_of_two_processes_at_once_alert_each_contact_breach_once(two_regi
     """Committee members flagged today, not contacted next month: each breach of that month is
     claimed by one sweep of one process, and alerted (registry.sla_breached) exactly once."""
     config = two_registry_processes
-    eventually(lambda: ping(config), timeout=60, what="registry up")
-    with rpc(config, MANAGER) as proxy:
-        proxy.registry.create_site(site_payload(SITE))
     units = [f"{SITE}10201{n:02d}" for n in range(CHANGES)]
-    with rpc(config, AGENT) as proxy:
-        requests = []
-        for code in units:
-            owner = proxy.registry.create_unit(unit_payload(code, "13900000001"))["people"][0]["id"]
-            requests.append(proxy.registry.create_change_request({
-                "unit": code, "kind": "person", "target_id": owner,
-                "changes": {"committee_member": True}, "reason": "业委会委员"})["id"])
-    with rpc(config, MANAGER) as proxy:
-        for request_id in requests:
-            proxy.registry.decide_change_request(request_id, "approve", {})
+    approved_changes(config, units, lambda code, unit: {
+        "unit": code, "kind": "person", "target_id": unit["people"][0]["id"],
+        "changes": {"committee_member": True}, "reason": "业委会委员"})
     tap = event_tap("registry", "sla_breached")
     today = datetime.now(ZoneInfo("Asia/Shanghai")).date()   # the site's day
     first = date(today.year + today.month // 12, today.month % 12 + 1, 1)      # next month
     after = date(first.year + first.month // 12, first.month % 12 + 1, 1)      # its end
-    as_of = f"{after.isoformat()}T09:00:00+08:00"
 
-    def sweep(_):
-        with rpc(config, OPS) as proxy:
-            return proxy.registry.sweep({"as_of": as_of})["contact_breaches"]
-
-    found = list(eventlet.GreenPool(SWEEPS).imap(sweep, range(SWEEPS)))
+    found = swept_at_once(config, f"{after.isoformat()}T09:00:00+08:00", "contact_breaches")
 
     assert sum(found) == CHANGES
     alerted = tap.collect(expected=CHANGES)
