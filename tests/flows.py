@@ -24,6 +24,12 @@ def unique(text):
 
 
 
+def ok(response, status=200):
+    """The JSON of a gateway answer that must have `status` (its text shown if it has not)."""
+    assert response.status_code == status, response.text
+    return response.json()
+
+
 def eventually(probe, done=bool, timeout=20.0, interval=0.25, what="the condition"):
     """The first answer of `probe()` that is `done`, polled until `timeout` seconds have passed;
     the failure shows the last answer."""

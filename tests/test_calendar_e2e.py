@@ -11,7 +11,7 @@ import pytest
 import requests
 
 from services.common import BACKEND_SERVICES
-from tests.flows import eventually, site_payload, unit_payload
+from tests.flows import eventually, ok, site_payload, unit_payload
 
 pytestmark = pytest.mark.e2e
 
@@ -21,11 +21,6 @@ CALENDAR_2027 = {
                   "days": [f"2027-02-{d:02d}" for d in range(5, 14)]}],
     "workdays": ["2027-01-31", "2027-02-20"],
 }
-
-
-def ok(response, status=200):
-    assert response.status_code == status, response.text
-    return response.json()
 
 
 def known_2027(system, service):

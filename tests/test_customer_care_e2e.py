@@ -7,16 +7,11 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from tests.flows import eventually, repair_payload, site_payload, unit_payload
+from tests.flows import eventually, ok, repair_payload, site_payload, unit_payload
 
 pytestmark = pytest.mark.e2e
 
 SITE = "008"
-
-
-def ok(response, status=200):
-    assert response.status_code == status, response.text
-    return response.json()
 
 
 def test_activity_sms_the_not_moved_in_call_and_the_committee_report(system):

@@ -8,17 +8,12 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from tests.flows import eventually, site_payload, unit_payload
+from tests.flows import eventually, ok, site_payload, unit_payload
 
 pytestmark = pytest.mark.e2e
 
 SITE, UNIT = "006", "0061020304"
 PHONE = "13900000006"
-
-
-def ok(response, status=200):
-    assert response.status_code == status, response.text
-    return response.json()
 
 
 def iso(instant):

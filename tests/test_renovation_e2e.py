@@ -6,7 +6,7 @@ archived by itself, passes revoked."""
 
 import pytest
 
-from tests.flows import renovation_application, eventually, site_payload, unit_payload
+from tests.flows import eventually, ok, renovation_application, site_payload, unit_payload
 
 pytestmark = pytest.mark.e2e
 
@@ -17,11 +17,6 @@ SCHEDULE = {"site": SITE, "management_per_m2": {"residential": "2.50"},
 
 def application(**changes):
     return renovation_application(changes.pop("unit", UNIT), workers=1, **changes)
-
-
-def ok(response, status=200):
-    assert response.status_code == status, response.text
-    return response.json()
 
 
 def test_a_renovation_from_application_to_deposit_refund(system):
