@@ -53,3 +53,29 @@ def test_opening_a_ticket_reads_the_copy_and_the_policy_then_the_next_number_a_r
             session.commit()
     finally:
         engine.dispose()
+
+
+def test_a_repair_written_by_one_insert_reads_back_as_the_ticket_that_was_opened(db_url, bound_database):
+    """Opening a ticket writes it by one INSERT of its columns (`uow.insert`, not the ORM's
+    flush): read back, an urgent repair received Monday 09:00 at the site is the same ticket,
+    deadlines, history, reporter, appointment and instants included, on both databases."""
+    from sqlalchemy import select
+    from services.ticketing.domain import SlaPolicy, Ticket
+    url = migrated("ticketing", db_url)
+    database = bound_database("ticketing", storage.Base, {
+        "AMQP_URI": "pyamqp://guest:guest@127.0.0.1:5672/unused", "DB_URIS": {"ticketing": url}})
+    monday_9 = datetime(2026, 11, 23, 1, 0, tzinfo=timezone.utc)   # 09:00 in Asia/Shanghai
+    opened = Ticket.open_repair(
+        id="t-1", code="001-R-00001", site="001", timezone="Asia/Shanghai", channel="phone",
+        description="水管漏水", received_at=monday_9, now=monday_9, first_contact_owner="agent-1",
+        by_role="agent", policy=SlaPolicy(), unit="0010101001", reporter=LI, priority="urgent",
+        scope="in_unit", appointment={"start": "2026-11-23T02:00:00+00:00",
+                                      "end": "2026-11-23T04:00:00+00:00"}, fee="35.50")
+    with database.unit() as uow:
+        uow.insert(opened)
+        uow.commit()
+    with database.unit() as uow:
+        stored = uow.session.scalars(select(Ticket).where(Ticket.id == "t-1")).one()
+        assert stored == opened
+        assert stored.deadlines == {"dispatch": "2026-11-23T01:03:00+00:00"}   # 09:03 there
+        assert stored.received_at == monday_9 and stored.warnings == [] and stored.reopened == 0

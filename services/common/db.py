@@ -33,7 +33,7 @@ from nameko.extensions import DependencyProvider
 from prometheus_client import Counter, Gauge
 from sqlalchemy import (
     JSON, Column, DateTime, Index, Integer, MetaData, String, Table, Text, cast, create_engine,
-    delete, event, func, insert, literal, or_, select, update,
+    delete, event, func, insert, inspect as sa_inspect, literal, or_, select, update,
 )
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -203,6 +203,15 @@ class UnitOfWork:
         self.session = Session(provider.engine, expire_on_commit=False)
         self._raised = False
         self._breaches = []   # (site, kind, deadline, how many), counted once they commit
+
+    def insert(self, obj):
+        """Write the new mapped object `obj` by one INSERT of its columns, instead of
+        `session.add` and the ORM's flush, which were a third of the Python of opening a repair
+        (its unit-of-work bookkeeping for a lone row). For a row written once as it is made:
+        `obj` is not in the session, so a change made to it afterwards is not saved."""
+        mapper = sa_inspect(type(obj))
+        values = {column.key: getattr(obj, key) for key, column in _insertable(mapper)}
+        self.session.connection().execute(insert(mapper.local_table), values)
 
     def add_event(self, event, data, *, site=None, occurred_at=None):
         """Record `event` (e.g. 'ticketing.callback_due') to publish once this unit commits."""
@@ -385,6 +394,12 @@ class UnitOfWork:
         if failed:
             self.session.rollback()
         self.session.close()
+
+
+@functools.cache
+def _insertable(mapper):
+    """(attribute, column) of each column `mapper` maps."""
+    return tuple((prop.key, prop.columns[0]) for prop in mapper.column_attrs)
 
 
 def sql_events(session):

@@ -91,7 +91,7 @@ class TicketingService(entrypoints.ServiceBase):
             raise ValidationFailed.from_messages({"received_at": [str(exc)]}) from exc
         if ticket.kind == "repair" and ticket.priority == "urgent":
             ticket.page_on_call(storage.on_call_at(session, site, ticket.received_at), now)
-        session.add(ticket)
+        self.uow.insert(ticket)
         self._publish(ticket)
         self.uow.commit()
         return self._out(ticket)
