@@ -38,12 +38,13 @@ if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
 from bench.harness import (  # noqa: E402
-    SERVICES, PostgresDatabase, repair_payload, site_payload, System, unit_payload, Vhost,
+    SERVICES, CpuMeter, PostgresDatabase, repair_payload, site_payload, System, unit_payload, Vhost,
 )
 
 RESULTS_DIR = os.path.join(ROOT, "bench", "results")
 SITE, UNIT = "001", "0010101001"
 ERROR_SAMPLES = 5
+SETTLE_SECONDS = 1.0
 
 
 def parse_args(argv):
@@ -156,11 +157,13 @@ def run(args, replicas=None):
     with ExitStack() as stack:
         vhost = stack.enter_context(Vhost("propdesk-bench"))
         workdir = stack.enter_context(tempfile.TemporaryDirectory(prefix="propdesk-bench-"))
-        db_urls = {}
+        databases = {}
         if args.db == "postgres":
-            db_urls = {service: stack.enter_context(PostgresDatabase(f"propdesk_bench_{service}")).url
-                       for service in SERVICES}
-        system = System(workdir, vhost.amqp_uri, db_urls=db_urls, replicas=replicas)
+            databases = {service: stack.enter_context(PostgresDatabase(f"propdesk_bench_{service}"))
+                         for service in SERVICES}
+        system = System(workdir, vhost.amqp_uri, replicas=replicas,
+                        db_urls={service: database.url for service, database in databases.items()})
+        meter = CpuMeter(system, [database.name for database in databases.values()])
         stack.callback(system.shutdown)
         say(f"starting the system ({args.db}, replicas {replicas or 'one each'}) ...")
         system.start().wait_ready()
@@ -174,8 +177,14 @@ def run(args, replicas=None):
         for level in args.levels:
             for name, (headers, path, body) in operations(system, args.echo_service).items():
                 say(f"{name} at concurrency {level}: {args.requests} requests ...")
-                results[f"{name}@{level}"] = {"operation": name, "concurrency": level, **measure(
-                    system.url + "/api/v1" + path, headers, body, args.requests, args.warmup, level)}
+                before = meter.taken()
+                measured = measure(system.url + "/api/v1" + path, headers, body, args.requests,
+                                   args.warmup, level)
+                time.sleep(SETTLE_SECONDS)   # what the requests set off (events, relay) counts too
+                results[f"{name}@{level}"] = {
+                    "operation": name, "concurrency": level, **measured,
+                    "cpu_ms_per_request": CpuMeter.per_request_ms(
+                        before, meter.taken(), args.requests + args.warmup)}
     return results
 
 
@@ -219,7 +228,29 @@ def markdown(document):
               "| clients | throughput ratio | p50 ratio | p99 ratio |", "|---:|---:|---:|---:|"]
     for level, r in document["ratios_repair_to_echo"].items():
         lines.append(f"| {level} | {r['throughput']} | {r['p50']} | {r['p99']} |")
+    lines += cpu_table(document["results"])
     return "\n".join(lines) + "\n"
+
+
+def cpu_table(results):
+    """CPU milliseconds per request of each process group, one column per row of the bench:
+    on a machine whose cores are all busy, throughput is what these add up to."""
+    rows = [row for row in results if row.get("cpu_ms_per_request")]
+    if not rows:
+        return []
+    groups = sorted({name for row in rows for name in row["cpu_ms_per_request"]},
+                    key=lambda name: -max(row["cpu_ms_per_request"].get(name, 0) for row in rows))
+    lines = ["", "CPU per request, ms (user + system, warm-up included, and what the requests set off "
+             f"in the {SETTLE_SECONDS:g} s after; `broker` is the whole RabbitMQ node, shared with "
+             "anything else on it; `client` is this bench's own threads):", "",
+             "| process | " + " | ".join(f"{row['operation']}@{row['concurrency']}" for row in rows) + " |",
+             "|---|" + "---:|" * len(rows)]
+    for name in groups:
+        lines.append(f"| {name} | " + " | ".join(
+            str(row["cpu_ms_per_request"].get(name, 0.0)) for row in rows) + " |")
+    lines.append("| **total** | " + " | ".join(
+        str(round(sum(row["cpu_ms_per_request"].values()), 2)) for row in rows) + " |")
+    return lines
 
 
 def git_commit():

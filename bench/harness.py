@@ -144,6 +144,61 @@ def free_port():
         return sock.getsockname()[1]
 
 
+class CpuMeter:
+    """CPU seconds (user + system, from /proc) of named groups of processes: each service of a
+    System, the PostgreSQL backends serving its databases, the RabbitMQ node (shared with
+    whatever else runs on it) and this process (the bench's clients). `taken()` before and
+    after a measurement gives what each group spent on it; Linux only ({} elsewhere)."""
+
+    TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+    def __init__(self, system, database_names=()):
+        self.system, self.database_names = system, tuple(database_names)
+
+    def taken(self):
+        if not os.path.isdir("/proc/self"):
+            return {}
+        groups = {name: [process.pid] for name, process in self.system.processes.items()}
+        for process in self.system.extra_processes:   # replicas count with their service
+            name = os.path.basename(process.args[-1]).split(".")[1]
+            groups[name].append(process.pid)
+        groups.update(postgres=[], broker=[], client=[os.getpid()])
+        for pid in filter(str.isdigit, os.listdir("/proc")):
+            command = self._command(pid)
+            if command.startswith("postgres:") and any(
+                    name in command for name in self.database_names):
+                groups["postgres"].append(int(pid))
+            elif "beam.smp" in command and "rabbit" in command:
+                groups["broker"].append(int(pid))
+        return {name: sum(map(self._seconds, pids)) for name, pids in groups.items()}
+
+    @staticmethod
+    def _command(pid):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as handle:
+                return handle.read().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            return ""
+
+    @classmethod
+    def _seconds(cls, pid):
+        try:
+            with open(f"/proc/{pid}/stat") as handle:
+                fields = handle.read().rsplit(")", 1)[1].split()
+        except OSError:   # it ended meanwhile
+            return 0.0
+        return (int(fields[11]) + int(fields[12])) / cls.TICK
+
+    @staticmethod
+    def per_request_ms(before, after, requests):
+        """{group: milliseconds per request}, largest first; a backend that ended in between
+        is lost (never below 0)."""
+        spent = {name: max(0.0, after.get(name, 0.0) - before.get(name, 0.0)) * 1000 / requests
+                 for name in after}
+        return dict(sorted(((name, round(ms, 2)) for name, ms in spent.items()),
+                           key=lambda item: -item[1]))
+
+
 CONFIG = os.path.join(ROOT, "config.yml")
 READY_TIMEOUT = 60
 STOP_TIMEOUT = 20
