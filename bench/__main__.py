@@ -2,15 +2,18 @@
 in the same run: a bare Nameko echo through the same gateway to the same service.
 
     .venv/bin/python -m bench [--db sqlite|postgres] [--requests 300] [--warmup 20]
-                              [--concurrency 1,16] [--echo-service ticketing]
+                              [--rounds 3] [--concurrency 1,16] [--echo-service ticketing]
                               [--replicas ticketing=2]
 
 Starts the whole system as `make run` does (bench.harness.System: one `nameko run` per service,
 on a RabbitMQ vhost of its own, SQLite files by default or fresh PostgreSQL databases), creates
 a site and a unit, then for each concurrency level runs client threads, each with its own
-requests.Session, that first warm up and then send a fixed share of the requests. Prints a
-table and writes bench/results/latest.json and latest.md. Exits 1 if any request failed.
-Absolute figures depend on the machine; compare the ratios.
+requests.Session, that first warm up and then send a fixed share of the requests. Echo and
+repair take turns, `--rounds` times per level, and each one's rounds are pooled: on a shared
+machine a burst of other work then weighs on both rather than on whichever ran during it.
+Prints a table, with the CPU each process spent per request, and writes
+bench/results/latest.json and latest.md. Exits 1 if any request failed. Absolute figures
+depend on the machine; compare the ratios.
 
 With `--replicas service=n[,...]` the same measurements run four times, back to back on fresh
 systems: one process per service, then n processes of each service named (the gateway runs
@@ -51,8 +54,10 @@ def parse_args(argv):
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("--db", choices=("sqlite", "postgres"), default="sqlite",
                         help="SQLite files (as `make run`) or fresh PostgreSQL databases")
-    parser.add_argument("--requests", type=int, default=300, help="measured requests per level")
-    parser.add_argument("--warmup", type=int, default=20, help="unmeasured requests per level")
+    parser.add_argument("--requests", type=int, default=300, help="measured requests per round")
+    parser.add_argument("--warmup", type=int, default=20, help="unmeasured requests per round")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="echo and repair alternate this many times per level, pooled")
     parser.add_argument("--concurrency", default="1,16", help="comma-separated client threads")
     parser.add_argument("--echo-service", default="ticketing",
                         help="whose echo is the baseline (default: the service that opens repairs)")
@@ -73,8 +78,10 @@ def parse_args(argv):
         args.levels = [int(level) for level in args.concurrency.split(",")]
     except ValueError:
         parser.error("--concurrency: comma-separated integers, e.g. 1,16")
-    if any(level < 1 for level in args.levels) or args.requests < 1 or args.warmup < 0:
-        parser.error("--concurrency levels and --requests must be positive, --warmup not negative")
+    if any(level < 1 for level in args.levels) or args.requests < 1 or args.warmup < 0 \
+            or args.rounds < 1:
+        parser.error("--concurrency levels, --requests and --rounds must be positive, "
+                     "--warmup not negative")
     return args
 
 
@@ -126,7 +133,7 @@ def measure(url, headers, body, total, warmup, concurrency):
     for thread in threads:
         thread.join()
     wall = time.perf_counter() - began
-    return summarise(latencies, failures, wall)
+    return latencies, failures, wall
 
 
 def summarise(latencies, failures, wall):
@@ -175,16 +182,31 @@ def run(args, replicas=None):
 
         results = {}
         for level in args.levels:
-            for name, (headers, path, body) in operations(system, args.echo_service).items():
-                say(f"{name} at concurrency {level}: {args.requests} requests ...")
-                before = meter.taken()
-                measured = measure(system.url + "/api/v1" + path, headers, body, args.requests,
-                                   args.warmup, level)
-                time.sleep(SETTLE_SECONDS)   # what the requests set off (events, relay) counts too
+            pooled = {}
+            for round_ in range(1, args.rounds + 1):
+                for name, (headers, path, body) in operations(system, args.echo_service).items():
+                    say(f"{name} at concurrency {level}, round {round_} of {args.rounds}: "
+                        f"{args.requests} requests ...")
+                    before = meter.taken()
+                    latencies, failures, wall = measure(system.url + "/api/v1" + path, headers,
+                                                        body, args.requests, args.warmup, level)
+                    time.sleep(SETTLE_SECONDS)  # what the requests set off (events, relay) counts too
+                    spent = CpuMeter.spent(before, meter.taken())
+                    into = pooled.setdefault(name, {"latencies": [], "failures": [], "wall": 0.0,
+                                                    "rounds_rps": [], "cpu": {}})
+                    into["latencies"] += latencies
+                    into["failures"] += failures
+                    into["wall"] += wall
+                    into["rounds_rps"].append(round(len(latencies) / wall, 1) if wall else None)
+                    for group, seconds in spent.items():
+                        into["cpu"][group] = into["cpu"].get(group, 0.0) + seconds
+            for name, into in pooled.items():
                 results[f"{name}@{level}"] = {
-                    "operation": name, "concurrency": level, **measured,
+                    "operation": name, "concurrency": level,
+                    **summarise(into["latencies"], into["failures"], into["wall"]),
+                    "rounds_rps": into["rounds_rps"],
                     "cpu_ms_per_request": CpuMeter.per_request_ms(
-                        before, meter.taken(), args.requests + args.warmup)}
+                        into["cpu"], args.rounds * (args.requests + args.warmup))}
     return results
 
 
@@ -200,7 +222,8 @@ def report(args, results):
     return {
         "meta": {
             "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "db": args.db, "requests_per_level": args.requests, "warmup_per_level": args.warmup,
+            "db": args.db, "requests_per_round": args.requests, "warmup_per_round": args.warmup,
+            "rounds": args.rounds,
             "concurrency": args.levels, "echo_service": args.echo_service,
             "commit": git_commit(), "python": platform.python_version(),
             "machine": f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPUs",
@@ -215,14 +238,15 @@ def markdown(document):
     lines = [
         "# propdesk bench: opening a repair vs. a bare echo through the gateway", "",
         f"{meta['finished_at']} · commit {meta['commit']} · {meta['db']} · {meta['machine']} · "
-        f"Python {meta['python']} · {meta['requests_per_level']} requests per row after "
-        f"{meta['warmup_per_level']} warm-up · baseline: `{meta['echo_service']}.echo` via "
-        "POST /api/v1/admin/echo", "",
-        "| operation | clients | req/s | p50 ms | p99 ms | errors |",
-        "|---|---:|---:|---:|---:|---:|",
+        f"Python {meta['python']} · {meta['rounds']} rounds of {meta['requests_per_round']} "
+        f"requests per row, each after {meta['warmup_per_round']} warm-up, echo and repair "
+        f"taking turns · baseline: `{meta['echo_service']}.echo` via POST /api/v1/admin/echo", "",
+        "| operation | clients | req/s | each round's req/s | p50 ms | p99 ms | errors |",
+        "|---|---:|---:|---:|---:|---:|---:|",
     ]
     for row in document["results"]:
         lines.append(f"| {row['operation']} | {row['concurrency']} | {row['throughput_rps']} | "
+                     f"{' / '.join(map(str, row.get('rounds_rps', [])))} | "
                      f"{row['p50_ms']} | {row['p99_ms']} | {row['errors']} |")
     lines += ["", "Repair relative to echo (same run, same gateway, same service):", "",
               "| clients | throughput ratio | p50 ratio | p99 ratio |", "|---:|---:|---:|---:|"]

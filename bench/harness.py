@@ -190,13 +190,16 @@ class CpuMeter:
         return (int(fields[11]) + int(fields[12])) / cls.TICK
 
     @staticmethod
-    def per_request_ms(before, after, requests):
-        """{group: milliseconds per request}, largest first; a backend that ended in between
-        is lost (never below 0)."""
-        spent = {name: max(0.0, after.get(name, 0.0) - before.get(name, 0.0)) * 1000 / requests
-                 for name in after}
-        return dict(sorted(((name, round(ms, 2)) for name, ms in spent.items()),
-                           key=lambda item: -item[1]))
+    def spent(before, after):
+        """{group: CPU seconds} between two `taken()`; a backend that ended in between is lost
+        (never below 0)."""
+        return {name: max(0.0, after.get(name, 0.0) - before.get(name, 0.0)) for name in after}
+
+    @staticmethod
+    def per_request_ms(spent, requests):
+        """{group: milliseconds per request} of `spent` seconds, largest first."""
+        return dict(sorted(((name, round(seconds * 1000 / requests, 2))
+                            for name, seconds in spent.items()), key=lambda item: -item[1]))
 
 
 CONFIG = os.path.join(ROOT, "config.yml")
