@@ -79,7 +79,9 @@ class ConfirmedPublisher:
                                                   {"delivery_mode": PERSISTENT})
                 write(1, channel.channel_id, spec.Basic.Publish, arguments[routing_key], message)
             self.sent = self.last = self.first + len(messages) - 1
-            channel.connection.transport.write(b"".join(frames.parts))
+            transport = channel.connection.transport
+            with transport.having_timeout(self.confirm_timeout):   # a broker not reading: a
+                transport.write(b"".join(frames.parts))             # failed batch, not a hang
         except Exception as exc:
             self.close()
             raise NotConfirmed(str(exc) or type(exc).__name__) from exc
