@@ -9,8 +9,9 @@ with a durable queue bound to `registry.events` (so every message is routed and 
 it is when a service listens). Times:
   - baseline: kombu's Producer with `confirm_publish` (what Nameko's Publisher does), one
     message and one confirm at a time, `--events` messages of the same body;
-  - the relay: `OutboxRelay.flush()` until nothing is left (claim a batch, publish it, wait for
-    its confirms, mark it published), as the relay's thread runs it.
+  - the relay: `OutboxRelay.flush()` until nothing is left (it drains: claims a batch, sends
+    it, claims the next while the broker confirms it, marks it published), as the relay's
+    thread runs it.
 Prints events per second and the ratio; writes bench/results/outbox.md.
 """
 import argparse

@@ -135,6 +135,11 @@ class EventTap:
     def collect(self, expected, timeout=15.0, quiet=SETTLE_SECONDS):
         """[(routing_key, body)] once `expected` messages arrived (or `timeout` passed) and then
         nothing more for `quiet` seconds, so that a duplicate would be among them."""
+        return [(message.delivery_info["routing_key"], message.payload)
+                for message in self.messages(expected, timeout, quiet)]
+
+    def messages(self, expected, timeout=15.0, quiet=SETTLE_SECONDS):
+        """`collect`, each message as kombu received it (properties, headers, raw body)."""
         received = []
         with Connection(self.amqp_uri) as connection:
             inbox = connection.SimpleQueue(self.queue)
@@ -153,5 +158,5 @@ class EventTap:
                 message = inbox.get(block=True, timeout=min(0.5, max(0.01, deadline - time.monotonic())))
             except inbox.Empty:
                 continue
-            received.append((message.delivery_info["routing_key"], message.payload))
+            received.append(message)
             message.ack()

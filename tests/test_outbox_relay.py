@@ -5,6 +5,7 @@ from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
 import pytest
+from nameko.standalone.events import event_dispatcher
 
 from services.common.contracts import dump_payload
 from services.common.db import COPY_FROM
@@ -80,6 +81,35 @@ def test_a_bulk_change_of_many_events_publishes_each_once_as_its_contract_dumps_
         "unit": units[0], "change": "updated", "area_m2": Decimal("88.50"),
         "owner": {"name": "张三", "phone": "13812345678", "email": None, "person_id": None}})[1]
     assert all(row.published_at is not None for row in registry_db.outbox_rows())
+
+
+def test_a_relayed_event_is_the_message_nameko_dispatches_for_it(
+        bound_database, service_config, db_url, event_tap):
+    """The relay publishes the body as the outbox stores it (JSON text, not decoded and encoded
+    again) and frames a batch itself: what a queue receives is what Nameko's EventDispatcher
+    sends for the same event, routing key, properties and headers alike, and the same payload."""
+    config = dict(service_config, DB_URIS={"registry": migrated("registry", db_url)})
+    registry_db = bound_database("registry", Base, config)
+    tap = event_tap("registry")
+    owner = {"name": "张三", "phone": "13812345678", "email": None, "person_id": None}
+    with registry_db.unit({"correlation_id": "call-42"}) as uow:
+        uow.add_events("registry.unit_changed", [
+            ({"unit": "0010101001", "change": "updated", "area_m2": Decimal("88.50"),
+              "owner": owner}, "001")])
+        uow.commit()
+    [row] = registry_db.outbox_rows()
+    registry_db.start_relay()
+    [relayed] = tap.messages(expected=1, quiet=0)
+
+    event_dispatcher(config, headers={"nameko.correlation_id": "call-42"})(
+        "registry", "unit_changed", row.body)
+    [dispatched] = tap.messages(expected=1)
+
+    assert relayed.delivery_info["routing_key"] == dispatched.delivery_info["routing_key"]
+    assert relayed.properties == dispatched.properties   # content type and encoding, persistent
+    assert relayed.headers == dispatched.headers == {"nameko.correlation_id": "call-42"}
+    assert relayed.payload == dispatched.payload == row.body
+    assert relayed.payload["data"]["owner"] == owner
 
 
 def test_a_rolled_back_change_publishes_nothing(registry_db, event_tap):

@@ -22,7 +22,9 @@ import os
 import secrets
 import time
 import uuid
+from collections import namedtuple
 from datetime import datetime, timedelta, timezone
+from operator import itemgetter
 
 import eventlet
 from eventlet.queue import Empty, LightQueue
@@ -453,7 +455,7 @@ class OutboxRelay:
     """Publishes committed outbox rows to the source service's Nameko event exchange, in order,
     with publisher confirms; woken after each commit and polling for rows left by a crash."""
 
-    BATCH = 200
+    BATCH = 1000
     PRUNE_EVERY = timedelta(hours=1)
     PRUNE_BATCH = 5000
 
@@ -511,8 +513,7 @@ class OutboxRelay:
             except Empty:
                 pass
             try:
-                while self.flush() == self.BATCH:
-                    pass
+                self.flush()
                 now = utcnow()
                 if self.pruned_at is None or now - self.pruned_at >= self.PRUNE_EVERY:
                     self.prune(now)
@@ -524,29 +525,53 @@ class OutboxRelay:
                 eventlet.sleep(min(30, 0.5 * 2 ** failures))
 
     def flush(self):
-        """Publish one batch; returns how many rows went out.
+        """Publish what is waiting, a batch at a time, until a batch comes back short; how many
+        rows went out.
 
-        The batch is first claimed in a short write transaction (a lease), so that replicas
-        sharing the database never publish the same row, on SQLite as on PostgreSQL, and no
-        write of the service waits on the broker. A relay that dies holding a claim lets it
-        lapse after its lease; one whose publish fails marks what went out and releases the rest."""
+        Each batch is claimed in a short write transaction (a lease), so that replicas sharing
+        the database never publish the same row, on SQLite as on PostgreSQL, and no write of
+        the service waits on the broker. A relay that dies holding a claim lets it lapse after
+        its lease; one whose publish fails marks what went out and releases the rest.
+
+        While the broker routes and persists the batch just sent, the next batch is claimed,
+        and the one confirmed before is marked published in that same transaction: one
+        transaction per batch, run while waiting for the broker. A batch is sent only once the
+        one before it is confirmed (events go out in order), and only while its lease is young:
+        one claimed before a long wait for the broker is claimed anew rather than sent."""
         self._measure_age()
-        claim, rows = self._claim_batch()
-        sent = []
-        try:
-            self.publisher.publish([
-                (row.body, row.event.split(".", 1)[1],
-                 {"nameko.correlation_id": row.body.get("correlation_id") or ""})
-                for row in rows])
-            sent = [row.id for row in rows]
-        except NotConfirmed as exc:
-            sent = [row.id for row in rows[:exc.confirmed]]
-            raise
-        finally:
-            if rows:
-                self._settle(claim, sent, [row.id for row in rows])
-            self.published.inc(len(sent))
-        return len(sent)
+        published, done = 0, None   # done: the batch confirmed, not marked published yet
+        batch = self._claim_batch()
+        while batch.ids:
+            self._measure_age()
+            if time.monotonic() - batch.taken > self.lease.total_seconds() / 2:
+                batch, published = self._claim_batch(done, release=batch), published + self._count(done)
+                done = None
+                continue
+            sending, batch = batch, NO_BATCH
+            try:
+                self.publisher.send(sending.messages)
+                if len(sending.ids) == self.BATCH:
+                    batch = self._claim_batch(done)   # while the broker persists `sending`
+                else:
+                    self._settle(done)
+                published, done = published + self._count(done), None
+                self.publisher.wait()
+            except NotConfirmed as exc:
+                self._settle(done, failed=sending, confirmed=exc.confirmed, release=batch)
+                self._count(done)
+                self.published.inc(exc.confirmed)
+                raise
+            done = sending
+        self._settle(done)
+        return published + self._count(done)
+
+    def _count(self, batch):
+        """How many rows `batch`, just marked published, had (none for None), counted in
+        propdesk_outbox_published."""
+        if batch is None:
+            return 0
+        self.published.inc(len(batch.ids))
+        return len(batch.ids)
 
     def _measure_age(self):
         """The oldest waiting event's age, at most once a poll interval: one index-ordered row,
@@ -580,25 +605,34 @@ class OutboxRelay:
             if gone < self.PRUNE_BATCH:
                 return deleted
 
-    def _claim_batch(self):
-        table, now, claim = self.table, utcnow(), uuid.uuid4().hex
+    def _claim_batch(self, done=None, release=None):
+        """The next batch, claimed in a write transaction that also marks `done` (a batch
+        confirmed) published and releases `release` (a batch claimed, not sent)."""
+        table, now, claim, taken = self.table, utcnow(), uuid.uuid4().hex, time.monotonic()
         claimable = locking(
             select(table.c.id).where(
                 table.c.published_at.is_(None),
                 or_(table.c.claimed_at.is_(None), table.c.claimed_at < now - self.lease))
             .order_by(table.c.published_at, table.c.id).limit(self.BATCH), self.engine)
         with self.engine.begin() as conn:
+            self._mark_published(conn, done)
+            self._release(conn, release)
             self._in_index_order(conn)
             # the claimed rows come back by primary key (`claim` has no index: finding them by it
-            # read the whole table, published rows included, once per batch)
+            # read the whole table, published rows included, once per batch), each body as the
+            # JSON text it is stored as (published as it is, not decoded and encoded again)
             rows = sorted(conn.execute(
                 update(table).where(table.c.id.in_(claimable.scalar_subquery()))
                 .values(claim=claim, claimed_at=now)
-                .returning(table.c.id, table.c.event, table.c.body)).all(), key=lambda row: row.id)
+                .returning(table.c.id, table.c.event, cast(table.c.body, Text),
+                           table.c.body["correlation_id"].as_string())).tuples().all(),
+                key=itemgetter(0))
             if not rows:
                 self.pending.set(conn.execute(select(func.count()).select_from(table)
                                               .where(table.c.published_at.is_(None))).scalar())
-        return claim, rows
+        return Batch(claim, taken, [row[0] for row in rows], [
+            (body, event.split(".", 1)[1], {"nameko.correlation_id": correlation_id or ""})
+            for _, event, body, correlation_id in rows])
 
     @staticmethod
     def _in_index_order(conn):
@@ -611,17 +645,49 @@ class OutboxRelay:
         if conn.dialect.name == "postgresql":
             conn.exec_driver_sql("SET LOCAL enable_bitmapscan = off")
 
-    def _settle(self, claim, sent, claimed):
-        """`sent` marked published; the rest of the `claimed` ids released, if still ours."""
-        table, unsent = self.table, sorted(set(claimed) - set(sent))
+    def _settle(self, done, failed=None, confirmed=0, release=None):
+        """In one transaction: `done` marked published; of `failed` (a batch whose publish
+        failed), its first `confirmed` rows marked published and the rest released, and so is
+        `release` (a batch claimed, not sent)."""
+        if done is None and failed is None and not (release and release.ids):
+            return
         with self.engine.begin() as conn:
-            if sent:
-                conn.execute(update(table).where(table.c.id.in_(sent))
-                             .values(published_at=utcnow()))
-            if unsent:
-                conn.execute(update(table).where(table.c.id.in_(unsent), table.c.claim == claim,
-                                                 table.c.published_at.is_(None))
-                             .values(claim=None, claimed_at=None))
+            self._mark_published(conn, done)
+            if failed is not None:
+                self._mark_published(conn, failed, confirmed)
+                self._release(conn, failed, confirmed)
+            self._release(conn, release)
+
+    # A batch's ids ascend and what went out of it is a prefix, so what is marked or released
+    # is a range of the primary key that holds the batch's claim: one statement of the same
+    # four parameters whatever the batch's size, rows another relay has taken over left alone.
+
+    def _mark_published(self, conn, batch, count=None):
+        """`batch`'s first `count` rows (all by default) marked published."""
+        ids = [] if batch is None else batch.ids[:count]
+        if ids:
+            table = self.table
+            conn.execute(update(table).where(table.c.id.between(ids[0], ids[-1]),
+                                             table.c.claim == batch.claim)
+                         .values(published_at=utcnow()))
+
+    def _release(self, conn, batch, start=0):
+        """`batch`'s rows from its `start`th released for any relay to claim."""
+        ids = [] if batch is None else batch.ids[start:]
+        if ids:
+            table = self.table
+            conn.execute(update(table).where(table.c.id.between(ids[0], ids[-1]),
+                                             table.c.claim == batch.claim,
+                                             table.c.published_at.is_(None))
+                         .values(claim=None, claimed_at=None))
+
+
+class Batch(namedtuple("Batch", "claim taken ids messages")):
+    """Outbox rows claimed together: the claim's token, when it was taken (monotonic), the rows'
+    ids (ascending), and their messages for `ConfirmedPublisher.send`."""
+
+
+NO_BATCH = Batch(None, 0.0, [], [])
 
 
 def encode_cursor(value):

@@ -1,5 +1,6 @@
 """Publisher confirms counted by delivery tag: a batch is published once every tag in it is
-acked, whether the broker acks one at a time, several at once (`multiple`), or out of order."""
+acked, whether the broker acks one at a time, several at once (`multiple`), or out of order,
+and none from the first nack on."""
 from services.common.publish import ConfirmedPublisher
 
 
@@ -28,3 +29,11 @@ def test_single_acks_out_of_order_confirm_only_the_unbroken_run_from_the_first()
 
 def test_an_empty_batch_needs_no_broker():
     assert publisher_having_sent(0).publish([]) is None
+
+
+def test_a_nack_caps_what_counts_as_confirmed_even_past_a_later_multiple_ack():
+    publisher = publisher_having_sent(5)
+    publisher._on_ack(2, multiple=True)
+    publisher._on_nack(4, multiple=True)     # 3 and 4 refused
+    publisher._on_ack(5, multiple=True)      # covers what is still outstanding: 5 only
+    assert publisher._confirmed_through() == 2
