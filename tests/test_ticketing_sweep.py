@@ -212,7 +212,8 @@ def _mixed_tickets():
 def test_what_postgresql_finds_and_records_is_what_the_domain_does(db_url):
     """On PostgreSQL the sweep finds, records and lists warnings and breaches, and each ticket's
     next instant, in SQL; swept at the same instants, every kind of ticket must end as the
-    domain's rules (`alerts_due`, `record_*`, `next_sweep_at`) leave it."""
+    domain's rules (`alerts_due`, `record_*`, `next_sweep_at`) leave it (its lists are read from
+    the rows of `breaches` and `warnings`, as the service reads them)."""
     import copy
     from services.ticketing import domain
     from sqlalchemy.orm import Session
@@ -235,10 +236,13 @@ def test_what_postgresql_finds_and_records_is_what_the_domain_does(db_url):
                     ticket.record_warning(name, at, as_of)
                 for name, at in breach:
                     ticket.record_breach(name, at, as_of)
-            with Session(engine) as session, session.begin():
-                for payloads in (storage.first_warning_payloads, storage.first_breach_payloads):
-                    session.execute(select(func.count()).select_from(payloads(ids, as_of).subquery()))
-                storage.save_swept_in_database(session, ids)
+            with Session(engine) as session, session.begin():     # as the service does
+                locked = storage.lock_due(session, as_of, len(ids))
+                for payloads, due in ((storage.first_warning_payloads, "warning_due"),
+                                      (storage.first_breach_payloads, "breach_due")):
+                    due_ids = [row.ticket_id for row in locked if row._mapping[due]]
+                    if due_ids:
+                        session.execute(select(func.count()).select_from(payloads(due_ids, as_of).subquery()))
             rows = swept_state(engine)
             for ticket in expected:
                 row = rows[ticket.id]

@@ -233,9 +233,10 @@ class TicketingService(entrypoints.ServiceBase):
 
     def _sweep_in_database(self, as_of, batch, found):
         """PostgreSQL: one batch of due tickets, locked for one transaction, swept by the
-        database — the warnings, then the breaches, each recorded and their events written by
-        ONE INSERT … SELECT (the unique keys decide what this replica reports; the contract
-        checked once per shape), the tickets' lists and next instants by ONE UPDATE; no row
+        database — the batch locked and its next instants written by ONE statement, which also
+        says what each ticket has due; then the warnings, then the breaches, each recorded and
+        their events written by ONE INSERT … SELECT over the tickets that have some (the unique
+        keys decide what this replica reports; the contract checked once per shape); no row
         through Python. A ticket due for its 30-day upgrade goes through the whole Ticket.
         False once nothing is due."""
         session = self.uow.session
@@ -244,17 +245,18 @@ class TicketingService(entrypoints.ServiceBase):
             if not locked:
                 session.rollback()
                 return False
-            upgrading = [ticket_id for ticket_id, upgrade_due in locked if upgrade_due]
-            plain = [ticket_id for ticket_id, upgrade_due in locked if not upgrade_due]
-            if plain:
-                # a warning goes out before any breach of the same sweep
+            upgrading = [row.ticket_id for row in locked if row.upgrade_due]
+            warning = [row.ticket_id for row in locked if row.warning_due and not row.upgrade_due]
+            breach = [row.ticket_id for row in locked if row.breach_due and not row.upgrade_due]
+            # a warning goes out before any breach of the same sweep
+            if warning:
                 found["warnings"] += self.uow.add_events_selected(
-                    "ticketing.sla_warning", storage.first_warning_payloads(plain, as_of),
+                    "ticketing.sla_warning", storage.first_warning_payloads(warning, as_of),
                     occurred_at=as_of)
+            if breach:
                 found["breaches"] += self.uow.add_events_selected(
-                    "ticketing.sla_breached", storage.first_breach_payloads(plain, as_of),
+                    "ticketing.sla_breached", storage.first_breach_payloads(breach, as_of),
                     occurred_at=as_of)
-                storage.save_swept_in_database(session, plain)
             if upgrading:
                 self._sweep_whole(storage.claimed_tickets(session, upgrading), as_of, found)
                 session.flush()

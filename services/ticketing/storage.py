@@ -474,23 +474,6 @@ def _warning_fields(warned_at):
 # rows of `breaches` and `warnings`, the outbox's and the narrow `ticket_sweeps` rows; the
 # ticket's own row it only locks.
 
-def lock_due(session, as_of, batch):
-    """PostgreSQL: lock up to `batch` tickets the sweep has work on at `as_of`, most overdue
-    first, for this transaction (one a replica or a desk action holds is skipped; a replica
-    that dies lets go with its connection). [(ticket_id, upgrade due)], from the index. The
-    sweep's row is locked with the ticket's, so that a replica whose scan began before another
-    committed a batch reads that batch's new instants and passes over it."""
-    s = sweeps.c
-    # The planner prices each JSON function at 100 rows, so the batch's statements look dear
-    # enough to be JIT-compiled: 0.3 s of compiling for 30 ms of work, per statement.
-    session.execute(text("SET LOCAL jit = off"))
-    return session.execute(
-        select(s.ticket_id, func.coalesce(s.upgrade_at <= as_of, False))
-        .join_from(sweeps, tickets, tickets.c.id == s.ticket_id)
-        .where(s.sweep_due_at <= as_of).order_by(s.sweep_due_at).limit(batch)
-        .with_for_update(skip_locked=True, key_share=True, of=[sweeps, tickets])).all()
-
-
 def _recorded(table, t, o):
     """Whether `table` (breaches or warnings) has the row of ticket `t`'s deadline `o`."""
     return (f"EXISTS (SELECT FROM {table} AS r WHERE r.ticket_id = {t}.id"
@@ -549,22 +532,53 @@ def first_warning_payloads(ids, as_of):
     return _alert_payloads(first, _warning_fields(as_of))
 
 
-# Each locked ticket's next instant, from its open deadlines and what `breaches` and `warnings`
-# hold of them (this sweep's rows among them): one narrow row rewritten per ticket.
-_SWEPT_IN_DATABASE = text(f"""
-    UPDATE ticket_sweeps AS s SET sweep_due_at = LEAST((
-        SELECT min(CASE WHEN {_recorded('warnings', 't', 'o')} THEN o.due_at ELSE o.warn_at END)
-        FROM ({_DEADLINES_OF_T}) AS o
-        WHERE NOT {_recorded('breaches', 't', 'o')}), s.upgrade_at)
-    FROM tickets AS t
-    WHERE t.id = s.ticket_id AND s.ticket_id = ANY(:ids)""").bindparams(
-    bindparam("ids", type_=ARRAY(String)), bindparam("dropped", type_=ARRAY(String)))
+# One statement locks a batch of due tickets and writes each one's next instant, computed from
+# its open deadlines as this sweep leaves them: every open deadline past due is then recorded
+# as breached (by this sweep, or one before it), and one within its lead time as warned. It
+# also says which alerts each ticket has due, so that each INSERT … SELECT reads only the
+# tickets it has work on (the all-due pass reads none for warnings). The batch is chosen from
+# the index on `sweep_due_at`; its narrow rows are locked with the tickets' (so that a replica
+# whose scan began before another committed a batch reads that batch's new instants and passes
+# over it) and found by key, the ticket read by key for each.
+_LOCK_DUE = text(f"""
+    UPDATE ticket_sweeps AS s SET sweep_due_at = LEAST(n.next_at, s.upgrade_at)
+    FROM (
+        SELECT l.ticket_id,
+               min(CASE WHEN od.warned OR od.warn_at <= :as_of THEN od.due_at ELSE od.warn_at END)
+                   FILTER (WHERE od.due_at > :as_of AND NOT od.breached) AS next_at,
+               coalesce(bool_or(od.due_at <= :as_of AND NOT od.breached), false) AS breach_due,
+               coalesce(bool_or(od.due_at > :as_of AND od.warn_at <= :as_of
+                                AND NOT od.breached AND NOT od.warned), false) AS warning_due
+        FROM unnest(ARRAY(
+                 SELECT d.ticket_id FROM ticket_sweeps AS d JOIN tickets AS dt ON dt.id = d.ticket_id
+                 WHERE d.sweep_due_at <= :as_of ORDER BY d.sweep_due_at LIMIT :batch
+                 FOR NO KEY UPDATE OF d, dt SKIP LOCKED)) AS l(ticket_id)
+             JOIN tickets AS t ON t.id = l.ticket_id
+             LEFT JOIN LATERAL (
+                 SELECT o.*, {_recorded('breaches', 't', 'o')} AS breached,
+                        {_recorded('warnings', 't', 'o')} AS warned
+                 FROM ({_DEADLINES_OF_T}) AS o) AS od ON true
+        GROUP BY l.ticket_id) AS n
+    WHERE s.ticket_id = n.ticket_id
+    RETURNING s.ticket_id, coalesce(s.upgrade_at <= :as_of, false) AS upgrade_due, n.breach_due,
+              n.warning_due""").bindparams(
+    bindparam("as_of", type_=UTCDateTime()), bindparam("dropped", type_=ARRAY(String))).columns(
+    column("ticket_id", String), column("upgrade_due", Boolean), column("breach_due", Boolean),
+    column("warning_due", Boolean))
 
 
-def save_swept_in_database(session, ids):
-    """After `first_*_payloads`: each locked ticket's next instant, computed anew: ONE UPDATE
-    of the batch's narrow rows, no row through Python."""
-    session.execute(_SWEPT_IN_DATABASE, _open_deadline_params(ids))
+def lock_due(session, as_of, batch):
+    """PostgreSQL: lock up to `batch` tickets the sweep has work on at `as_of`, most overdue
+    first, for this transaction (one a replica or a desk action holds is skipped; a replica
+    that dies lets go with its connection), and write their next instants (see above): the
+    sweep then records what is due in the same transaction. [(ticket_id, upgrade_due,
+    breach_due, warning_due)]."""
+    # The planner prices each JSON function at 100 rows, so the batch's statements look dear
+    # enough to be JIT-compiled: 0.3 s of compiling for 30 ms of work, per statement.
+    session.execute(text("SET LOCAL jit = off"))
+    params = _open_deadline_params(())
+    del params["ids"]
+    return session.execute(_LOCK_DUE, {**params, "as_of": as_of, "batch": batch}).all()
 
 
 def on_call_at(session, site, instant):
