@@ -15,7 +15,7 @@ import uuid
 from datetime import datetime, timezone
 
 from sqlalchemy import (
-    JSON, Boolean, Column, ForeignKey, Index, Integer, String, Table, Text, bindparam, case, cast,
+    JSON, Boolean, Column, Index, Integer, String, Table, Text, bindparam, case, cast,
     column, event, func, insert, literal, or_, select, text, type_coerce, update,
 )
 from sqlalchemy.ext.compiler import compiles
@@ -93,7 +93,9 @@ tickets = Table(
 # sweeps (the wide `tickets` row, with its six indexes, it only locks).
 sweeps = Table(
     "ticket_sweeps", Base.metadata,
-    Column("ticket_id", String(24), ForeignKey("tickets.id"), primary_key=True),
+    # the ticket's id (no foreign key: SQLite's migrations rebuild `tickets`, which one would
+    # forbid; the mapping writes both rows of a ticket together)
+    Column("ticket_id", String(24), primary_key=True),
     # the next instant the sweep has work here (a deadline not yet reported as breached, or the
     # 30-day upgrade); None once there is nothing left to find
     Column("sweep_due_at", UTCDateTime),
@@ -164,36 +166,19 @@ units = Table(
     Column("changed_at", UTCDateTime, nullable=False),
 )
 
-class _json_list(FunctionElement):
-    """One JSON array of the group's values: json_agg on PostgreSQL, json_group_array on SQLite."""
-    type = JSON()
-    inherit_cache = True
+def _json_function(name, doc, **per_dialect):
+    """A SQL function returning JSON, named as each dialect names it."""
+    function = type(name, (FunctionElement,), {"type": JSON(), "inherit_cache": True, "__doc__": doc})
+    for dialect, sql_name in per_dialect.items():
+        compiles(function, dialect)(lambda element, compiler, sql_name=sql_name, **kw:
+                                    f"{sql_name}({compiler.process(element.clauses, **kw)})")
+    return function
 
 
-class _json_row(FunctionElement):
-    """A JSON array of the values given: json_build_array on PostgreSQL, json_array on SQLite."""
-    type = JSON()
-    inherit_cache = True
-
-
-@compiles(_json_list, "postgresql")
-def _json_list_pg(element, compiler, **kw):
-    return f"json_agg({compiler.process(element.clauses, **kw)})"
-
-
-@compiles(_json_list, "sqlite")
-def _json_list_sqlite(element, compiler, **kw):
-    return f"json_group_array({compiler.process(element.clauses, **kw)})"
-
-
-@compiles(_json_row, "postgresql")
-def _json_row_pg(element, compiler, **kw):
-    return f"json_build_array({compiler.process(element.clauses, **kw)})"
-
-
-@compiles(_json_row, "sqlite")
-def _json_row_sqlite(element, compiler, **kw):
-    return f"json_array({compiler.process(element.clauses, **kw)})"
+_json_list = _json_function("_json_list", "One JSON array of the group's values.",
+                            postgresql="json_agg", sqlite="json_group_array")
+_json_row = _json_function("_json_row", "A JSON array of the values given.",
+                           postgresql="json_build_array", sqlite="json_array")
 
 
 def _instant(value):
@@ -231,7 +216,7 @@ def _listed(table, at_column, entry):
 BREACHES_LISTED = _listed(breaches, "detected_at", "breach")
 WARNINGS_LISTED = _listed(warnings, "warned_at", "warning")
 
-Base.registry.map_imperatively(Ticket, tickets.join(sweeps), properties={
+Base.registry.map_imperatively(Ticket, tickets.join(sweeps, sweeps.c.ticket_id == tickets.c.id), properties={
     "id": [tickets.c.id, sweeps.c.ticket_id],
     "breaches": column_property(BREACHES_LISTED, expire_on_flush=False),
     "warnings": column_property(WARNINGS_LISTED, expire_on_flush=False),

@@ -49,7 +49,6 @@ def upgrade() -> None:
     sa.Column('upgrade_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('sweep_claim', sa.String(length=32), nullable=True),
     sa.Column('sweep_claimed_at', sa.DateTime(timezone=True), nullable=True),
-    sa.ForeignKeyConstraint(['ticket_id'], ['tickets.id'], name=op.f('fk_ticket_sweeps_ticket_id_tickets')),
     sa.PrimaryKeyConstraint('ticket_id', name=op.f('pk_ticket_sweeps'))
     )
     op.execute("INSERT INTO ticket_sweeps (ticket_id, sweep_due_at, upgrade_at, sweep_claim, sweep_claimed_at)"
