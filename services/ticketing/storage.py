@@ -466,13 +466,15 @@ def _recorded(table, t, o):
 
 
 # The open deadlines of ticket row `t` (an alias in the enclosing statement), with their
-# instant to warn at.
+# instant to warn at. The policy (its JSON text, all of it parsed for each key read) is read
+# once per ticket, not once per deadline: that was a fifth of each statement's time.
 _DEADLINES_OF_T = """
     SELECT d.key AS deadline, CAST(d.value AS timestamptz) AS due_at,
            CAST(d.value AS timestamptz) - make_interval(mins => CASE WHEN d.key = 'dispatch'
-               THEN coalesce(CAST(t.policy ->> 'warn_dispatch_minutes' AS integer), :warn_dispatch_minutes)
-               ELSE coalesce(CAST(t.policy ->> 'warn_minutes' AS integer), :warn_minutes) END) AS warn_at
-    FROM json_each_text(t.deadlines) AS d
+               THEN coalesce(p.warn_dispatch_minutes, :warn_dispatch_minutes)
+               ELSE coalesce(p.warn_minutes, :warn_minutes) END) AS warn_at
+    FROM json_to_record(t.policy) AS p(warn_minutes integer, warn_dispatch_minutes integer),
+         json_each_text(t.deadlines) AS d
     WHERE t.status <> ALL(:dropped) AND json_extract_path_text(t.deadlines_met, d.key) IS NULL"""
 
 
