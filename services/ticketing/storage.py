@@ -467,15 +467,19 @@ def _recorded(table, t, o):
 
 # The open deadlines of ticket row `t` (an alias in the enclosing statement), with their
 # instant to warn at. The policy (its JSON text, all of it parsed for each key read) is read
-# once per ticket, not once per deadline: that was a fifth of each statement's time.
-_DEADLINES_OF_T = """
-    SELECT d.key AS deadline, CAST(d.value AS timestamptz) AS due_at,
+# once per ticket, not once per deadline: that was a fifth of each statement's time; and only
+# by the statements that warn (`_DEADLINES_OF_T`), not by the breaches' (`_DUE_OF_T`).
+_OPEN_OF_T = """
+    SELECT d.key AS deadline, CAST(d.value AS timestamptz) AS due_at{warn_at}
+    FROM {policy}json_each_text(t.deadlines) AS d
+    WHERE t.status <> ALL(:dropped) AND json_extract_path_text(t.deadlines_met, d.key) IS NULL"""
+_DEADLINES_OF_T = _OPEN_OF_T.format(
+    warn_at=""",
            CAST(d.value AS timestamptz) - make_interval(mins => CASE WHEN d.key = 'dispatch'
                THEN coalesce(p.warn_dispatch_minutes, :warn_dispatch_minutes)
-               ELSE coalesce(p.warn_minutes, :warn_minutes) END) AS warn_at
-    FROM json_to_record(t.policy) AS p(warn_minutes integer, warn_dispatch_minutes integer),
-         json_each_text(t.deadlines) AS d
-    WHERE t.status <> ALL(:dropped) AND json_extract_path_text(t.deadlines_met, d.key) IS NULL"""
+               ELSE coalesce(p.warn_minutes, :warn_minutes) END) AS warn_at""",
+    policy="json_to_record(t.policy) AS p(warn_minutes integer, warn_dispatch_minutes integer), ")
+_DUE_OF_T = _OPEN_OF_T.format(warn_at="", policy="")
 
 
 def _open_deadline_params(ids):
@@ -484,7 +488,7 @@ def _open_deadline_params(ids):
                 warn_dispatch_minutes=defaults.warn_dispatch_minutes)
 
 
-def _first_recorded(table, at_column, where, ids, at):
+def _first_recorded(table, at_column, where, ids, at, deadlines=_DEADLINES_OF_T):
     """INSERT … SELECT of the open deadlines of the locked tickets `ids` matching `where` into
     `table` (breaches or warnings), ON CONFLICT DO NOTHING: a CTE of the (ticket_id, deadline)
     this replica is the first to record (the unique key skips what is recorded already).
@@ -493,11 +497,12 @@ def _first_recorded(table, at_column, where, ids, at):
     return text(
         f"INSERT INTO {table.name} (ticket_id, deadline, due_at, {at_column})"
         f" SELECT t.id, o.deadline, o.due_at, CAST(:as_of AS timestamptz)"
-        f" FROM tickets AS t, LATERAL ({_DEADLINES_OF_T}) AS o WHERE t.id = ANY(:ids) AND {where}"
+        f" FROM tickets AS t, LATERAL ({deadlines}) AS o WHERE t.id = ANY(:ids) AND {where}"
         f" ON CONFLICT DO NOTHING RETURNING ticket_id, deadline").bindparams(
         bindparam("as_of", value=at, type_=UTCDateTime()),
         bindparam("ids", type_=ARRAY(String)), bindparam("dropped", type_=ARRAY(String)),
-        **_open_deadline_params(ids)).columns(
+        **{name: value for name, value in _open_deadline_params(ids).items()
+           if f":{name}" in deadlines or name == "ids"}).columns(
         column("ticket_id", String), column("deadline", String)).cte(f"first_{table.name}")
 
 
@@ -505,7 +510,7 @@ def first_breach_payloads(ids, as_of):
     """(site, data, sort, shape) of the ticketing.sla_breached of every deadline of the locked
     tickets `ids` past due at `as_of` and not yet reported, recorded in `breaches` by the same
     statement (only those this replica records first), for `UnitOfWork.add_events_selected`."""
-    first = _first_recorded(breaches, "detected_at", "o.due_at <= :as_of", ids, as_of)
+    first = _first_recorded(breaches, "detected_at", "o.due_at <= :as_of", ids, as_of, _DUE_OF_T)
     return _alert_payloads(first, _breach_fields(as_of))
 
 
