@@ -76,8 +76,9 @@ def seed(url, rows):
     engine = make_engine(url)
     with engine.begin() as conn:
         for start in range(0, len(rows), INSERT_CHUNK):
-            conn.execute(storage.insert(storage.tickets), rows[start:start + INSERT_CHUNK])
+            storage.insert_rows(conn, rows[start:start + INSERT_CHUNK])
         conn.exec_driver_sql("ANALYZE tickets")
+        conn.exec_driver_sql("ANALYZE ticket_sweeps")
     engine.dispose()
 
 

@@ -233,9 +233,10 @@ class TicketingService(entrypoints.ServiceBase):
 
     def _sweep_in_database(self, as_of, batch, found):
         """PostgreSQL: one batch of due tickets, locked for one transaction, swept by the
-        database — the warnings, then the breaches, each recorded and their events written by
-        ONE INSERT … SELECT (the unique keys decide what this replica reports; the contract
-        checked once per shape), the tickets' lists and next instants by ONE UPDATE; no row
+        database — the batch locked and its next instants written by ONE statement, which also
+        says what each ticket has due; then the warnings, then the breaches, each recorded and
+        their events written by ONE INSERT … SELECT over the tickets that have some (the unique
+        keys decide what this replica reports; the contract checked once per shape); no row
         through Python. A ticket due for its 30-day upgrade goes through the whole Ticket.
         False once nothing is due."""
         session = self.uow.session
@@ -244,17 +245,18 @@ class TicketingService(entrypoints.ServiceBase):
             if not locked:
                 session.rollback()
                 return False
-            upgrading = [ticket_id for ticket_id, upgrade_due in locked if upgrade_due]
-            plain = [ticket_id for ticket_id, upgrade_due in locked if not upgrade_due]
-            if plain:
-                # a warning goes out before any breach of the same sweep
+            upgrading = [row.ticket_id for row in locked if row.upgrade_due]
+            warning = [row.ticket_id for row in locked if row.warning_due and not row.upgrade_due]
+            breach = [row.ticket_id for row in locked if row.breach_due and not row.upgrade_due]
+            # a warning goes out before any breach of the same sweep
+            if warning:
                 found["warnings"] += self.uow.add_events_selected(
-                    "ticketing.sla_warning", storage.first_warning_payloads(plain, as_of),
+                    "ticketing.sla_warning", storage.first_warning_payloads(warning, as_of),
                     occurred_at=as_of)
+            if breach:
                 found["breaches"] += self.uow.add_events_selected(
-                    "ticketing.sla_breached", storage.first_breach_payloads(plain, as_of),
+                    "ticketing.sla_breached", storage.first_breach_payloads(breach, as_of),
                     occurred_at=as_of)
-                storage.save_swept_in_database(session, plain)
             if upgrading:
                 self._sweep_whole(storage.claimed_tickets(session, upgrading), as_of, found)
                 session.flush()
@@ -268,9 +270,9 @@ class TicketingService(entrypoints.ServiceBase):
     def _sweep_claimed(self, ids, as_of, found):
         """SQLite: one claimed batch in one transaction: the columns the rules read, every
         breach and warning of the batch inserted in one statement each (the unique keys decide
-        which this replica reports), their events in one write per event, the tickets updated
-        and released in one more. A ticket due for its 30-day upgrade, which changes severity
-        and history, goes through the whole Ticket."""
+        which this replica reports), their events in one write per event, the tickets' next
+        instants written and their claims released in one more. A ticket due for its 30-day
+        upgrade, which changes severity and history, goes through the whole Ticket."""
         session = self.uow.session
         try:
             rows = storage.claimed_rows(session, ids)
@@ -279,23 +281,18 @@ class TicketingService(entrypoints.ServiceBase):
             rows = [row for row in rows if row.id not in set(upgrading)]
             due = {row.id: domain.alerts_due(row, as_of) for row in rows}
             first_breaches, first_warnings = self._record_first(due, as_of)
-            earlier = self._reported_elsewhere(due, first_breaches, first_warnings)
-            breached, warned, changes = [], [], []
+            breached, warned, changes = [], [], {}
             for row in rows:
                 breach, warn = due[row.id]
-                new_breaches = row.breaches + [
-                    domain.breach_entry(name, at, earlier.get(("b", row.id, name, at), as_of))
-                    for name, at in breach]
-                new_warnings = (row.warnings or []) + [
-                    domain.warning_entry(name, at, earlier.get(("w", row.id, name, at), as_of))
-                    for name, at in warn]
                 breached += [(domain.breach_event(row, name, at, as_of), row.site)
                              for name, at in breach if (row.id, name, at) in first_breaches]
                 warned += [(domain.warning_event(row, name, at, as_of), row.site)
                            for name, at in warn if (row.id, name, at) in first_warnings]
-                changes.append({"ticket_id": row.id, "new_breaches": new_breaches,
-                                "new_warnings": new_warnings, "next_sweep_at": domain.next_sweep_at(
-                                    row, new_breaches, new_warnings, upgrades[row.id])})
+                # all of them are recorded now (by this replica or one before it)
+                changes[row.id] = domain.next_sweep_at(
+                    row, row.breaches + [domain.breach_entry(name, at, as_of) for name, at in breach],
+                    row.warnings + [domain.warning_entry(name, at, as_of) for name, at in warn],
+                    upgrades[row.id])
             # a warning goes out before any breach of the same sweep
             self.uow.add_events("ticketing.sla_warning", warned, occurred_at=as_of)
             self.uow.add_events("ticketing.sla_breached", breached, occurred_at=as_of)
@@ -342,18 +339,6 @@ class TicketingService(entrypoints.ServiceBase):
                     (tid, name, at) for tid, (breach, _) in due.items() for name, at in breach], as_of),
                 storage.record_warnings_once(session, [
                     (tid, name, at) for tid, (_, warn) in due.items() for name, at in warn], as_of))
-
-    def _reported_elsewhere(self, due, first_breaches, first_warnings):
-        """When another replica recorded some of what this one found (a lease that ran out),
-        the instants it recorded, so that the ticket shows them and nothing is found again."""
-        late = {tid for tid, (breach, warn) in due.items()
-                if any((tid, n, at) not in first_breaches for n, at in breach)
-                or any((tid, n, at) not in first_warnings for n, at in warn)}
-        if not late:
-            return {}
-        session = self.uow.session
-        return {**{("b", *key): at for key, at in storage.recorded(session, storage.breaches, late).items()},
-                **{("w", *key): at for key, at in storage.recorded(session, storage.warnings, late).items()}}
 
     # -- front-desk views ----------------------------------------------------------------
 
