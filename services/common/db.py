@@ -33,6 +33,7 @@ from nameko.constants import AMQP_URI_CONFIG_KEY
 from nameko.events import get_event_exchange
 from nameko.extensions import DependencyProvider
 from prometheus_client import Counter, Gauge
+from psycopg.pq import TransactionStatus
 from sqlalchemy import (
     JSON, Column, DateTime, Index, Integer, MetaData, String, Table, Text, bindparam, cast,
     create_engine, delete, event, func, insert, inspect as sa_inspect, literal, or_, select,
@@ -204,21 +205,25 @@ class UnitOfWork:
         self._answering = None   # the key of the command whose commit `once` does
         self._deferred = False   # and whether that command asked for one
         self.session = Session(provider.engine, expire_on_commit=False)
+        self.autocommit = _Autocommit(self.session)
+        self._inserts = []    # (statements, values) of `insert`, written when the unit commits
         self._raised = False
         self._breaches = []   # (site, kind, deadline, how many), counted once they commit
 
     def insert(self, obj):
-        """Write the new mapped object `obj` by one INSERT of its columns into each table it is
-        mapped onto (a ticket: `tickets` and its narrow `ticket_sweeps` row), instead of
-        `session.add` and the ORM's flush, which were a third of the Python of opening a repair
-        (its unit-of-work bookkeeping for a lone row). On PostgreSQL the tables' INSERTs are one
-        statement (the first ones as data-modifying CTEs): one round trip. For rows written
-        once, as they are made: `obj` is not in the session, so a change made to it afterwards
-        is not saved."""
-        mapper, connection = sa_inspect(type(obj)), self.session.connection()
+        """Write the new mapped object `obj` when this unit commits, by one INSERT of its columns
+        into each table it is mapped onto (a ticket: `tickets` and its narrow `ticket_sweeps`
+        row), instead of `session.add` and the ORM's flush, which were a third of the Python of
+        opening a repair (its unit-of-work bookkeeping for a lone row). On PostgreSQL the
+        tables' INSERTs are one statement (the first ones as data-modifying CTEs), and when that
+        statement is all the unit writes it runs on its own, without BEGIN and COMMIT (see
+        `commit`). For rows written once, as they are made: `obj` is not in the session, so a
+        change made to it afterwards is not saved, and a statement of the unit run before the
+        commit does not see it."""
+        mapper = sa_inspect(type(obj))
         values = {name: getattr(obj, key) for name, key in _insertable(mapper)[1]}
-        for statement in _inserting(mapper, connection.dialect.name == "postgresql"):
-            connection.execute(statement, values)
+        postgresql = self.session.get_bind().dialect.name == "postgresql"
+        self._inserts.append((_inserting(mapper, postgresql), values))
 
     def add_event(self, event, data, *, site=None, occurred_at=None):
         """Record `event` (e.g. 'ticketing.callback_due') to publish once this unit commits."""
@@ -383,7 +388,13 @@ class UnitOfWork:
     def commit(self):
         """Commit, and wake the relay if this unit wrote events: waking it for every commit
         (most write none, e.g. opening a repair) cost a quarter of a service's time in empty
-        claims. Inside `once`, only flush: its one commit comes with the recorded answer."""
+        claims. Inside `once`, only flush: its one commit comes with the recorded answer.
+
+        The objects of `insert` are written first. When they are one statement and the unit has
+        written nothing else (no transaction begun: its reads ran on `autocommit`, no ORM
+        change pending), that statement runs on its own: one round trip where BEGIN, INSERT and
+        COMMIT were three, and as atomic, a single statement being a transaction of its own."""
+        self._write_inserts()
         if self._answering is not None:
             self.session.flush()
             self._deferred = True
@@ -397,10 +408,47 @@ class UnitOfWork:
             service = self._provider.service
             breaches_counter(service).labels(service, site or "", kind, deadline).inc(count)
 
+    def _write_inserts(self):
+        inserts, self._inserts = self._inserts, []
+        if (len(inserts) == 1 and len(inserts[0][0]) == 1 and self._answering is None
+                and not (self.session.new or self.session.dirty or self.session.deleted)):
+            self.autocommit.execute(inserts[0][0][0], inserts[0][1])
+            return
+        for statements, values in inserts:
+            for statement in statements:
+                self.session.connection().execute(statement, values)
+
     def close(self, failed):
         if failed:
             self.session.rollback()
         self.session.close()
+
+
+class _Autocommit:
+    """`uow.autocommit.execute(statement, params)`: a statement run on its own and committed at
+    once, outside the unit's transaction, while the unit has begun none (PostgreSQL): no BEGIN
+    and no COMMIT, two round trips fewer. For a read whose snapshot need not be the one the
+    unit's writes see (the unit's copy and the site's limits before a ticket opens), or a write
+    that must not wait for the unit's end (a ticket's number: its row lock is held for that one
+    statement, not across the rest of the opening; a unit that fails after it leaves the number
+    unused). Once the unit has begun a transaction (it wrote), and on SQLite, the statement runs
+    in the unit's transaction like any other. It takes what `Session.execute` takes, so a
+    storage function may be given either."""
+
+    def __init__(self, session):
+        self._session = session
+
+    def execute(self, statement, params=None):
+        connection = self._session.connection()
+        raw = connection.connection.driver_connection if connection.dialect.name == "postgresql" else None
+        if raw is None or raw.info.transaction_status != TransactionStatus.IDLE:
+            return connection.execute(statement, params)
+        raw.autocommit = True
+        try:
+            return connection.execute(statement, params)
+        finally:
+            if raw.info.transaction_status == TransactionStatus.IDLE:   # else broken: the pool discards it
+                raw.autocommit = False
 
 
 @functools.cache

@@ -228,8 +228,7 @@ class Ticket(CaseFile):
 
     @classmethod
     def _open(cls, kind, *, now, received_at, policy, by_role, **values):
-        if received_at > now:
-            raise ValueError("received_at is in the future")
+        check_received_at(received_at, now)
         ticket = cls(kind=kind, received_at=received_at, created_at=now, policy=asdict(policy),
                      late_entry=now - received_at > timedelta(hours=policy.late_entry_hours),
                      **values)
@@ -722,6 +721,12 @@ def warning_event(t, deadline, due_at, warned_at):
 
 # The per-site number series of each kind (a complaint's code carries no letter of its own).
 SERIES = {"repair": "R", "complaint": "C", "inquiry": "Q", "suggestion": "S"}
+
+
+def check_received_at(received_at, now):
+    """A ticket cannot have been received after it is entered (ValueError)."""
+    if received_at > now:
+        raise ValueError("received_at is in the future")
 
 
 def repair_code(site, serial):

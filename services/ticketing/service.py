@@ -60,10 +60,9 @@ class TicketingService(entrypoints.ServiceBase):
         identity.require_site(data["site"])
         now = self.clock()
         site, kind = data["site"], data["kind"]
-        session = self.uow.session
-        known, limits = storage.opening(session, site, data["unit"])
+        alone = self.uow.autocommit    # PostgreSQL: each statement its own, no BEGIN/COMMIT
+        known, limits = storage.opening(alone, site, data["unit"])
         place = self._place(site, data["unit"], known)
-        serial = storage.next_serial(session, site, domain.SERIES[kind])
         common = dict(
             id=new_id(), site=site, timezone=place["timezone"], channel=data["channel"],
             description=data["description"], received_at=data["received_at"] or now, now=now,
@@ -71,6 +70,8 @@ class TicketingService(entrypoints.ServiceBase):
             by_role=identity.role, policy=domain.SlaPolicy.from_dict(limits), unit=data["unit"],
             reporter=self._reporter(data, place, identity))
         try:
+            domain.check_received_at(common["received_at"], now)   # refused: no number taken
+            serial = storage.next_serial(alone, site, domain.SERIES[kind])
             if kind == "repair":
                 ticket = Ticket.open_repair(
                     code=domain.repair_code(site, serial), **common,
@@ -90,7 +91,7 @@ class TicketingService(entrypoints.ServiceBase):
         except ValueError as exc:
             raise ValidationFailed.from_messages({"received_at": [str(exc)]}) from exc
         if ticket.kind == "repair" and ticket.priority == "urgent":
-            ticket.page_on_call(storage.on_call_at(session, site, ticket.received_at), now)
+            ticket.page_on_call(storage.on_call_at(alone, site, ticket.received_at), now)
         self.uow.insert(ticket)
         self._publish(ticket)
         self.uow.commit()

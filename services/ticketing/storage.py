@@ -249,13 +249,18 @@ def _refreshed(ticket, _context, attrs):
 
 
 # Opening a ticket reads the unit's copy and the site's limits in one statement, then (after
-# registry was asked, if the copy could not answer) takes the next number of the kind's series.
-# The statements are written out once, not built per call: building them and their cache keys
-# cost as much as running them. The number is one upsert, so concurrent creators (threads or
-# replicas) each get their own and none repeats; its row lock is held to the commit, and a
-# rollback gives the number back. It is taken last, so that the lock is never held across an
-# RPC: on SQLite a writer waiting for that lock blocks the whole process (its busy wait is not
-# green), the RPC's reply with it.
+# registry was asked, if the copy could not answer, and once the ticket is known to be
+# acceptable) takes the next number of the kind's series. The statements are written out once,
+# not built per call: building them and their cache keys cost as much as running them. The
+# number is one upsert, so concurrent creators (threads or replicas) each get their own and
+# none repeats. On PostgreSQL the service runs both on their own (`uow.autocommit`): no BEGIN
+# or COMMIT round trips, and the number's row lock is held for its one statement, so the
+# openings of a busy site do not queue behind each other's INSERT and COMMIT; a number is
+# then used up even if its ticket is not written after all (a crash or a database failure in
+# between: a gap in the series, never a repeat). Run in a transaction (SQLite, and these
+# functions given a session) a rollback gives the number back. It is taken after registry was
+# asked, so that the lock is never held across an RPC: on SQLite a writer waiting for that
+# lock blocks the whole process (its busy wait is not green), the RPC's reply with it.
 _COPY_AND_LIMITS = text("""
     SELECT (SELECT limits FROM sla_policies WHERE site = :site) AS limits,
            units.site, units.timezone, units.owner
