@@ -38,9 +38,9 @@ from nameko.containers import ServiceContainer  # noqa: E402
 from nameko.testing.services import entrypoint_hook  # noqa: E402
 
 from services.common.config import load_config  # noqa: E402
-from services.common.db import make_engine  # noqa: E402
-from services.ticketing import storage  # noqa: E402
-from services.ticketing.domain import SlaPolicy, Ticket  # noqa: E402
+from services.common.db import insert_rows, make_engine, row_of  # noqa: E402
+from services.ticketing.domain import SlaPolicy  # noqa: E402
+from services.ticketing.storage import Ticket  # noqa: E402  (the domain class, mapped)
 from bench.harness import PostgresDatabase, Vhost, free_port, migrated  # noqa: E402
 
 RESULTS_DIR = os.path.join(ROOT, "bench", "results")
@@ -60,7 +60,7 @@ def open_complaints(count, due_share):
         description="bench", received_at=FRIDAY_1600, now=FRIDAY_1600,
         first_contact_owner="agent-bench", by_role="agent", policy=SlaPolicy(),
         severity="B", category="GC")
-    row = storage.ticket_row(template)
+    row = row_of(template)
     rows = []
     for n in range(count):
         received = FRIDAY_1600 - timedelta(hours=2) if n < early else FRIDAY_1600
@@ -76,7 +76,7 @@ def seed(url, rows):
     engine = make_engine(url)
     with engine.begin() as conn:
         for start in range(0, len(rows), INSERT_CHUNK):
-            storage.insert_rows(conn, rows[start:start + INSERT_CHUNK])
+            insert_rows(conn, Ticket, rows[start:start + INSERT_CHUNK])
         conn.exec_driver_sql("ANALYZE tickets")
         conn.exec_driver_sql("ANALYZE ticket_sweeps")
     engine.dispose()

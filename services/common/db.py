@@ -477,6 +477,23 @@ def _inserting(mapper, postgresql):
     return statements
 
 
+def row_of(obj):
+    """The new mapped object `obj` as a row for `insert_rows`: {attribute: value} of every
+    column it is mapped onto."""
+    return {key: getattr(obj, key) for _, key in _insertable(sa_inspect(type(obj)))[1]}
+
+
+def insert_rows(connection, cls, rows):
+    """Write many new objects of the mapped class `cls`, given as `row_of` rows (changed at
+    will: bulk loads, the benches): one executemany per table `cls` is mapped onto, of the
+    statements `UnitOfWork.insert` is made of."""
+    statements, parameters = _insertable(sa_inspect(cls))
+    if rows:
+        values = [{name: row[key] for name, key in parameters} for row in rows]
+        for statement in statements:
+            connection.execute(statement, values)
+
+
 def sql_events(session):
     """Whether `UnitOfWork.add_events_selected` can build events in this database (PostgreSQL's
     JSON functions); elsewhere a bulk change builds them in Python (`add_events`)."""

@@ -28,7 +28,9 @@ from sqlalchemy.dialects.postgresql import ARRAY, insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from services.common.clock import as_utc
-from services.common.db import UTCDateTime, declarative_base, insert_once, locking
+from services.common.db import (
+    UTCDateTime, declarative_base, insert_once, insert_rows, locking, row_of,
+)
 from services.ticketing.domain import (
     DROPPED_STATUSES, ESCALATION, OPEN_STATUSES, SWEPT_LIMITS, SlaPolicy, Ticket, breach_entry,
     warning_entry,
@@ -487,9 +489,11 @@ _DEADLINES_OF_T = _OPEN_OF_T.format(
 _DUE_OF_T = _OPEN_OF_T.format(warn_at="", policy="")
 
 
-def _open_deadline_params(ids):
+def _open_deadline_params():
+    """The values the open-deadline SQL above takes besides the tickets: the statuses in which
+    a deadline is dropped, and the default lead times of a policy that sets none."""
     defaults = SlaPolicy()
-    return dict(ids=list(ids), dropped=list(DROPPED_STATUSES), warn_minutes=defaults.warn_minutes,
+    return dict(dropped=list(DROPPED_STATUSES), warn_minutes=defaults.warn_minutes,
                 warn_dispatch_minutes=defaults.warn_dispatch_minutes)
 
 
@@ -506,8 +510,8 @@ def _first_recorded(table, at_column, where, ids, at, deadlines=_DEADLINES_OF_T)
         f" ON CONFLICT DO NOTHING RETURNING ticket_id, deadline").bindparams(
         bindparam("as_of", value=at, type_=UTCDateTime()),
         bindparam("ids", type_=ARRAY(String)), bindparam("dropped", type_=ARRAY(String)),
-        **{name: value for name, value in _open_deadline_params(ids).items()
-           if f":{name}" in deadlines or name == "ids"}).columns(
+        ids=list(ids), **{name: value for name, value in _open_deadline_params().items()
+                          if f":{name}" in deadlines}).columns(
         column("ticket_id", String), column("deadline", String)).cte(f"first_{table.name}")
 
 
@@ -573,9 +577,7 @@ def lock_due(session, as_of, batch):
     # The planner prices each JSON function at 100 rows, so the batch's statements look dear
     # enough to be JIT-compiled: 0.3 s of compiling for 30 ms of work, per statement.
     session.execute(text("SET LOCAL jit = off"))
-    params = _open_deadline_params(())
-    del params["ids"]
-    return session.execute(_LOCK_DUE, {**params, "as_of": as_of, "batch": batch}).all()
+    return session.execute(_LOCK_DUE, {**_open_deadline_params(), "as_of": as_of, "batch": batch}).all()
 
 
 def on_call_at(session, site, instant):
@@ -594,29 +596,10 @@ def roster(site, since):
     return select(on_call).where(on_call.c.site == site, on_call.c.until > since)
 
 
-
-_SWEEP_COLUMNS = ("sweep_due_at", "upgrade_at")
-
-
-def ticket_row(ticket):
-    """A domain Ticket as a row for `insert_rows`: the columns of `tickets` and the sweep's
-    instants (bulk loads: migrations from another system, the sweep bench and tests)."""
-    return {key: getattr(ticket, key, None)
-            for key in [column.key for column in tickets.columns] + list(_SWEEP_COLUMNS)}
-
-
-def insert_rows(connection, rows):
-    """Insert tickets given as `ticket_row`s: two executemanys, `tickets` and `ticket_sweeps`."""
-    if rows:
-        connection.execute(insert(tickets), [{k: v for k, v in row.items() if k not in _SWEEP_COLUMNS}
-                                             for row in rows])
-        connection.execute(insert(sweeps), [{"ticket_id": row["id"], **{k: row[k] for k in _SWEEP_COLUMNS}}
-                                            for row in rows])
-
-
 def bulk_insert(connection, ticket_list):
-    """Insert many tickets, with the breaches and warnings they list."""
-    insert_rows(connection, [ticket_row(t) for t in ticket_list])
+    """Insert many tickets, with the breaches and warnings they list (bulk loads: migrations
+    from another system, tests)."""
+    insert_rows(connection, Ticket, [row_of(t) for t in ticket_list])
     for table, at, listed in ((breaches, "detected_at", "breaches"), (warnings, "warned_at", "warnings")):
         rows = [{"ticket_id": t.id, "deadline": e["deadline"], "due_at": datetime.fromisoformat(e["due_at"]),
                  at: datetime.fromisoformat(e[at])} for t in ticket_list for e in getattr(t, listed) or ()]
