@@ -571,34 +571,59 @@ def repair_payload(unit, description):
 
 
 @contextmanager
-def notifications_workers(engine, default_now):
-    """`make(settings=None, now=default_now, identity=None, delivery=None)`: a fresh
-    notifications worker per call on `engine`, as Nameko makes one per message or RPC, with no
-    broker; every unit of work closed after. Nameko is imported only here."""
+def service_workers(service_cls, base, engine, default_now, **dependencies):
+    """`make(now=default_now, identity=None, **more)`: a fresh worker of `service_cls` per call
+    on `engine`, as Nameko makes one per message or RPC, with no broker: its real unit of work
+    (`base`'s outbox, never relayed), the caller `identity`, the clock at `now`, and
+    `dependencies` (updated by `more`; Nameko's `worker_factory` mocks any other). Every unit
+    of work is closed after, or when `make.done(worker)` says the worker has ended. Nameko is
+    imported only here."""
     from nameko.testing.services import worker_factory
     from services.common.auth import IDENTITY_KEY, CallContext
     from services.common.db import UnitOfWork
+
+    tables = base.metadata.tables
+    database = SimpleNamespace(engine=engine, outbox=tables["outbox"],
+                               processed=tables["processed_events"],
+                               answers=tables["idempotent_commands"],
+                               relay=SimpleNamespace(kick=lambda: None),
+                               service=service_cls.name)
+    units = {}
+
+    def make(now=default_now, identity=None, **more):
+        worker_ctx = SimpleNamespace(data={IDENTITY_KEY: identity} if identity else {},
+                                     entrypoint=None)
+        unit = UnitOfWork(database, worker_ctx)
+        worker = worker_factory(service_cls, uow=unit, caller=CallContext(worker_ctx),
+                                clock=lambda: now, **{**dependencies, **more})
+        units[id(worker)] = unit
+        return worker
+
+    def done(worker):
+        """Close `worker`'s unit of work now (as Nameko does when a worker ends), not at the end."""
+        units.pop(id(worker)).close(failed=False)
+
+    make.done = done
+    try:
+        yield make
+    finally:
+        for unit in units.values():
+            unit.close(failed=False)
+
+
+@contextmanager
+def notifications_workers(engine, default_now):
+    """`make(settings=None, now=default_now, identity=None, delivery=None)`: a notifications
+    worker (`service_workers`) whose delivery is built from `settings`."""
     from services.notifications.providers import delivery_from
     from services.notifications.service import NotificationsService
     from services.notifications.storage import Base
 
-    tables = Base.metadata.tables
-    database = SimpleNamespace(engine=engine, outbox=tables["outbox"],
-                               processed=tables["processed_events"],
-                               relay=SimpleNamespace(kick=lambda: None))
-    units = []
-
-    def make(settings=None, now=default_now, identity=None, delivery=None):
-        worker_ctx = SimpleNamespace(data={IDENTITY_KEY: identity} if identity else {})
-        units.append(UnitOfWork(database, worker_ctx))
-        return worker_factory(NotificationsService, uow=units[-1], caller=CallContext(worker_ctx),
-                              clock=lambda: now, delivery=delivery or delivery_from(settings or {}))
-
-    try:
+    with service_workers(NotificationsService, Base, engine, default_now) as workers:
+        def make(settings=None, now=default_now, identity=None, delivery=None):
+            return workers(now=now, identity=identity,
+                           delivery=delivery or delivery_from(settings or {}))
         yield make
-    finally:
-        for unit in units:
-            unit.close(failed=False)
 
 
 def write_results(name, text):
