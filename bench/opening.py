@@ -100,9 +100,9 @@ def measure(url, calls, rounds):
                 return ended(worker, call)
             return step
 
-        def ticket(i):
+        def ticket(i, mark="B"):
             return domain.Ticket.open_repair(
-                id=new_id(), code=f"001-R-B{i:08d}", site="001", timezone="Asia/Shanghai",
+                id=new_id(), code=f"001-R-{mark}{i:08d}", site="001", timezone="Asia/Shanghai",
                 channel="phone", description="bench", received_at=now, now=now,
                 first_contact_owner="agent-bench", by_role="agent", policy=domain.SlaPolicy(),
                 unit=UNIT, reporter=OWNER)
@@ -122,6 +122,17 @@ def measure(url, calls, rounds):
             lambda uow: storage.next_serial(uow.autocommit, "001", "B")), calls, rounds)
         parts["building the repair (domain)"] = _timed(lambda i: lambda: ticket(i), calls, rounds)
         parts["the ticket's INSERT"] = _timed(written, calls, rounds)
+
+        def statements(i):
+            worker, made = make(identity=AGENT), ticket(i, mark="T")
+
+            def call():
+                storage.opening(worker.uow.autocommit, "001", UNIT)
+                storage.next_serial(worker.uow.autocommit, "001", "B")
+                worker.uow.insert(made)
+                worker.uow.commit()
+            return ended(worker, call)
+        parts["those three statements in one unit"] = _timed(statements, calls, rounds)
     engine.dispose()
     return parts
 
