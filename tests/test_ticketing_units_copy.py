@@ -1,5 +1,7 @@
 """Ticketing's copy of registry's units on SQLite and PostgreSQL: the migration builds it, and
-an owner change that arrives before an older one is not undone by it."""
+an owner change that arrives before an older one is not undone by it. And what opening a ticket
+does with it: the reads and the number on their own (`uow.autocommit`), the ticket written by
+one INSERT at the commit, with its events in one transaction."""
 from datetime import datetime, timedelta, timezone
 
 import eventlet
