@@ -18,7 +18,6 @@ import argparse  # noqa: E402
 import os  # noqa: E402
 import resource  # noqa: E402
 import statistics  # noqa: E402
-import subprocess  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
@@ -34,6 +33,7 @@ from services.common.auth import Identity  # noqa: E402
 from services.common.db import make_engine, new_id  # noqa: E402
 from services.ticketing import domain, storage  # noqa: E402
 from services.ticketing.service import TicketingService  # noqa: E402
+from bench.__main__ import git_commit  # noqa: E402
 from bench.harness import (  # noqa: E402
     PostgresDatabase, migrated, repair_payload, service_workers, sqlite_url, write_results,
 )
@@ -137,14 +137,6 @@ def measure(url, calls, rounds):
     return parts
 
 
-def _commit():
-    try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, check=True,
-                              capture_output=True, text=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--db", choices=("postgres", "sqlite", "both"), default="both")
@@ -152,7 +144,7 @@ def main(argv=None):
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args(argv)
     lines = ["# Opening a repair inside ticketing (no broker, no gateway)", "",
-             f"{datetime.now(timezone.utc).isoformat(timespec='seconds')} · commit {_commit()} · "
+             f"{datetime.now(timezone.utc).isoformat(timespec='seconds')} · commit {git_commit()} · "
              f"{args.rounds} rounds of {args.calls} calls per row, µs per call, "
              f"best round / median round · load {os.getloadavg()[0]:.2f}", "",
              "| database | part | CPU best | CPU median | wall best | wall median |",

@@ -59,15 +59,19 @@ def test_opening_a_ticket_reads_the_copy_and_the_policy_then_the_next_number_a_r
         engine.dispose()
 
 
+def _ticketing(bound_database, db_url):
+    return bound_database("ticketing", storage.Base, {
+        "AMQP_URI": "pyamqp://guest:guest@127.0.0.1:5672/unused",
+        "DB_URIS": {"ticketing": migrated("ticketing", db_url)}})
+
+
 def test_a_repair_written_by_one_insert_reads_back_as_the_ticket_that_was_opened(db_url, bound_database):
     """Opening a ticket writes it by one INSERT of its columns (`uow.insert`, not the ORM's
     flush): read back, an urgent repair received Monday 09:00 at the site is the same ticket,
     deadlines, history, reporter, appointment and instants included, on both databases."""
     from sqlalchemy import select
     from services.ticketing.domain import SlaPolicy, Ticket
-    url = migrated("ticketing", db_url)
-    database = bound_database("ticketing", storage.Base, {
-        "AMQP_URI": "pyamqp://guest:guest@127.0.0.1:5672/unused", "DB_URIS": {"ticketing": url}})
+    database = _ticketing(bound_database, db_url)
     monday_9 = datetime(2026, 11, 23, 1, 0, tzinfo=timezone.utc)   # 09:00 in Asia/Shanghai
     opened = Ticket.open_repair(
         id="t-1", code="001-R-00001", site="001", timezone="Asia/Shanghai", channel="phone",
@@ -92,12 +96,6 @@ def _repair(code, received_at=datetime(2026, 11, 23, 1, 0, tzinfo=timezone.utc),
         description="水管漏水", received_at=received_at, now=received_at,
         first_contact_owner="agent-1", by_role="agent", policy=SlaPolicy(), unit="0010101001",
         reporter=LI, priority=priority)
-
-
-def _ticketing(bound_database, db_url):
-    return bound_database("ticketing", storage.Base, {
-        "AMQP_URI": "pyamqp://guest:guest@127.0.0.1:5672/unused",
-        "DB_URIS": {"ticketing": migrated("ticketing", db_url)}})
 
 
 def _codes(database):
